@@ -1,0 +1,1 @@
+"""Coordinator: runs requests, aggregates tallies securely, computes pooled estimates, reports."""

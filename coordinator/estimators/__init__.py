@@ -1,0 +1,1 @@
+"""Pure estimators: pooled tallies in, estimates out. No I/O."""

@@ -1,0 +1,114 @@
+"""The result contract (DESIGN section 7): what ``results.json`` holds.
+
+Outside checks read the documented keys; extra keys (warnings, follow-up, log-rank, methods)
+are additions, never renames.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteCounts(_Model):
+    requested: int
+    contributed: int
+    refused: dict[str, str] = Field(default_factory=dict, description="site id -> reason")
+    dropped: list[str] = Field(default_factory=list)
+    contributor_ids: list[str] = Field(default_factory=list)
+
+
+class ProportionResult(_Model):
+    count: int
+    n: int
+    estimate: float
+    lower: float
+    upper: float
+    method: str
+    stratum: str = "all"
+
+
+class Landmark(_Model):
+    estimate: float
+    se: float
+    lower: float
+    upper: float
+    at_risk: int = 0
+
+
+class TableRow(_Model):
+    time: int
+    at_risk: int
+    events: int
+    censored: int
+    estimate: float
+    lower: float
+    upper: float
+    se: float = 0.0
+
+
+class MedianResult(_Model):
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    method: str = "Brookmeyer-Crowley"
+
+
+class CurveResult(_Model):
+    """One Kaplan-Meier or cumulative-incidence curve (``estimate`` is S(t) or F_k(t))."""
+
+    n: int
+    events: int
+    median: float | None
+    median_ci: MedianResult | None = None
+    landmarks: dict[str, Landmark]
+    table: list[TableRow]
+    stratum: str = "all"
+    transform: str = "log-log"
+    level: float = 0.95
+
+
+class FollowUpResult(_Model):
+    median_reverse_km: float | None
+    median_reverse_km_ci: MedianResult | None = None
+    survivors: int
+    median_survivors: float | None
+    range_survivors: list[int] | None
+
+
+class LogrankResult(_Model):
+    endpoint: str
+    groups: list[str]
+    statistic: float
+    df: int
+    p_value: float
+    observed: list[float]
+    expected: list[float]
+    stratified_by_site: bool = False
+
+
+class Warning_(_Model):
+    endpoint: str
+    message: str
+
+
+class Results(_Model):
+    spec_sha256: str
+    title: str = ""
+    software_version: str = ""
+    protocol_version: str = ""
+    sites: SiteCounts
+    proportions: dict[str, ProportionResult] = Field(default_factory=dict)
+    survival: dict[str, CurveResult] = Field(default_factory=dict)
+    incidence: dict[str, CurveResult] = Field(default_factory=dict)
+    strata: dict[str, dict[str, CurveResult]] = Field(
+        default_factory=dict, description="endpoint -> stratum level -> curve"
+    )
+    proportions_by_stratum: dict[str, dict[str, ProportionResult]] = Field(default_factory=dict)
+    followup: FollowUpResult | None = None
+    logrank: list[LogrankResult] = Field(default_factory=list)
+    warnings: list[Warning_] = Field(default_factory=list)
+    grid: dict[str, int] = Field(default_factory=dict)

@@ -1,0 +1,142 @@
+"""The analysis spec: what the coordinator asks every site to tally.
+
+A spec is data, never code. Both sides derive the tally layout from it alone
+(:mod:`protocol.layout`), so two parties holding the same spec agree on the meaning of every
+integer of the vector a site sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from protocol.version import PROTOCOL_VERSION
+
+ProportionName = Literal[
+    "remission",
+    "crs_any",
+    "crs_severe",
+    "icans_any",
+    "icans_severe",
+    "agvhd_any",
+    "agvhd_severe",
+    "crs_mof_death",
+]
+SurvivalName = Literal["os", "efs", "os_remission", "efs_remission"]
+IncidenceName = Literal["cir", "nrm"]
+ProportionMethod = Literal["wilson", "wald", "clopper-pearson"]
+SurvivalTransform = Literal["log-log", "log", "plain"]
+
+ALL_PROPORTIONS: tuple[str, ...] = ProportionName.__args__  # type: ignore[attr-defined]
+ALL_SURVIVAL: tuple[str, ...] = SurvivalName.__args__  # type: ignore[attr-defined]
+ALL_INCIDENCE: tuple[str, ...] = IncidenceName.__args__  # type: ignore[attr-defined]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeGrid(_Strict):
+    """Time bins of ``bin_days`` days up to ``horizon_days``.
+
+    A time ``t`` (whole days from infusion) falls in bin ``ceil(min(t, H) / w)``, whose end
+    ``k * w`` is the time reported for that bin. Events at ``t >= H`` are counted as censored
+    in the last bin. With ``w = 1`` every day is its own bin and estimates are exact.
+    """
+
+    bin_days: int = Field(1, ge=1, description="Bin width in days (1 = exact).")
+    horizon_days: int = Field(3650, ge=1, le=36500, description="Administrative horizon.")
+
+    @property
+    def n_bins(self) -> int:
+        """Number of bins: ``ceil(H / w) + 1`` (bin 0 holds day-0 times)."""
+        return math.ceil(self.horizon_days / self.bin_days) + 1
+
+
+class Strata(_Strict):
+    """Split every endpoint by a categorical column whose levels the spec lists.
+
+    Listing the levels keeps the layout derivable from the spec alone; a site whose column
+    holds a value not listed refuses with a clear message.
+    """
+
+    column: str = Field(min_length=1)
+    levels: list[str] = Field(min_length=2)
+
+    @field_validator("levels")
+    @classmethod
+    def _unique_levels(cls, levels: list[str]) -> list[str]:
+        if len(set(levels)) != len(levels):
+            raise ValueError("strata levels must be unique")
+        return levels
+
+
+class CIOptions(_Strict):
+    """Interval methods: proportions (default Wilson) and survival transform (log-log)."""
+
+    proportion_method: ProportionMethod = "wilson"
+    survival_transform: SurvivalTransform = "log-log"
+    level: float = Field(0.95, gt=0.0, lt=1.0)
+
+
+class AnalysisSpec(_Strict):
+    """One federated request. See DESIGN.md sections 4, 5 and 7."""
+
+    protocol_version: str = PROTOCOL_VERSION
+    title: str = "fedsurv analysis"
+    request_id: str | None = Field(
+        None, description="Bound into the spec; a site joins one completed secure sum per id."
+    )
+    proportions: list[ProportionName] = Field(default_factory=list)
+    survival: list[SurvivalName] = Field(default_factory=list)
+    incidence: list[IncidenceName] = Field(default_factory=list)
+    grid: TimeGrid = Field(default_factory=TimeGrid)
+    strata: Strata | None = None
+    landmarks: list[int] = Field(default_factory=list)
+    ci: CIOptions = Field(default_factory=CIOptions)
+    min_sites: int = Field(3, ge=1)
+    site_stratified_logrank: bool = Field(
+        False, description="Also send per-site log-rank terms (needs strata)."
+    )
+
+    @field_validator("proportions", "survival", "incidence")
+    @classmethod
+    def _no_duplicates(cls, names: list[str]) -> list[str]:
+        if len(set(names)) != len(names):
+            raise ValueError("endpoint names must not repeat")
+        return names
+
+    @field_validator("landmarks")
+    @classmethod
+    def _landmarks_positive(cls, days: list[int]) -> list[int]:
+        if any(d <= 0 for d in days):
+            raise ValueError("landmarks are whole days > 0")
+        return sorted(set(days))
+
+    @model_validator(mode="after")
+    def _check(self) -> AnalysisSpec:
+        if not (self.proportions or self.survival or self.incidence):
+            raise ValueError("the spec asks for nothing: list proportions, survival or incidence")
+        if self.site_stratified_logrank and self.strata is None:
+            raise ValueError("site_stratified_logrank needs strata (the groups to compare)")
+        late = [d for d in self.landmarks if d > self.grid.horizon_days]
+        if late:
+            raise ValueError(f"landmarks {late} lie past horizon_days={self.grid.horizon_days}")
+        return self
+
+    @property
+    def strata_levels(self) -> tuple[str, ...]:
+        """Stratum labels of every block: the listed levels, or ``("all",)``."""
+        return tuple(self.strata.levels) if self.strata else ("all",)
+
+    def canonical_json(self) -> str:
+        """Canonical form used for hashing: sorted keys, no whitespace."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def sha256(self) -> str:
+        """SHA-256 of :meth:`canonical_json`; sites allow-list specs by this hash."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()

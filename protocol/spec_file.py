@@ -1,0 +1,67 @@
+"""Read an analysis spec from YAML or JSON, with errors that name the file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from protocol.errors import SpecError
+from protocol.spec import AnalysisSpec
+
+
+def load_spec(path: str | Path) -> AnalysisSpec:
+    """Load and validate a spec file (``.yaml``, ``.yml`` or ``.json``; JSON is valid YAML)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec file ({exc.strerror})") from None
+    return parse_spec(text, source=str(path))
+
+
+def parse_spec(text: str, source: str = "<spec>") -> AnalysisSpec:
+    """Parse spec text; every validation error names ``source:line`` and the key path."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise SpecError(f"{where}: not valid YAML/JSON ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a spec is a mapping of keys (title, survival, grid, ...)")
+    try:
+        return AnalysisSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc = [str(p) for p in error["loc"]]
+            line = _line_of(node, error["loc"])
+            where = f"{source}:{line}" if line else source
+            key = ".".join(loc) or "(top level)"
+            lines.append(f"{where}: {key}: {error['msg']}")
+        raise SpecError("invalid analysis spec\n  " + "\n  ".join(lines)) from None
+
+
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node on ``loc`` that exists."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part < len(node.value):
+                child = node.value[part]
+                line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
