@@ -1,4 +1,4 @@
-"""Coordinator commands: ``fedsurv simulate``, ``fedsurv demo``, ``fedsurv run``, ``fedsurv spec``."""
+"""Coordinator commands: simulate, demo, run and spec, attached to the root app."""
 
 from __future__ import annotations
 

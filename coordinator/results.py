@@ -90,7 +90,7 @@ class LogrankResult(_Model):
     stratified_by_site: bool = False
 
 
-class Warning_(_Model):
+class ResultWarning(_Model):
     endpoint: str
     message: str
 
@@ -110,5 +110,5 @@ class Results(_Model):
     proportions_by_stratum: dict[str, dict[str, ProportionResult]] = Field(default_factory=dict)
     followup: FollowUpResult | None = None
     logrank: list[LogrankResult] = Field(default_factory=list)
-    warnings: list[Warning_] = Field(default_factory=list)
+    warnings: list[ResultWarning] = Field(default_factory=list)
     grid: dict[str, int] = Field(default_factory=dict)

@@ -57,10 +57,10 @@ def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
                     child = value
                     line = key.start_mark.line + 1
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part < len(node.value):
-                child = node.value[part]
-                line = child.start_mark.line + 1
+        elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+              and part < len(node.value)):
+            child = node.value[part]
+            line = child.start_mark.line + 1
         if child is None:
             break
         node = child
