@@ -1,9 +1,25 @@
-"""Coordinator commands: simulate, demo, run and spec, attached to the root app."""
+"""Coordinator commands (simulate, demo, run, spec), attached to the root ``fedsurv`` app.
+
+Each command lives in its own module under :mod:`coordinator.commands` and keeps heavy imports
+inside the command function.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import typer
+
+COMMAND_MODULES = ("simulate", "demo", "run", "spec")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the coordinator's commands to the root ``fedsurv`` app."""
+    """Attach every command module that exists to the root app."""
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"coordinator.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"coordinator.commands.{name}":
+                raise
+            continue
+        module.register(app)
