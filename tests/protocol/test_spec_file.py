@@ -1,0 +1,42 @@
+"""Spec files: valid examples load; every mistake names the file, line and key."""
+
+from pathlib import Path
+
+import pytest
+
+from protocol.errors import SpecError
+from protocol.spec_file import load_spec, parse_spec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_model_study_example_loads() -> None:
+    spec = load_spec(EXAMPLES / "model_study.yaml")
+    assert spec.grid.bin_days == 1 and "os" in spec.survival and spec.ci.proportion_method == "wald"
+    assert len(spec.sha256()) == 64
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("survival: [os]\ngrid:\n  bin_days: 0\n", "<spec>:3: grid.bin_days"),
+        ("survival: [os, pfs]\n", "<spec>:1: survival.1"),
+        ("survival: [os]\nlandmarks: [-5]\n", "landmarks"),
+        ("survival: [os]\ncolour: red\n", "<spec>:2: colour: Extra inputs are not permitted"),
+        ("title: nothing\n", "asks for nothing"),
+        ("survival: [os\n", "not valid YAML"),
+        ("- os\n", "a spec is a mapping"),
+        ("survival: [os]\nci:\n  level: 1.5\n", "<spec>:3: ci.level"),
+        ("survival: [os]\nsite_stratified_logrank: true\n", "needs strata"),
+        ("survival: [os]\nstrata: {column: g, levels: [a, a]}\n", "unique"),
+    ],
+)
+def test_spec_errors_are_precise(text: str, fragment: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text)
+    assert fragment in str(caught.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="cannot read spec file"):
+        load_spec(tmp_path / "nope.yaml")
