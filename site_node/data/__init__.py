@@ -1,0 +1,36 @@
+"""Site data loading and validation: a site file -> the typed frame of DESIGN section 3.
+
+``load_site_data(path)`` returns the frame or raises :class:`DataValidationError` listing
+every broken rule (file, row, column, rule id); rule ids and their wording are in
+:data:`site_node.data.schema.RULES`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from site_node.data.errors import DataValidationError, Finding
+from site_node.data.readers import read_raw
+from site_node.data.validate import validate
+
+__all__ = ["DataValidationError", "Finding", "check_site_data", "load_site_data"]
+
+
+def check_site_data(path: str | Path) -> tuple[pd.DataFrame | None, list[Finding], str]:
+    """Read and validate ``path``: (frame or None, findings, how rows are numbered).
+
+    A file that cannot be read at all raises :class:`DataValidationError`.
+    """
+    raw = read_raw(Path(path))
+    frame, findings = validate(raw)
+    return frame, findings, raw.row_note
+
+
+def load_site_data(path: str | Path) -> pd.DataFrame:
+    """The validated, typed site frame; raises :class:`DataValidationError` with all findings."""
+    frame, findings, row_note = check_site_data(path)
+    if findings or frame is None:
+        raise DataValidationError(findings, row_note)
+    return frame
