@@ -1,0 +1,43 @@
+"""Verifiable audit logs: record format, append-only writer, offline verify and cross-check.
+
+Site and coordinator import from here::
+
+    from protocol.audit import AuditLog, RecordKind, TallyReleased, site_actor
+"""
+
+from protocol.audit.errors import AuditLogError, AuditVerificationFailed
+from protocol.audit.log import AuditLog
+from protocol.audit.records import (
+    COORDINATOR,
+    GENESIS_HASH,
+    AuditRecord,
+    PolicyDecision,
+    RecordKind,
+    RequestReceived,
+    ResultPublished,
+    RoundCompleted,
+    RoundFailed,
+    TallyReleased,
+    site_actor,
+)
+from protocol.audit.verify import Problem, VerifyReport, verify_log
+
+__all__ = [
+    "COORDINATOR",
+    "GENESIS_HASH",
+    "AuditLog",
+    "AuditLogError",
+    "AuditRecord",
+    "AuditVerificationFailed",
+    "PolicyDecision",
+    "Problem",
+    "RecordKind",
+    "RequestReceived",
+    "ResultPublished",
+    "RoundCompleted",
+    "RoundFailed",
+    "TallyReleased",
+    "VerifyReport",
+    "site_actor",
+    "verify_log",
+]
