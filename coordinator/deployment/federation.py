@@ -1,0 +1,214 @@
+"""A whole federation on 127.0.0.1: one TLS SuperLink with node auth, one SuperNode per site.
+
+    with LocalFederation(workdir, sites) as fed:
+        outcome = fed.run(bundle, {"spec": spec_json, "out-dir": str(out)})
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coordinator.deployment import fastpoll
+from coordinator.deployment.pki_setup import FederationPKI, NodeKeys, add_node_keys, setup_pki
+from coordinator.deployment.processes import (
+    ManagedProcess,
+    Supervisor,
+    flower_env,
+    free_port,
+    port_open,
+    venv_bin,
+    wait_until,
+)
+from coordinator.deployment.runner import RunOutcome, register_nodes, run_app, write_connection
+
+NodeConfigValue = str | int | float | bool
+SUPERNODE_READY = "SuperNode ID:"
+SUPERNODE_REFUSED = ("Failed to activate SuperNode", "PERMISSION_DENIED", "Unauthenticated")
+
+
+@dataclass
+class Site:
+    """One site: its id and the node config its SuperNode passes to the ClientApp."""
+
+    site_id: str
+    node_config: dict[str, NodeConfigValue] = field(default_factory=dict)
+
+
+@dataclass
+class FederationTimings:
+    """Seconds spent starting the federation."""
+
+    pki: float = 0.0
+    superlink: float = 0.0
+    register: float = 0.0
+    supernodes: float = 0.0
+
+
+class LocalFederation:
+    """Start, use and stop a loopback federation. Use as a context manager."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        sites: list[Site],
+        *,
+        fast_poll: bool = True,
+        poll_interval: float | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.workdir = workdir.resolve()
+        self.sites = sites
+        self.fast_poll = fast_poll
+        self.poll_interval = poll_interval or fastpoll.DEFAULT_POLL_INTERVAL
+        self.startup_timeout = startup_timeout
+        self.flwr_home = self.workdir / "flwr-home"
+        self.timings = FederationTimings()
+        self.pki: FederationPKI | None = None
+        self.superlink: ManagedProcess | None = None
+        self.supernodes: dict[str, ManagedProcess] = {}
+        self.node_ids: dict[str, int] = {}
+        self.address = ""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.env = self._environment()
+        self.supervisor = Supervisor(self.workdir / "logs", self.env)
+
+    def _environment(self) -> dict[str, str]:
+        extra: list[Path] = []
+        overrides = {"FLWR_HOME": str(self.flwr_home)}
+        if self.fast_poll:
+            extra.append(fastpoll.write_wrappers(self.workdir / "bin"))
+            overrides[fastpoll.POLL_ENV] = str(self.poll_interval)
+            overrides["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = str(self.poll_interval)
+        return flower_env(extra, **overrides)
+
+    def __enter__(self) -> LocalFederation:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """PKI, SuperLink, registration of every site, one SuperNode per site."""
+        t0 = time.monotonic()
+        self.pki = setup_pki(self.workdir / "pki", [s.site_id for s in self.sites])
+        t1 = time.monotonic()
+        self.start_superlink()
+        t2 = time.monotonic()
+        keys = {f"site-{s.site_id}": self.pki.nodes[s.site_id].public_key for s in self.sites}
+        self.node_ids = register_nodes(self.env, keys)
+        t3 = time.monotonic()
+        for site in self.sites:
+            self.start_supernode(site)
+        for site in self.sites:
+            self.wait_supernode(site.site_id)
+        t4 = time.monotonic()
+        self.timings = FederationTimings(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+
+    def start_superlink(self) -> ManagedProcess:
+        """Start the TLS SuperLink with node auth on a free loopback port; wait until ready."""
+        assert self.pki is not None
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        argv = [
+            str(venv_bin() / "flower-superlink"),
+            "--ssl-ca-certfile", str(self.pki.ca_cert),
+            "--ssl-certfile", str(self.pki.server_cert),
+            "--ssl-keyfile", str(self.pki.server_key),
+            "--enable-supernode-auth",
+            "--disable-runtime-dependency-installation",
+            "--database", str(self.workdir / "superlink-state.db"),
+            "--host", "127.0.0.1",
+            "--port", str(port),
+        ]
+        self.superlink = self.supervisor.start("superlink", argv)
+        link = self.superlink
+        wait_until(
+            lambda: port_open(port), self.startup_timeout, "the SuperLink to listen",
+            fail_fast=lambda: None if link.alive() else f"exited:\n{link.tail()}",
+        )
+        write_connection(self.flwr_home, self.address, self.pki.ca_cert)
+        return self.superlink
+
+    def start_supernode(
+        self, site: Site, keys: NodeKeys | None = None, name: str | None = None
+    ) -> ManagedProcess:
+        """Start ``site``'s SuperNode (own runtime port, auth key, node config)."""
+        assert self.pki is not None
+        keys = keys or self.pki.nodes[site.site_id]
+        config = {"site-id": site.site_id, **site.node_config}
+        launcher = (
+            [str(Path(venv_bin()) / "python"), "-m", "coordinator.deployment.fastpoll",
+             "flower-supernode"]
+            if self.fast_poll else [str(venv_bin() / "flower-supernode")]
+        )
+        argv = [
+            *launcher,
+            "--superlink", self.address,
+            "--root-certificates", str(self.pki.ca_cert),
+            "--auth-supernode-private-key", str(keys.private_key),
+            "--host", "127.0.0.1",
+            "--port", str(free_port()),
+            "--node-config", render_node_config(config),
+        ]
+        process = self.supervisor.start(name or f"supernode-{site.site_id}", argv)
+        self.supernodes[name or site.site_id] = process
+        return process
+
+    def wait_supernode(self, key: str, timeout: float | None = None) -> None:
+        """Wait until the SuperNode logged its node id; raise if it exited or was refused."""
+        process = self.supernodes[key]
+        wait_until(
+            lambda: SUPERNODE_READY in process.log_text(),
+            timeout or self.startup_timeout,
+            f"SuperNode {key} to connect",
+            fail_fast=lambda: _supernode_failure(process),
+        )
+
+    def start_unregistered_node(self, name: str = "intruder") -> ManagedProcess:
+        """Start a SuperNode whose key was never registered (for refusal tests)."""
+        keys = add_node_keys(self.workdir / "pki", name)
+        return self.start_supernode(Site(name), keys=keys, name=name)
+
+    def kill_site(self, site_id: str) -> None:
+        """SIGKILL a site's SuperNode and its app processes (a crashed hospital)."""
+        self.supervisor.kill(self.supernodes[site_id])
+
+    def run(self, bundle: Path, run_config: dict[str, str], **kwargs: object) -> RunOutcome:
+        """Submit a run of ``bundle`` and wait until it finishes (see :func:`run_app`)."""
+        return run_app(self.supervisor, bundle, run_config, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        """Stop every process this federation started."""
+        self.supervisor.stop_all()
+
+
+def render_node_config(config: dict[str, NodeConfigValue]) -> str:
+    """``--node-config`` string: space-separated ``key=value`` with TOML-quoted strings."""
+    parts = []
+    for key, value in config.items():
+        if isinstance(value, bool):
+            rendered = "true" if value else "false"
+        elif isinstance(value, int | float):
+            rendered = repr(value)
+        else:
+            rendered = json.dumps(str(value))
+        parts.append(f"{key}={rendered}")
+    return " ".join(parts)
+
+
+def _supernode_failure(process: ManagedProcess) -> str | None:
+    text = process.log_text()
+    for marker in SUPERNODE_REFUSED:
+        if marker in text:
+            return f"refused by the SuperLink ({marker}); log {process.log_path}"
+    if not process.alive():
+        return f"exited with {process.popen.returncode}:\n{process.tail()}"
+    return None
