@@ -1,0 +1,270 @@
+"""What ``fedsurv site check --config``, ``site start`` and ``site approve`` do.
+
+:mod:`site_node.cli` holds the typer wiring; the functions here take plain arguments, print
+with :func:`typer.echo`, and return an exit code (0 = all good), so tests call them directly.
+Nothing here sends site data anywhere: ``check`` only opens a TLS handshake to the coordinator.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import shutil
+import socket
+import ssl
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from protocol.errors import FedsurvError
+from site_node.approvals import RequestLedger, RequestRecord
+from site_node.config import SiteConfig, config_path, load_site_config, split_address
+
+NOTHING_SENT = "Nothing was sent: this check reads data on this machine only."
+
+
+def _line(ok: bool | None, what: str, detail: str = "") -> None:
+    mark = {True: "ok  ", False: "FAIL", None: "warn"}[ok]
+    typer.echo(f"[{mark}] {what}" + (f": {detail}" if detail else ""))
+
+
+# -- check --------------------------------------------------------------------------------
+
+
+def check_files(config: SiteConfig) -> list[tuple[bool | None, str, str]]:
+    """(ok, key, detail) for every file the node needs: CA, keys, state dir, audit log dir."""
+    results: list[tuple[bool | None, str, str]] = []
+    for key, path in (
+        ("coordinator.ca_cert", config.coordinator.ca_cert),
+        ("keys.node_auth_private_key", config.keys.node_auth_private_key),
+        ("keys.audit_signing_key", config.keys.audit_signing_key),
+    ):
+        if not path.is_file():
+            results.append((False, key, f"file not found: {path}"))
+        elif not os.access(path, os.R_OK):
+            results.append((False, key, f"not readable by this user: {path}"))
+        elif key.startswith("keys.") and path.stat().st_mode & 0o077:
+            results.append((None, key, f"{path} is readable by group/others; chmod 600 it"))
+        else:
+            results.append((True, key, str(path)))
+    for key, folder in (("state_dir", config.state_dir),
+                        ("audit_log", Path(config.audit_log or config.state_dir).parent)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            writable = os.access(folder, os.W_OK)
+        except OSError as exc:
+            results.append((False, key, f"cannot create {folder}: {exc}"))
+            continue
+        results.append((writable, key, str(folder) if writable else f"{folder} is not writable"))
+    return results
+
+
+def tls_handshake(address: str, ca_cert: Path, timeout: float = 5.0) -> str:
+    """Open a TLS connection to ``address`` verified against ``ca_cert``; return a summary.
+
+    Raises :class:`FedsurvError` with the cause (unreachable, certificate not trusted, name
+    mismatch). No application data is exchanged.
+    """
+    host, port = split_address(address)
+    try:
+        context = ssl.create_default_context(cafile=str(ca_cert))
+    except (OSError, ssl.SSLError) as exc:
+        raise FedsurvError(f"coordinator.ca_cert: cannot load {ca_cert}: {exc}") from None
+    context.set_alpn_protocols(["h2"])  # gRPC over HTTP/2, as the SuperNode connects
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            subject = dict(item[0] for item in tls.getpeercert().get("subject", ()))
+            return f"{tls.version()}, server certificate CN={subject.get('commonName', '?')}"
+    except ssl.SSLCertVerificationError as exc:
+        raise FedsurvError(
+            f"coordinator.address: TLS handshake with {address} failed: "
+            f"{exc.verify_message or exc.reason} (is coordinator.ca_cert the coordinator's CA, "
+            "and does its certificate name this host or IP?)"
+        ) from None
+    except ssl.SSLError as exc:
+        raise FedsurvError(
+            f"coordinator.address: TLS handshake with {address} failed: {exc.reason or exc}"
+        ) from None
+    except TimeoutError:
+        raise FedsurvError(
+            f"coordinator.address: no answer from {address} within {timeout:g} s "
+            "(firewall, or the coordinator is not running)"
+        ) from None
+    except OSError as exc:
+        raise FedsurvError(
+            f"coordinator.address: cannot connect to {address}: {exc.strerror or exc}"
+        ) from None
+
+
+def check_site(path: Path | str | None, connect: bool = True, data: bool = True) -> int:
+    """Validate the config, the files it names, the coordinator's TLS, and the data."""
+    from site_node.sources import check_source
+
+    path = config_path(path)
+    config = load_site_config(path)
+    _line(True, "config", f"{path} (site {config.site_id})")
+    failures = 0
+    for ok, key, detail in check_files(config):
+        _line(ok, key, detail)
+        failures += ok is False
+    if connect:
+        try:
+            _line(True, "coordinator TLS", f"{config.coordinator.address}: "
+                  + tls_handshake(config.coordinator.address, config.coordinator.ca_cert))
+        except FedsurvError as exc:
+            _line(False, "coordinator TLS", str(exc))
+            failures += 1
+    if data:
+        try:
+            frame, findings, row_note = check_source(config)
+        except FedsurvError as exc:
+            frame, findings, row_note = None, [], ""
+            _line(False, "data", str(exc))
+            failures += 1
+        if findings:
+            from site_node.data import DataValidationError
+
+            _line(False, "data", str(DataValidationError(findings, row_note)))
+            failures += 1
+        elif frame is not None:
+            from site_node.data.summary import print_summary
+
+            _line(True, "data", f"{len(frame)} patients, valid")
+            print_summary(frame, _source_label(config))
+    _print_policy(config)
+    typer.echo(NOTHING_SENT)
+    if failures:
+        typer.echo(f"{failures} problem(s) found.", err=True)
+    return 1 if failures else 0
+
+
+def _source_label(config: SiteConfig) -> str:
+    data = config.data
+    return Path(data.path).name if data.kind == "file" else "SQL query"
+
+
+def _print_policy(config: SiteConfig) -> None:
+    policy = config.policy
+    strata = ", ".join(policy.allowed_strata_columns) or "none"
+    allowlist = f"{len(policy.spec_allowlist)} spec(s)" if policy.spec_allowlist else "any spec"
+    typer.echo(
+        f"release policy: cohort >= {policy.min_cohort_size}, strata >= "
+        f"{policy.min_stratum_size}, bins >= {policy.min_bin_days} day(s), sites per sum >= "
+        f"{policy.min_sites}, strata columns: {strata}, <= {policy.max_requests_per_day} "
+        f"requests/24 h, {allowlist}, approval: {policy.approval}"
+    )
+
+
+# -- start --------------------------------------------------------------------------------
+
+
+def _literal(key: str, value: str) -> str:
+    if "'" in value or "\n" in value:
+        raise FedsurvError(f"{key}: a path with a quote or newline cannot be passed to Flower")
+    return f"'{value}'"
+
+
+def node_config(config: SiteConfig) -> dict[str, str]:
+    """The SuperNode's ``--node-config`` pairs the ClientApp reads (``site-config`` has all)."""
+    pairs = {
+        "site-config": str(config.config_file or ""),
+        "site-id": config.site_id,
+        "state-dir": str(config.state_dir),
+        "audit-log": str(config.audit_log),
+    }
+    if config.data.kind == "file":
+        pairs["data-path"] = str(config.data.path)
+    return pairs
+
+
+def supernode_command(config: SiteConfig, executable: str | None = None) -> list[str]:
+    """``flower-supernode`` argv for this site (TLS and node authentication always on)."""
+    exe = executable or shutil.which("flower-supernode") or str(
+        Path(sys.executable).with_name("flower-supernode")
+    )
+    pairs = " ".join(f"{k}={_literal(k, v)}" for k, v in node_config(config).items())
+    return [
+        exe,
+        "--superlink", config.coordinator.address,
+        "--root-certificates", str(config.coordinator.ca_cert),
+        "--auth-supernode-private-key", str(config.keys.node_auth_private_key),
+        "--node-config", pairs,
+    ]
+
+
+def start_site(
+    path: Path | str | None,
+    dry_run: bool = False,
+    execvp: Callable[[str, list[str]], object] = os.execvp,
+) -> int:
+    """Run the node: replace this process with ``flower-supernode`` (or print it)."""
+    config = load_site_config(config_path(path))
+    command = supernode_command(config)
+    if dry_run:
+        typer.echo(shlex.join(command))
+        return 0
+    problems = [(key, detail) for ok, key, detail in check_files(config) if ok is False]
+    if problems:
+        raise FedsurvError("cannot start the node:\n" + "\n".join(f"{k}: {d}" for k, d in problems))
+    if not Path(command[0]).exists() and shutil.which(command[0]) is None:
+        raise FedsurvError("flower-supernode is not installed (pip install flwr) or not on PATH")
+    typer.echo(f"starting site node {config.site_id} -> {config.coordinator.address}")
+    sys.stdout.flush()
+    execvp(command[0], command)
+    return 0
+
+
+# -- approve ------------------------------------------------------------------------------
+
+
+def _describe(record: RequestRecord) -> str:
+    s = record.summary
+    endpoints = ", ".join(s.get("endpoints", []))
+    strata = s.get("strata") or "none"
+    return (
+        f"{record.label:<20} {record.status:<9} received {record.received_at:%Y-%m-%d %H:%M} "
+        f"UTC  spec {record.spec_sha256[:12]}\n"
+        f"    {record.title}: {endpoints}; bins {s.get('bin_days')} d to "
+        f"{s.get('horizon_days')} d; strata {strata}; min sites {s.get('min_sites')}"
+    )
+
+
+def approve_requests(
+    path: Path | str | None,
+    request: str | None = None,
+    approve: bool = False,
+    decline: bool = False,
+    show_all: bool = False,
+    note: str | None = None,
+) -> int:
+    """List pending requests (or all), or approve / decline one of them."""
+    config = load_site_config(config_path(path))
+    ledger = RequestLedger(config.state_dir)
+    if request is None:
+        if approve or decline:
+            raise FedsurvError("name the request to decide: fedsurv site approve REQUEST --approve")
+        records = ledger.list(None if show_all else "pending")
+        if not records:
+            typer.echo("no pending requests" if not show_all else "no requests yet")
+        for record in records:
+            typer.echo(_describe(record))
+        return 0
+    if approve and decline:
+        raise FedsurvError("give --approve or --decline, not both")
+    if not (approve or decline):
+        record = ledger.find(request)
+        typer.echo(_describe(record))
+        if record.status == "pending":
+            typer.echo(f"decide with: fedsurv site approve {record.label} --approve | --decline")
+        return 0
+    record = ledger.decide(request, approve=approve, by=getpass.getuser(), note=note)
+    typer.echo(f"{record.status}: {record.label} (spec {record.spec_sha256[:12]})")
+    if approve:
+        typer.echo("the coordinator gets the tallies when it re-sends this request")
+    return 0

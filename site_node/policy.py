@@ -1,0 +1,283 @@
+"""The site's release policy: what a site checks before any tally leaves it.
+
+Every refusal is an explicit :class:`Decision` with a stable ``reason_code`` that the
+coordinator reports; a site never answers a refused request with zeros. Defaults are safe: a
+site that configures nothing releases only unstratified analyses of at least 5 patients, for
+specs that require secure sums over at least 3 sites, at most 20 distinct requests a day.
+
+Rules, checked in this order (the first that fails decides):
+
+==========================  ================================================================
+reason code                 refused when
+==========================  ================================================================
+``spec_not_allowlisted``    ``spec_allowlist`` is non-empty and lacks the spec's SHA-256
+``endpoint_not_allowed``    the spec asks for an endpoint not in ``allowed_endpoints``
+``strata_not_allowed``      the spec is stratified by a column not in
+                            ``allowed_strata_columns`` (default: none, so no strata)
+``bin_too_narrow``          ``grid.bin_days < min_bin_days``
+``min_sites_too_low``       the spec's ``min_sites`` (sites per secure sum) is below the
+                            site's ``min_sites``
+``cohort_too_small``        the site's cohort (all patients of its table) is below
+                            ``min_cohort_size``, or a stratum holds between 1 and
+                            ``min_stratum_size - 1`` patients (an empty stratum is fine)
+``rate_limited``            ``max_requests_per_day`` distinct specs were already released in
+                            the last 24 hours (a spec already released re-answers for free)
+``awaiting_approval``       ``approval = "manual"`` and no data steward has approved it yet
+                            (``fedsurv site approve``); the coordinator re-sends the same spec
+                            (same ``request_id``) once it is approved
+``declined``                a data steward declined it
+==========================  ================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from protocol.spec import ALL_INCIDENCE, ALL_PROPORTIONS, ALL_SURVIVAL, AnalysisSpec
+from site_node.approvals import RequestLedger
+
+if TYPE_CHECKING:
+    from site_node.endpoints import Endpoints
+
+ALL_ENDPOINTS: tuple[str, ...] = ALL_PROPORTIONS + ALL_SURVIVAL + ALL_INCIDENCE
+
+ReasonCode = Literal[
+    "ok",
+    "spec_not_allowlisted",
+    "endpoint_not_allowed",
+    "strata_not_allowed",
+    "bin_too_narrow",
+    "min_sites_too_low",
+    "cohort_too_small",
+    "rate_limited",
+    "awaiting_approval",
+    "declined",
+]
+REASON_CODES: tuple[str, ...] = ReasonCode.__args__  # type: ignore[attr-defined]
+RATE_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The site's answer to a request: release (``accept``) or an explicit, coded refusal."""
+
+    accept: bool
+    reason_code: str
+    message: str
+
+    @classmethod
+    def ok(cls, message: str = "released under the site's policy") -> Decision:
+        return cls(True, "ok", message)
+
+    @classmethod
+    def refuse(cls, reason_code: str, message: str) -> Decision:
+        return cls(False, reason_code, message)
+
+
+class ReleasePolicy(BaseModel):
+    """What this site agrees to release (the ``[policy]`` table of ``site.toml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_cohort_size: int = Field(
+        5, ge=1, description="Refuse when the site's table has fewer patients than this."
+    )
+    min_stratum_size: int = Field(
+        3, ge=1, description="Refuse when a non-empty stratum has fewer patients than this."
+    )
+    min_bin_days: int = Field(
+        1, ge=1, description="Narrowest time bin released (1 = exact day-level tallies)."
+    )
+    min_sites: int = Field(
+        3, ge=2, description="Refuse specs whose secure sum may cover fewer sites than this."
+    )
+    allowed_endpoints: list[str] = Field(
+        default_factory=lambda: list(ALL_ENDPOINTS),
+        description="Endpoints the site answers for (default: all of DESIGN section 4).",
+    )
+    allowed_strata_columns: list[str] = Field(
+        default_factory=list, description="Columns a spec may stratify by (default: none)."
+    )
+    max_requests_per_day: int = Field(
+        20, ge=0, description="Distinct specs released per rolling 24 hours (0 = none)."
+    )
+    spec_allowlist: list[str] = Field(
+        default_factory=list, description="SHA-256 of allowed specs; empty = any spec."
+    )
+    approval: Literal["auto", "manual"] = "auto"
+
+    @field_validator("allowed_endpoints")
+    @classmethod
+    def _known_endpoints(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in ALL_ENDPOINTS]
+        if unknown:
+            raise ValueError(f"unknown endpoints {unknown}; known: {list(ALL_ENDPOINTS)}")
+        return names
+
+    @field_validator("allowed_strata_columns")
+    @classmethod
+    def _lower_columns(cls, columns: list[str]) -> list[str]:
+        return [c.strip().lower() for c in columns]
+
+    @field_validator("spec_allowlist")
+    @classmethod
+    def _hashes(cls, hashes: list[str]) -> list[str]:
+        hashes = [h.strip().lower() for h in hashes]
+        bad = [h for h in hashes if len(h) != 64 or any(c not in "0123456789abcdef" for c in h)]
+        if bad:
+            raise ValueError(f"entries must be 64 hex digits (a spec's SHA-256): {bad[:3]}")
+        return hashes
+
+
+@dataclass
+class PolicyContext:
+    """What :func:`evaluate_policy` needs besides the spec.
+
+    Attributes:
+        policy: the site's release policy.
+        ledger: the site's request ledger (approvals and the daily budget).
+        cohort_size: patients in the site's table.
+        stratum_sizes: patients per stratum level (only for stratified specs).
+        now: the clock (tests pass a fixed time).
+    """
+
+    policy: ReleasePolicy
+    ledger: RequestLedger
+    cohort_size: int
+    stratum_sizes: Mapping[str, int] = field(default_factory=dict)
+    now: datetime | None = None
+
+    @classmethod
+    def for_site(
+        cls,
+        policy: ReleasePolicy,
+        state_dir: Path | str,
+        endpoints: Endpoints,
+        spec: AnalysisSpec,
+        now: datetime | None = None,
+    ) -> PolicyContext:
+        """Context from the site's derived endpoints.
+
+        Stratum sizes are counted only when the spec's strata column is allowed, so a refused
+        column is never read. May raise :class:`site_node.tally.StrataError`.
+        """
+        sizes: dict[str, int] = {}
+        if spec.strata is not None and spec.strata.column.lower() in policy.allowed_strata_columns:
+            from site_node.tally import stratum_index
+
+            index = stratum_index(endpoints, spec)
+            counts = np.bincount(index, minlength=len(spec.strata.levels))
+            sizes = {level: int(counts[k]) for k, level in enumerate(spec.strata.levels)}
+        return cls(policy, RequestLedger(state_dir), endpoints.n, sizes, now)
+
+
+def spec_summary(spec: AnalysisSpec) -> dict:
+    """What a data steward sees when approving: endpoints, grid, strata, sites."""
+    return {
+        "title": spec.title,
+        "endpoints": [*spec.proportions, *spec.survival, *spec.incidence],
+        "bin_days": spec.grid.bin_days,
+        "horizon_days": spec.grid.horizon_days,
+        "strata": spec.strata.column if spec.strata else None,
+        "min_sites": spec.min_sites,
+    }
+
+
+def _static_rules(spec: AnalysisSpec, policy: ReleasePolicy, digest: str) -> Decision | None:
+    """Rules that depend on the spec alone."""
+    if policy.spec_allowlist and digest not in policy.spec_allowlist:
+        return Decision.refuse(
+            "spec_not_allowlisted",
+            f"spec {digest[:12]} is not on the site's allow-list (policy.spec_allowlist)",
+        )
+    asked = [*spec.proportions, *spec.survival, *spec.incidence]
+    refused = [name for name in asked if name not in policy.allowed_endpoints]
+    if refused:
+        return Decision.refuse(
+            "endpoint_not_allowed",
+            f"endpoints {refused} are not allowed by the site (policy.allowed_endpoints)",
+        )
+    if spec.strata is not None and spec.strata.column.lower() not in policy.allowed_strata_columns:
+        allowed = policy.allowed_strata_columns or "none"
+        return Decision.refuse(
+            "strata_not_allowed",
+            f"stratifying by '{spec.strata.column}' is not allowed "
+            f"(policy.allowed_strata_columns: {allowed})",
+        )
+    if spec.grid.bin_days < policy.min_bin_days:
+        return Decision.refuse(
+            "bin_too_narrow",
+            f"bin width {spec.grid.bin_days} days is below the site's minimum of "
+            f"{policy.min_bin_days} (policy.min_bin_days)",
+        )
+    if spec.min_sites < policy.min_sites:
+        return Decision.refuse(
+            "min_sites_too_low",
+            f"the spec allows secure sums over {spec.min_sites} site(s); the site requires at "
+            f"least {policy.min_sites} (policy.min_sites)",
+        )
+    return None
+
+
+def _cohort_rule(policy: ReleasePolicy, context: PolicyContext) -> Decision | None:
+    if context.cohort_size < policy.min_cohort_size:
+        return Decision.refuse(
+            "cohort_too_small",
+            f"the site's cohort is below the minimum of {policy.min_cohort_size} patients "
+            "(policy.min_cohort_size)",
+        )
+    small = [lvl for lvl, n in context.stratum_sizes.items() if 0 < n < policy.min_stratum_size]
+    if small:
+        return Decision.refuse(
+            "cohort_too_small",
+            f"strata {small} hold fewer than {policy.min_stratum_size} patients at this site "
+            "(policy.min_stratum_size)",
+        )
+    return None
+
+
+def evaluate_policy(spec: AnalysisSpec, context: PolicyContext) -> Decision:
+    """Decide whether the site may release tallies for ``spec``.
+
+    Side effects, in the site's ledger: a request that passes the automatic rules is recorded
+    (``pending`` under manual approval, else ``approved``), and an accepted one is counted
+    against the daily budget (once per spec hash per 24 hours).
+    """
+    policy = context.policy
+    digest = spec.sha256()
+    refusal = _static_rules(spec, policy, digest) or _cohort_rule(policy, context)
+    if refusal is not None:
+        return refusal
+
+    ledger = context.ledger
+    now = (context.now or datetime.now(UTC)).astimezone(UTC)
+    released = ledger.released_in_window(RATE_WINDOW, now)
+    if digest not in released and len(released) >= policy.max_requests_per_day:
+        return Decision.refuse(
+            "rate_limited",
+            f"the site already released {len(released)} request(s) in the last 24 hours "
+            f"(policy.max_requests_per_day = {policy.max_requests_per_day})",
+        )
+
+    status = "pending" if policy.approval == "manual" else "approved"
+    record = ledger.record(digest, spec.request_id, spec.title, spec_summary(spec), status, now)
+    if record.status == "pending" and policy.approval == "manual":
+        return Decision.refuse(
+            "awaiting_approval",
+            f"request '{record.label}' awaits approval by the site's data steward "
+            f"(`fedsurv site approve {record.label} --approve`); re-send the same spec after",
+        )
+    if record.status == "declined":
+        note = f": {record.note}" if record.note else ""
+        return Decision.refuse("declined", f"the site's data steward declined this request{note}")
+
+    if digest not in released:
+        ledger.record_release(digest, now)
+    return Decision.ok()

@@ -1,0 +1,166 @@
+"""Read the site's table from its configured source, map local column names, validate.
+
+* ``kind = "file"``: a CSV, XLSX or Parquet file, read by :mod:`site_node.data`.
+* ``kind = "sql"``: one query through SQLAlchemy, under three locks: the query text must be a
+  single read-only ``SELECT`` (:mod:`site_node.sql_guard`, checked before connecting); it runs
+  in a READ ONLY transaction that is always rolled back (PostgreSQL: the session also starts
+  with ``default_transaction_read_only=on``); and the database role should be read-only
+  (grant it ``SELECT`` only; see ``deploy/site.example.toml``).
+
+Both kinds rename columns by the config's ``columns`` mapping (local name -> contract name,
+matched ignoring case and surrounding spaces) before the data contract is checked, so findings
+name contract columns and the rows as the source numbers them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from protocol.errors import FedsurvError
+from site_node.config import FileSource, SiteConfig, SqlSource
+from site_node.data.errors import DataValidationError, Finding
+from site_node.data.readers import RawTable, read_raw
+from site_node.data.validate import validate
+from site_node.sql_guard import check_read_only_query
+
+SQL_ROWS = "Row numbers count the query's result rows from 1."
+SQL_NAME = "data.query"
+"""How findings name a SQL source."""
+
+
+class SourceError(FedsurvError):
+    """The data source cannot be reached or read (connection, permissions, SQL errors)."""
+
+
+def read_source(config: SiteConfig) -> pd.DataFrame:
+    """The site's validated, typed frame (DESIGN section 3); raises on any problem."""
+    frame, findings, row_note = check_source(config)
+    if findings or frame is None:
+        raise DataValidationError(findings, row_note)
+    return frame
+
+
+def check_source(config: SiteConfig) -> tuple[pd.DataFrame | None, list[Finding], str]:
+    """(frame or None, findings, how rows are numbered) for the configured source."""
+    raw = read_raw_source(config)
+    raw, mapping_findings = apply_column_mapping(raw, config.columns)
+    frame, findings = validate(raw)
+    findings = mapping_findings + findings
+    return (None if findings else frame), findings, raw.row_note
+
+
+def read_raw_source(config: SiteConfig) -> RawTable:
+    """The source's header and cells, before mapping and validation."""
+    source = config.data
+    if isinstance(source, FileSource):
+        return read_raw(Path(source.path))
+    assert isinstance(source, SqlSource)
+    return read_sql(source)
+
+
+def apply_column_mapping(
+    raw: RawTable, columns: Mapping[str, str]
+) -> tuple[RawTable, list[Finding]]:
+    """Rename header names by ``columns``; a mapped local column that is absent is a finding."""
+    if not columns:
+        return raw, []
+    wanted = {local.strip().lower(): target for local, target in columns.items()}
+    header = [wanted.get(h.strip().lower(), h) for h in raw.header]
+    present = {h.strip().lower() for h in raw.header}
+    findings = [
+        Finding(
+            file=raw.file,
+            column=target,
+            rule="mapped_column",
+            message=f"column '{local}' named in the site config's columns mapping "
+            f"(-> {target}) is not in the source; columns found: {', '.join(raw.header)}",
+        )
+        for local, target in columns.items()
+        if local.strip().lower() not in present
+    ]
+    renamed = RawTable(raw.file, header, raw.frame, raw.rows, raw.row_note)
+    return renamed, findings
+
+
+def sql_password(source: SqlSource, environ: Mapping[str, str] | None = None) -> str | None:
+    """The database password from ``source.password_env`` (None when unset: peer/.pgpass)."""
+    environ = os.environ if environ is None else environ
+    return environ.get(source.password_env) or None
+
+
+def _engine(source: SqlSource):  # -> sqlalchemy.Engine
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    url = make_url(source.url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    password = sql_password(source)
+    if password is not None:
+        url = url.set(password=password)
+    connect_args: dict = {}
+    if url.get_backend_name() == "postgresql":
+        timeout_ms = source.timeout_seconds * 1000
+        connect_args = {
+            "connect_timeout": min(source.timeout_seconds, 30),
+            "options": f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms}",
+            "application_name": "fedsurv-site",
+        }
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
+def _begin_read_only(connection, backend: str) -> None:
+    """Make the connection's transaction read-only, and verify it where the database can say."""
+    if backend == "postgresql":
+        connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        state = connection.exec_driver_sql("SHOW transaction_read_only").scalar()
+        if str(state).lower() != "on":
+            raise SourceError("data.url: the database did not start a read-only transaction")
+    elif backend == "sqlite":
+        connection.exec_driver_sql("PRAGMA query_only = ON")
+    elif backend in ("mysql", "mariadb"):
+        connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+    # other backends: the statement check and the read-only role; the transaction is always
+    # rolled back.
+
+
+def read_sql(source: SqlSource) -> RawTable:
+    """Run the source's query read-only and return its result as a raw table."""
+    query = check_read_only_query(source.query)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        engine = _engine(source)
+    except (SQLAlchemyError, ImportError) as exc:
+        raise SourceError(f"data.url: cannot use this database URL: {_first_line(exc)}") from None
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as connection:
+            try:
+                _begin_read_only(connection, engine.url.get_backend_name())
+                result = connection.exec_driver_sql(query)
+                header = list(map(str, result.keys()))
+                rows = result.fetchall()
+            finally:
+                connection.rollback()
+    except SQLAlchemyError as exc:
+        detail = _first_line(getattr(exc, "orig", None) or exc)
+        raise SourceError(f"data.query: reading from {where} failed: {detail}") from None
+    finally:
+        engine.dispose()
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=range(len(header)))
+    if frame.empty:
+        frame = pd.DataFrame({k: pd.Series(dtype=object) for k in range(len(header))})
+    numbers = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return RawTable(SQL_NAME, header, frame, numbers, SQL_ROWS)
+
+
+def _first_line(exc: object) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
