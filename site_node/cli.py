@@ -82,3 +82,18 @@ def approve(
 
     raise typer.Exit(approve_requests(config, request, approve=approve_it, decline=decline,
                                       show_all=show_all, note=note))
+
+
+@app.command("demo-data")
+def demo_data(
+    out_dir: Annotated[Path, typer.Argument(help="Directory for site_01 ... site_09.")],
+    seed: Annotated[int, typer.Option(help="Random seed of the demo cohort.")] = 2024,
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet.")] = "csv",
+) -> None:
+    """Write the invented 9-site, 43-patient demo cohort (model study of DESIGN section 1)."""
+    from site_node.demo_cohort import write_demo_sites
+
+    if fmt not in ("csv", "xlsx", "parquet"):
+        raise typer.BadParameter("use csv, xlsx or parquet", param_hint="--format")
+    paths = write_demo_sites(out_dir, seed=seed, fmt=fmt)  # type: ignore[arg-type]
+    typer.echo(f"wrote {len(paths)} site files to {out_dir}")
