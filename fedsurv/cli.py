@@ -12,6 +12,8 @@ import sys
 import typer
 
 from coordinator.cli import register as register_coordinator
+from fedsurv.audit_cli import app as audit_app
+from fedsurv.keys_cli import app as keys_app
 from protocol.errors import FedsurvError
 from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 from site_node.cli import app as site_app
@@ -24,6 +26,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(site_app, name="site", help="Site node: check data, run the node.")
+app.add_typer(keys_app, name="keys", help="Study CA, TLS certificate, site keys, enrolment.")
+app.add_typer(audit_app, name="audit", help="Verify, show and cross-check audit logs.")
 register_coordinator(app)
 
 

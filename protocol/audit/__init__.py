@@ -5,6 +5,7 @@ Site and coordinator import from here::
     from protocol.audit import AuditLog, RecordKind, TallyReleased, site_actor
 """
 
+from protocol.audit.crosscheck import CrossCheckReport, Finding, cross_check
 from protocol.audit.errors import AuditLogError, AuditVerificationFailed
 from protocol.audit.log import AuditLog
 from protocol.audit.records import (
@@ -29,6 +30,8 @@ __all__ = [
     "AuditLogError",
     "AuditRecord",
     "AuditVerificationFailed",
+    "CrossCheckReport",
+    "Finding",
     "PolicyDecision",
     "Problem",
     "RecordKind",
@@ -38,6 +41,7 @@ __all__ = [
     "RoundFailed",
     "TallyReleased",
     "VerifyReport",
+    "cross_check",
     "site_actor",
     "verify_log",
 ]

@@ -1,0 +1,291 @@
+"""``fedsurv keys ...``: study CA, coordinator TLS certificate, site keys, enrolment allow-list.
+
+Rules: private keys are written with mode 0600 by :mod:`protocol.pki` / :mod:`protocol.signing`
+and never printed (commands print paths and fingerprints only). A site enrols by sending its
+public enrolment file ``NAME.enrol.json`` (node auth public key + audit public key); nothing
+secret crosses. The coordinator's allow-list is a CSV with one row per site:
+``name,node_fingerprint,audit_key_id,node_public_key,audit_public_key`` (public keys as
+one-line OpenSSH strings), written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from protocol.errors import FedsurvError
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Create the study CA, TLS certificate, site keys; enrol sites.")
+
+ENROL_FORMAT = "fedsurv-enrol/1"
+ALLOW_LIST_FIELDS = ("name", "node_fingerprint", "audit_key_id", "node_public_key",
+                     "audit_public_key")
+NODE_KEY_TYPE = "ecdsa-sha2-nistp384"
+
+
+class EnrolmentError(FedsurvError):
+    """A public key file or allow-list that cannot be used for enrolment."""
+
+
+@dataclass(frozen=True)
+class AllowListEntry:
+    """One enrolled site: its SuperNode auth public key and its audit public key."""
+
+    name: str
+    node_fingerprint: str
+    audit_key_id: str
+    node_public_key: str
+    audit_public_key: str
+
+
+T = TypeVar("T")
+
+
+def _pki_call(func: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Run a :mod:`protocol.pki` function, turning file problems into user errors."""
+    from protocol.signing import KeyFileError
+
+    try:
+        return func(*args, **kwargs)
+    except FileExistsError as exc:
+        raise KeyFileError(f"{exc}; choose another --out directory or name") from None
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"file not found: {exc.filename}") from None
+    except (ValueError, OSError) as exc:
+        raise KeyFileError(str(exc)) from None
+
+
+def check_node_public_key(text: str, origin: str) -> tuple[str, str]:
+    """Validate a SuperNode auth public key (OpenSSH ECDSA P-384); return (line, fingerprint)."""
+    import base64
+    import hashlib
+
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if "PRIVATE KEY" in text:
+        raise EnrolmentError(f"{origin} is a PRIVATE key: never send it; send the .pub or "
+                             ".enrol.json file")
+    line = text.strip()
+    try:
+        key = serialization.load_ssh_public_key(line.encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise EnrolmentError(f"{origin} is not an OpenSSH public key ({exc})") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
+        raise EnrolmentError(f"{origin}: node authentication key must be {NODE_KEY_TYPE} "
+                             "(create it with `fedsurv keys site NAME`)")
+    canonical = key.public_bytes(serialization.Encoding.OpenSSH,
+                                 serialization.PublicFormat.OpenSSH).decode()
+    blob = base64.b64decode(canonical.split()[1])
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return canonical, f"SHA256:{digest}"
+
+
+def check_audit_public_key(text: str, origin: str) -> tuple[str, str]:
+    """Validate an Ed25519 audit public key (PEM or OpenSSH); return (OpenSSH line, key id)."""
+    from protocol.signing import KeyFileError, key_id, parse_public_key, public_openssh
+
+    if "PRIVATE KEY" in text:
+        raise EnrolmentError(f"{origin} is a PRIVATE key: never send it")
+    try:
+        key = parse_public_key(text.encode(), origin)
+    except KeyFileError as exc:
+        raise EnrolmentError(f"audit key: {exc}") from None
+    return public_openssh(key), key_id(key)
+
+
+def read_allow_list(path: Path) -> list[AllowListEntry]:
+    """All entries of an allow-list CSV (an absent file is empty)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != ALLOW_LIST_FIELDS:
+            raise EnrolmentError(f"{path} is not a fedsurv allow-list (header must be "
+                                 f"{','.join(ALLOW_LIST_FIELDS)})")
+        return [AllowListEntry(**row) for row in reader]
+
+
+def write_allow_list(path: Path, entries: list[AllowListEntry]) -> None:
+    """Replace the allow-list atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ALLOW_LIST_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for entry in entries:
+        writer.writerow(asdict(entry))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def load_enrolment(pubfile: Path, name: str | None, audit_key: Path | None) -> AllowListEntry:
+    """An allow-list entry from ``NAME.enrol.json`` or a node ``.pub`` (+ ``--audit-key``)."""
+    from protocol.audit.records import NAME_PATTERN
+
+    try:
+        text = pubfile.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EnrolmentError(f"cannot read {pubfile}: {exc}") from None
+    if text.lstrip().startswith("{"):
+        try:
+            bundle = json.loads(text)
+            node_text, audit_text = bundle["node_public_key"], bundle["audit_public_key"]
+            bundle_name = bundle["name"]
+            if bundle.get("format") != ENROL_FORMAT:
+                raise ValueError(f"format is not {ENROL_FORMAT}")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EnrolmentError(f"{pubfile} is not a fedsurv enrolment file ({exc})") from None
+        name = name or bundle_name
+    else:
+        if audit_key is None:
+            raise EnrolmentError("a bare node public key needs --audit-key PUB (or send the "
+                                 "NAME.enrol.json file instead)")
+        node_text = text
+        audit_text = _read_text(audit_key)
+        name = name or pubfile.name.removesuffix(".pub").removesuffix(".node")
+    if not re.fullmatch(NAME_PATTERN, name or ""):
+        raise EnrolmentError(f"site name {name!r}: use letters, digits, '_', '.', '-'")
+    node_line, fingerprint = check_node_public_key(node_text, f"{pubfile} (node key)")
+    audit_line, audit_id = check_audit_public_key(audit_text, f"{pubfile} (audit key)")
+    return AllowListEntry(name, fingerprint, audit_id, node_line, audit_line)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EnrolmentError(f"cannot read {path}: {exc}") from None
+
+
+@app.command()
+def ca(
+    out: Annotated[Path, typer.Option("--out", help="Directory for ca.crt and ca.key.")],
+    common_name: Annotated[str, typer.Option("--name", help="CA common name.")]
+    = "fedsurv study CA",
+) -> None:
+    """Create the study CA (coordinator side; keep ca.key offline)."""
+    from protocol.pki import create_ca
+
+    cert, key = _pki_call(create_ca, out, common_name)
+    typer.echo(f"CA certificate: {cert} (give to every site)")
+    typer.echo(f"CA private key written to {key} (mode 0600; keep it offline)")
+
+
+@app.command()
+def server(
+    ca_dir: Annotated[Path, typer.Option("--ca", help="Directory with ca.crt and ca.key.")],
+    san: Annotated[list[str], typer.Option("--san", help="Address sites dial (repeat).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the certificate.")],
+    name: Annotated[str, typer.Option("--name", help="File name stem.")] = "server",
+) -> None:
+    """Issue the coordinator's TLS certificate for the given SANs (IPs or DNS names)."""
+    from protocol.pki import create_server_certificate
+
+    cert, key = _pki_call(create_server_certificate, ca_dir / "ca.crt", ca_dir / "ca.key",
+                          out, list(san), name)
+    typer.echo(f"TLS certificate: {cert} (SANs: {', '.join(san)})")
+    typer.echo(f"TLS private key written to {key} (mode 0600)")
+
+
+@app.command()
+def site(
+    name: Annotated[str, typer.Argument(help="Site name as the study knows it.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the site's keys.")],
+) -> None:
+    """Create a site's node-auth key pair and audit-signing key pair, plus its enrolment file."""
+    from protocol.audit.records import NAME_PATTERN
+    from protocol.pki import create_node_keypair
+    from protocol.signing import (
+        KeyFileError,
+        create_signing_key,
+        key_id,
+        load_public_key,
+        public_openssh,
+    )
+
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise EnrolmentError(f"site name {name!r}: use letters, digits, '_', '.', '-'")
+    enrol_path = out / f"{name}.enrol.json"
+    planned = [out / f"{name}.node", out / f"{name}.node.pub", out / f"{name}.audit.key",
+               out / f"{name}.audit.pub", enrol_path]
+    taken = [str(p) for p in planned if p.exists()]
+    if taken:
+        raise KeyFileError(f"refusing to overwrite existing key files: {', '.join(taken)}")
+    _, node_pub = _pki_call(create_node_keypair, out, f"{name}.node")
+    _, audit_pub = create_signing_key(out, name)
+    node_line, fingerprint = check_node_public_key(node_pub.read_text(), str(node_pub))
+    audit_key = load_public_key(audit_pub)
+    bundle = {"format": ENROL_FORMAT, "name": name, "node_public_key": node_line,
+              "audit_public_key": public_openssh(audit_key)}
+    enrol_path.write_text(json.dumps(bundle, indent=2) + "\n")
+    typer.echo(f"node auth public key:   {node_pub}  ({fingerprint})")
+    typer.echo(f"audit public key:       {audit_pub}  (key id {key_id(audit_key)})")
+    typer.echo(f"enrolment file to send: {enrol_path}")
+    typer.echo(f"Private keys stay in {out} (mode 0600); never send them.")
+    typer.echo("To enrol: send the enrolment file to the coordinator, who runs\n"
+               f"  fedsurv keys enrol {enrol_path.name} --allow-list allow-list.csv\n"
+               "and confirm the fingerprints above with them by phone.")
+
+
+@app.command()
+def enrol(
+    pubfile: Annotated[Path, typer.Argument(help="NAME.enrol.json, or a node .pub file.")],
+    allow_list: Annotated[Path, typer.Option("--allow-list", help="Coordinator allow-list CSV.")],
+    name: Annotated[str | None, typer.Option("--name", help="Site name (default: from file).")]
+    = None,
+    audit_key: Annotated[Path | None, typer.Option(
+        "--audit-key", help="Site audit public key, with a bare node .pub.")] = None,
+) -> None:
+    """Add a site's public keys to the coordinator's allow-list (key types are checked)."""
+    entry = load_enrolment(pubfile, name, audit_key)
+    entries = read_allow_list(allow_list)
+    for other in entries:
+        if other.name == entry.name:
+            raise EnrolmentError(f"site {entry.name!r} is already enrolled in {allow_list}")
+        if entry.node_fingerprint == other.node_fingerprint or \
+                entry.audit_key_id == other.audit_key_id:
+            raise EnrolmentError(f"this key is already enrolled as site {other.name!r}")
+    write_allow_list(allow_list, [*entries, entry])
+    typer.echo(f"enrolled {entry.name}: node key {entry.node_fingerprint}, audit key id "
+               f"{entry.audit_key_id}")
+    typer.echo("Confirm these fingerprints with the site out of band.")
+
+
+@app.command("list")
+def list_command(
+    allow_list: Annotated[Path, typer.Option("--allow-list", help="Coordinator allow-list CSV.")],
+) -> None:
+    """List enrolled sites with their key fingerprints."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    entries = read_allow_list(allow_list)
+    if not allow_list.exists():
+        raise EnrolmentError(f"allow-list {allow_list} not found")
+    table = Table(title=f"{allow_list}: {len(entries)} enrolled site(s)")
+    for column in ("site", "node key (SHA256)", "audit key id"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        table.add_row(Text(entry.name), entry.node_fingerprint, entry.audit_key_id)
+    Console().print(table)
