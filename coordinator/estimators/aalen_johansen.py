@@ -23,8 +23,8 @@ from coordinator.estimators.confidence import pointwise_limits
 from coordinator.estimators.curve import StepCurve
 from protocol.tally import EventTally
 
-Variance = Literal["delta", "aalen", "ij"]
-VARIANCES: tuple[str, ...] = ("delta", "aalen", "ij")
+Variance = Literal["delta", "aalen"]
+VARIANCES: tuple[str, ...] = ("delta", "aalen")
 
 
 def cumulative_incidence(
@@ -42,7 +42,7 @@ def cumulative_incidence(
         F_k(t) = sum_{t_j <= t} S(t_{j-1}) d_kj / n_j            (Aalen and Johansen 1978)
 
     Tied times of different causes are handled exactly (they share the bin's ``n_j``; no
-    jitter). ``variance`` chooses the estimator of ``Var F_k(t)`` (all three computed in
+    jitter). ``variance`` chooses the estimator of ``Var F_k(t)`` (both computed in
     ``O(bins)`` by cumulative sums; ``F = F_k(t)``, ``F_j = F_k(t_j)``, ``S_j- = S(t_{j-1})``):
 
     - ``"delta"`` (default): the Greenwood-type delta-method variance (Marubini and Valsecchi
@@ -52,9 +52,14 @@ def cumulative_incidence(
                          + S_j-^2 d_kj (n_j - d_kj) / n_j^3
                          - 2 (F - F_j) S_j- d_kj / n_j^2 ]
 
-      With a single cause it reduces to Greenwood's variance of ``1 - S``, so a one-cause
-      incidence and the Kaplan-Meier curve get the same SE. Terms with ``n_j = d_j`` (everyone
-      left fails; ``F`` is constant afterwards, so ``F - F_j = 0``) are taken as 0.
+      It equals the standard error R ``survival``'s multi-state ``survfit`` reports for
+      ``pstate``, which R computes as the infinitesimal-jackknife variance ``sum_i U_i(t)^2``
+      (``U_i`` the derivative of ``F_k(t)`` in subject ``i``'s case weight; Efron 1982):
+      the tests check this to 1e-9 against R on a cohort with tied times of different
+      causes. With a single cause it reduces to Greenwood's variance of ``1 - S``, so a
+      one-cause incidence and the Kaplan-Meier curve get the same SE. Terms with
+      ``n_j = d_j`` (everyone left fails; ``F`` is constant afterwards, so ``F - F_j = 0``)
+      are taken as 0.
     - ``"aalen"``: the Aalen (1978)-type variance of Gray's ``cmprsk::cuminc`` (Fortran
       ``cinc``), with the hypergeometric tie factor ``t_j(m) = 1 - (m - 1)/(n_j - 1)``::
 
@@ -64,15 +69,6 @@ def cumulative_incidence(
                                      * (1 + (F_j - F) / S_j)^2
 
       (``1 / S_j`` read as 0 when ``S_j = 0``; other-cause terms skipped when ``S_j = 0``).
-    - ``"ij"``: the infinitesimal-jackknife variance that R ``survival``'s multi-state
-      ``survfit`` reports (``std.err`` of ``pstate``): ``sum_i U_i(t)^2`` with ``U_i`` the
-      derivative of ``F_k(t)`` with respect to subject ``i``'s case weight. ``U_i`` depends
-      only on the subject's (bin, status), so the sum is a tally-weighted sum over bins:
-      with ``G(s) = sum_{u<=s} d_u / (n_u (n_u - d_u))`` (Greenwood's sum), ``h_ks = d_ks/n_s``
-      and ``A(t) = sum_{s<=t} S(s-) h_ks (G(s-1) - 1/n_s)``, a subject still at risk after
-      ``t`` has ``U = A(t)``; one leaving in bin ``b <= t`` has
-      ``U = A(b) + [cause k] S(b-)/n_b + g (F(t) - F(b))`` with ``g = G(b)`` if censored and
-      ``g = G(b) - 1/(n_b - d_b)`` if failed (any cause).
 
     Pointwise limits: R ``survfit``'s multi-state convention, the ``transform`` applied to
     ``F`` itself with ``SE(log F) = se / F``; so ``"log-log"`` gives symmetric limits for
@@ -86,7 +82,6 @@ def cumulative_incidence(
     n = n_int.astype(np.float64)
     d = tally.total_events.astype(np.float64)
     dk = tally.cause(cause).astype(np.float64)
-    c = tally.censored.astype(np.float64)
     occupied = n > 0
     hazard = np.divide(d, n, out=np.zeros_like(n), where=occupied)
     hazard_k = np.divide(dk, n, out=np.zeros_like(n), where=occupied)
@@ -96,12 +91,12 @@ def cumulative_incidence(
 
     if variance == "delta":
         var = _delta_variance(n, d, dk, survival_before, incidence)
-    elif variance == "aalen":
-        var = _aalen_variance(n, d, dk, survival, survival_before, incidence)
     else:
-        var = _ij_variance(n, d, dk, c, survival_before, incidence, hazard_k)
+        var = _aalen_variance(n, d, dk, survival, survival_before, incidence)
+    # exact zeros where the variance is 0 (F = 0, or F = 1: everyone failed of this cause),
+    # which the cumulative sums only reach up to rounding
     se = np.sqrt(np.maximum(var, 0.0))
-    se = np.where(incidence > 0.0, se, 0.0)
+    se = np.where((incidence > 0.0) & (incidence < 1.0), se, 0.0)
     se_log = np.divide(se, incidence, out=np.zeros_like(se), where=incidence > 0.0)
     lower, upper = pointwise_limits(incidence, se_log, level, transform)
     return StepCurve(
@@ -167,32 +162,3 @@ def _aalen_variance(
     v2 = np.cumsum(w_other * t3_o * t4_o + w_k * t3_k * t4_k)
     v3 = np.cumsum(w_other * t3_o**2 + w_k * t3_k**2)
     return v1 + f**2 * v3 - 2.0 * f * v2
-
-
-def _ij_variance(
-    n: np.ndarray,
-    d: np.ndarray,
-    dk: np.ndarray,
-    c: np.ndarray,
-    s_before: np.ndarray,
-    f: np.ndarray,
-    hazard_k: np.ndarray,
-) -> np.ndarray:
-    alive = n > d
-    greenwood = np.cumsum(np.divide(d, n * (n - d), out=np.zeros_like(n), where=alive))
-    greenwood_before = np.concatenate(([0.0], greenwood[:-1]))
-    inv_n = np.divide(1.0, n, out=np.zeros_like(n), where=n > 0)
-    a = np.cumsum(s_before * hazard_k * (greenwood_before - inv_n))
-    # influence of a subject leaving in bin b: alpha + gamma * F(t) for t >= b
-    gamma_cens = greenwood
-    gamma_fail = np.where(alive, greenwood - np.divide(1.0, n - d, out=np.zeros_like(n),
-                                                       where=alive), 0.0)
-    alpha_cens = a - gamma_cens * f
-    alpha_k = a + s_before * inv_n - gamma_fail * f
-    alpha_other = a - gamma_fail * f
-    other = d - dk
-    p = np.cumsum(c * alpha_cens**2 + dk * alpha_k**2 + other * alpha_other**2)
-    q = np.cumsum(c * alpha_cens * gamma_cens + (dk * alpha_k + other * alpha_other) * gamma_fail)
-    w = np.cumsum(c * gamma_cens**2 + (dk + other) * gamma_fail**2)
-    still_at_risk = n - d - c
-    return still_at_risk * a**2 + p + 2.0 * q * f + w * f**2
