@@ -1,0 +1,117 @@
+"""What both reports say, gathered once: tables, figures, sites, spec, methods, warnings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from coordinator.report.figures import FigureFile
+from coordinator.report.labels import curve_label, pct_ci, proportion_label
+from coordinator.report.methods import methods_paragraph
+from coordinator.report.tables import landmark_display, table1
+from coordinator.results import Results, ResultWarning
+from protocol.spec import AnalysisSpec
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything a report renders; html and markdown only format it."""
+
+    title: str
+    spec_sha256: str
+    spec_json: str | None
+    software_version: str
+    protocol_version: str
+    generated: str
+    table1: pd.DataFrame
+    landmarks: pd.DataFrame
+    proportions_by_stratum: pd.DataFrame
+    logrank: pd.DataFrame
+    warnings: list[ResultWarning]
+    methods: str
+    sites: list[tuple[str, str]]
+    figures: list[FigureFile] = field(default_factory=list)
+    min_cell_count: int | None = None
+    strata_column: str | None = None
+
+
+def build_content(
+    results: Results,
+    spec: AnalysisSpec | None,
+    figures: list[FigureFile],
+    *,
+    min_cell_count: int | None = None,
+    table1_day: int = 365,
+    generated: str | None = None,
+) -> ReportContent:
+    """Gather the report's content from ``results`` (warnings already attached) and ``spec``."""
+    level = spec.ci.level if spec is not None else 0.95
+    return ReportContent(
+        title=results.title or (spec.title if spec else "") or "fedsurv analysis",
+        spec_sha256=results.spec_sha256,
+        spec_json=json.dumps(spec.model_dump(mode="json"), indent=2) if spec else None,
+        software_version=results.software_version or "unknown",
+        protocol_version=results.protocol_version or "unknown",
+        generated=generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        table1=table1(results, day=table1_day, level=level),
+        landmarks=landmark_display(results, min_cell_count=min_cell_count),
+        proportions_by_stratum=_strata_proportions(results, level),
+        logrank=_logrank_display(results),
+        warnings=list(results.warnings),
+        methods=methods_paragraph(results, spec),
+        sites=_sites(results),
+        figures=figures,
+        min_cell_count=min_cell_count,
+        strata_column=spec.strata.column if spec is not None and spec.strata else None,
+    )
+
+
+def _sites(results: Results) -> list[tuple[str, str]]:
+    s = results.sites
+    rows = [
+        ("Sites requested", str(s.requested)),
+        ("Sites contributed", str(s.contributed)),
+        ("Contributing site ids", ", ".join(s.contributor_ids) or "not recorded"),
+    ]
+    refused = "; ".join(f"{site}: {reason}" for site, reason in s.refused.items())
+    rows.append(("Refused (reason)", refused or "none"))
+    rows.append(("Dropped (no answer)", ", ".join(s.dropped) or "none"))
+    return rows
+
+
+def _strata_proportions(results: Results, level: float) -> pd.DataFrame:
+    rows = [
+        {"Outcome": proportion_label(name), "Stratum": lvl, "n/N": f"{p.count}/{p.n}",
+         "Estimate": pct_ci(p.estimate, p.lower, p.upper, level)}
+        for name, levels in results.proportions_by_stratum.items()
+        for lvl, p in levels.items()
+    ]
+    return pd.DataFrame(rows, columns=["Outcome", "Stratum", "n/N", "Estimate"])
+
+
+def _logrank_display(results: Results) -> pd.DataFrame:
+    rows = []
+    for t in results.logrank:
+        oe = ", ".join(f"{g}: {o:g}/{e:.1f}"
+                       for g, o, e in zip(t.groups, t.observed, t.expected, strict=True))
+        rows.append({
+            "Endpoint": curve_label(t.endpoint),
+            "Groups": " vs ".join(t.groups),
+            "Observed/expected events": oe,
+            "χ² (df)": f"{t.statistic:.2f} ({t.df})",
+            "p": format_p(t.p_value),
+            "Stratified by site": "yes" if t.stratified_by_site else "no",
+        })
+    cols = ["Endpoint", "Groups", "Observed/expected events", "χ² (df)", "p",
+            "Stratified by site"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def format_p(p: float) -> str:
+    """``"p < 0.001"`` or three decimals (two above 0.1), as journals print them."""
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"

@@ -1,0 +1,74 @@
+"""Which figures a result set gets, drawn and saved as PNG + SVG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from coordinator.report.labels import curve_label
+from coordinator.report.plots import plot_incidence, plot_survival, save_figure
+from coordinator.report.tables import slug
+from coordinator.results import Results
+
+
+@dataclass(frozen=True)
+class FigureFile:
+    """One saved figure: a stem name, a caption and its PNG and SVG files."""
+
+    name: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+def draw_figures(
+    results: Results,
+    out_dir: Path,
+    *,
+    unit: str = "months",
+    min_cell_count: int | None = None,
+    strata_column: str | None = None,
+) -> list[FigureFile]:
+    """Kaplan-Meier per survival endpoint, CIR/NRM (side by side and stacked), per stratum.
+
+    ``strata_column`` (the spec's strata column) only labels per-stratum captions.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures: list[FigureFile] = []
+    masked = "" if min_cell_count is None else f" At-risk counts below {min_cell_count} " \
+        f"are shown as <{min_cell_count}."
+    curves = [*results.survival.values(), *results.incidence.values()]
+    level = f"{(curves[0].level if curves else 0.95) * 100:g}%"
+    base = f" Shaded: pointwise {level} confidence band; +: censored; number at risk below."
+    base += masked
+
+    def add(name: str, caption: str, drawn) -> None:
+        paths = save_figure(drawn.figure, out_dir / name)
+        figures.append(FigureFile(name, caption, paths["png"], paths["svg"]))
+
+    for name, curve in results.survival.items():
+        label = curve_label(name)
+        add(f"km_{name}", f"{label} (Kaplan-Meier), pooled over all sites.{base}",
+            plot_survival({"all": curve}, ylabel=label, unit=unit, min_cell_count=min_cell_count))
+    if results.incidence:
+        inc = {curve_label(k): c for k, c in results.incidence.items()}
+        first = next(iter(results.incidence))
+        add("cif_" + "_".join(results.incidence),
+            f"Cumulative incidence (Aalen-Johansen), competing risks.{base}",
+            plot_incidence(inc, unit=unit, min_cell_count=min_cell_count))
+        if len(inc) > 1:
+            add("cif_" + "_".join(results.incidence) + "_stacked",
+                "Stacked cumulative incidence: the lower area is "
+                f"{curve_label(first).lower()}, the upper boundary the sum of all causes."
+                + masked,
+                plot_incidence(inc, stacked=True, unit=unit, min_cell_count=min_cell_count))
+    by = f" by {strata_column}" if strata_column else " by stratum"
+    for name, levels in results.strata.items():
+        label = curve_label(name)
+        is_incidence = name in results.incidence
+        prefix = "cif" if is_incidence else "km"
+        stem = f"{prefix}_{name}_by_{slug(strata_column or 'stratum')}"
+        plot = plot_incidence if is_incidence else plot_survival
+        add(stem, f"{label}{by}.{base}",
+            plot(levels, ylabel=label, unit=unit, min_cell_count=min_cell_count))
+    return figures

@@ -1,0 +1,73 @@
+"""``report.md``: the same content as the HTML report; figures referenced as PNG files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from coordinator.report.content import ReportContent
+
+
+def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
+    """The report as Markdown; figure paths are relative to ``relative_to`` (the md's folder)."""
+    c = content
+    out = [
+        f"# {c.title}",
+        "",
+        f"Pooled federated analysis (fedsurv {c.software_version}, protocol "
+        f"{c.protocol_version}); generated {c.generated}.  ",
+        f"Spec SHA-256: `{c.spec_sha256}`",
+        "",
+        "## Table 1. Response, toxicity and outcomes",
+        "",
+        pipe_table(c.table1),
+        "",
+        "## Survival and cumulative incidence at landmarks",
+        "",
+        pipe_table(c.landmarks),
+    ]
+    if c.min_cell_count is not None:
+        out += ["", f"Counts of patients at risk below {c.min_cell_count} are shown as "
+                    f"<{c.min_cell_count}."]
+    if not c.proportions_by_stratum.empty:
+        out += ["", f"## Proportions by {c.strata_column or 'stratum'}", "",
+                pipe_table(c.proportions_by_stratum)]
+    out += ["", "## Figures", ""]
+    for i, fig in enumerate(c.figures, start=1):
+        rel = Path(os.path.relpath(fig.png, relative_to)).as_posix()
+        svg = Path(os.path.relpath(fig.svg, relative_to)).as_posix()
+        out += [f"![Figure {i}]({rel})", "",
+                f"**Figure {i}.** {fig.caption} (vector: [{svg}]({svg}))", ""]
+    if not c.logrank.empty:
+        out += ["## Log-rank tests", "", pipe_table(c.logrank), ""]
+    out += ["## Small-sample warnings", ""]
+    if c.warnings:
+        out += ["Estimates below rest on few patients or have wide intervals; interpret with "
+                "caution.", ""]
+        out += [f"- **{w.endpoint}**: {w.message}" for w in c.warnings]
+    else:
+        out.append("No estimate was flagged.")
+    out += ["", "## Statistical methods", "", c.methods, "", "## Participating sites", ""]
+    out.append(pipe_table(pd.DataFrame(c.sites, columns=["", "Sites"])))
+    out += ["", "## Analysis spec", "", f"SHA-256 of the canonical spec: `{c.spec_sha256}`", ""]
+    if c.spec_json:
+        out += ["```json", c.spec_json, "```"]
+    else:
+        out.append("The spec itself was not supplied to the report writer.")
+    out += ["", f"Software: fedsurv {c.software_version}; tally protocol version "
+                f"{c.protocol_version}.", ""]
+    return "\n".join(out)
+
+
+def pipe_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])

@@ -1,0 +1,198 @@
+"""Result tables as DataFrames and CSV files.
+
+Machine-readable CSVs hold the pooled numbers unmasked (the same numbers as ``results.json``);
+the display tables (Table 1, landmark table) are formatted strings for the reports, where
+at-risk counts below the minimum cell count print as ``"<k"``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from coordinator.report.curves import at_risk_at, mask_count, value_at
+from coordinator.report.labels import (
+    SHORT_LABELS,
+    curve_label,
+    landmark_label,
+    months,
+    pct_ci,
+    proportion_label,
+)
+from coordinator.results import CurveResult, Results
+
+TABLE1_COLUMNS = ["Outcome", "n/N", "Estimate"]
+CURVE_COLUMNS = ["time", "at_risk", "events", "censored", "estimate", "se", "lower", "upper"]
+
+
+def curve_items(results: Results) -> list[tuple[str, str, str, CurveResult]]:
+    """Every curve as ``(kind, endpoint, stratum, curve)``; overall curves first, then strata."""
+    items = [("survival", name, "all", c) for name, c in results.survival.items()]
+    items += [("incidence", name, "all", c) for name, c in results.incidence.items()]
+    for name, levels in results.strata.items():
+        kind = "incidence" if name in results.incidence else "survival"
+        items += [(kind, name, level, c) for level, c in levels.items()]
+    return items
+
+
+def start_value(kind: str) -> float:
+    """Curve value at time 0: 1 for survival, 0 for cumulative incidence."""
+    return 0.0 if kind == "incidence" else 1.0
+
+
+def proportions_frame(results: Results) -> pd.DataFrame:
+    """One row per proportion (overall, then by stratum)."""
+    rows = [{"endpoint": name, **p.model_dump()} for name, p in results.proportions.items()]
+    for name, levels in results.proportions_by_stratum.items():
+        rows += [{"endpoint": name, **p.model_dump(), "stratum": lvl} for lvl, p in levels.items()]
+    cols = ["endpoint", "stratum", "count", "n", "estimate", "lower", "upper", "method"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def landmarks_frame(results: Results) -> pd.DataFrame:
+    """One row per curve and landmark day; ``at_risk`` is the number at risk at that day."""
+    rows = []
+    for kind, name, stratum, curve in curve_items(results):
+        for day_key, lm in sorted(curve.landmarks.items(), key=lambda kv: int(kv[0])):
+            day = int(day_key)
+            rows.append({
+                "kind": kind, "endpoint": name, "stratum": stratum, "day": day,
+                "at_risk": at_risk_at(curve, [day])[0], "estimate": lm.estimate, "se": lm.se,
+                "lower": lm.lower, "upper": lm.upper, "level": curve.level,
+            })
+    cols = ["kind", "endpoint", "stratum", "day", "at_risk", "estimate", "se", "lower", "upper",
+            "level"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def curve_frame(curve: CurveResult) -> pd.DataFrame:
+    """The estimator's table of one curve."""
+    return pd.DataFrame([r.model_dump() for r in curve.table], columns=CURVE_COLUMNS)
+
+
+def logrank_frame(results: Results) -> pd.DataFrame:
+    """One row per log-rank test."""
+    rows = [{
+        "endpoint": t.endpoint, "groups": " vs ".join(t.groups), "chi2": t.statistic, "df": t.df,
+        "p_value": t.p_value, "observed": "; ".join(f"{o:g}" for o in t.observed),
+        "expected": "; ".join(f"{e:.2f}" for e in t.expected),
+        "stratified_by_site": t.stratified_by_site,
+    } for t in results.logrank]
+    cols = ["endpoint", "groups", "chi2", "df", "p_value", "observed", "expected",
+            "stratified_by_site"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def curve_csv_name(endpoint: str, stratum: str) -> str:
+    """``curve_os.csv`` or ``curve_os__<stratum>.csv`` (stratum made filename-safe)."""
+    if stratum == "all":
+        return f"curve_{endpoint}.csv"
+    return f"curve_{endpoint}__{slug(stratum)}.csv"
+
+
+def slug(text: str) -> str:
+    """Filename-safe form of a label: letters, digits, ``-`` and ``_`` only."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+    return cleaned or "x"
+
+
+def write_csv_tables(results: Results, out_dir: Path) -> dict[str, Path]:
+    """Write proportions.csv, landmarks.csv, logrank.csv (if any), table1.csv, curve CSVs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames: dict[str, pd.DataFrame] = {
+        "proportions.csv": proportions_frame(results),
+        "landmarks.csv": landmarks_frame(results),
+        "table1.csv": table1(results),
+    }
+    if results.logrank:
+        frames["logrank.csv"] = logrank_frame(results)
+    for _kind, name, stratum, curve in curve_items(results):
+        frames[curve_csv_name(name, stratum)] = curve_frame(curve)
+    paths: dict[str, Path] = {}
+    for fname, frame in frames.items():
+        path = out_dir / fname
+        frame.to_csv(path, index=False, float_format="%.6g")
+        paths[fname] = path
+    return paths
+
+
+def table1(results: Results, *, day: int = 365, level: float = 0.95) -> pd.DataFrame:
+    """Table-1-style summary in the model study's layout.
+
+    Proportions ``"34/43 | 79% (95% CI 66–92%)"``, then ``day``-landmark OS/EFS (all, then
+    among remitters), CIR and NRM, and median follow-up (reverse Kaplan-Meier; survivors with
+    range). ``level`` is the proportions' confidence level. Landmark values come from the
+    curve's ``landmarks`` or, if ``day`` is not one of them, from the step function at ``day``.
+    """
+    rows: list[list[str]] = []
+    for name, p in results.proportions.items():
+        rows.append([proportion_label(name), f"{p.count}/{p.n}",
+                     pct_ci(p.estimate, p.lower, p.upper, level)])
+    when = landmark_label(day)
+    for group in (results.survival, results.incidence):
+        kind = "incidence" if group is results.incidence else "survival"
+        for name, curve in group.items():
+            est, lo, hi = _landmark(curve, day, kind)
+            label = f"{when} {SHORT_LABELS.get(name, curve_label(name))}"
+            rows.append([label, f"N = {curve.n}", pct_ci(est, lo, hi, curve.level)])
+    fu = results.followup
+    if fu is not None:
+        ci = fu.median_reverse_km_ci
+        text = f"{months(fu.median_reverse_km)} months"
+        if ci is not None and ci.lower is not None and ci.upper is not None:
+            text += f" (95% CI {months(ci.lower)}–{months(ci.upper)})"
+        rows.append(["Median follow-up (reverse Kaplan-Meier)", "", text])
+        surv = f"{months(fu.median_survivors)} months"
+        if fu.range_survivors:
+            lo_d, hi_d = fu.range_survivors
+            surv += f" (range {months(lo_d, 0)}–{months(hi_d, 0)})"
+        rows.append(["Median follow-up of survivors", f"{fu.survivors} alive", surv])
+    return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
+
+
+def _landmark(curve: CurveResult, day: int, kind: str) -> tuple[float | None, ...]:
+    lm = curve.landmarks.get(str(day))
+    if lm is not None:
+        return lm.estimate, lm.lower, lm.upper
+    if not curve.table or curve.table[-1].time < day:
+        return None, None, None
+    return value_at(curve, day, start=start_value(kind))
+
+
+def landmark_display(results: Results, *, min_cell_count: int | None = None) -> pd.DataFrame:
+    """Survival/incidence summary for the reports: N, events, median and every landmark.
+
+    Each landmark column reads ``"43% (95% CI 25–62%); 12 at risk"``; at-risk counts below
+    ``min_cell_count`` print as ``"<k"``.
+    """
+    days = sorted({int(d) for *_, c in curve_items(results) for d in c.landmarks})
+    rows = []
+    for kind, name, stratum, curve in curve_items(results):
+        label = curve_label(name) + ("" if stratum == "all" else f" — {stratum}")
+        median = "—" if kind == "incidence" else _median_text(curve)
+        row = {"Endpoint": label, "N": str(curve.n), "Events": str(curve.events),
+               "Median, months (95% CI)": median}
+        for day in days:
+            lm = curve.landmarks.get(str(day))
+            if lm is None:
+                row[landmark_label(day)] = "—"
+                continue
+            risk = mask_count(at_risk_at(curve, [day])[0], min_cell_count)
+            est = pct_ci(lm.estimate, lm.lower, lm.upper, curve.level)
+            row[landmark_label(day)] = f"{est}; {risk} at risk"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _median_text(curve: CurveResult) -> str:
+    if curve.median is None:
+        return "NR"
+    text = months(curve.median)
+    ci = curve.median_ci
+    if ci is not None:
+        lo = months(ci.lower) if ci.lower is not None else "NE"
+        hi = months(ci.upper) if ci.upper is not None else "NR"
+        text += f" ({lo}–{hi})"
+    return text
