@@ -144,21 +144,38 @@ def read_sql(source: SqlSource) -> RawTable:
         with engine.connect() as connection:
             try:
                 _begin_read_only(connection, engine.url.get_backend_name())
-                result = connection.exec_driver_sql(query)
-                header = list(map(str, result.keys()))
-                rows = result.fetchall()
+                header, rows = _fetch(connection, query)
             finally:
                 connection.rollback()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, _dbapi_error(engine)) as exc:
         detail = _first_line(getattr(exc, "orig", None) or exc)
         raise SourceError(f"data.query: reading from {where} failed: {detail}") from None
     finally:
         engine.dispose()
-    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=range(len(header)))
+    frame = pd.DataFrame.from_records(rows, columns=range(len(header)))
     if frame.empty:
         frame = pd.DataFrame({k: pd.Series(dtype=object) for k in range(len(header))})
     numbers = np.arange(1, len(frame) + 1, dtype=np.int64)
     return RawTable(SQL_NAME, header, frame, numbers, SQL_ROWS)
+
+
+def _dbapi_error(engine) -> type[Exception]:
+    """The driver's base error class (raised by the raw cursor of :func:`_fetch`)."""
+    dbapi = getattr(engine.dialect, "loaded_dbapi", None) or engine.dialect.dbapi
+    return getattr(dbapi, "Error", Exception)
+
+
+def _fetch(connection, query: str) -> tuple[list[str], list[tuple]]:
+    """Run ``query`` on the DBAPI cursor without parameters, so ``%`` and ``:x`` stay SQL."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(query)
+        if cursor.description is None:
+            raise SourceError("data.query: the query returned no result table")
+        header = [str(column[0]) for column in cursor.description]
+        return header, [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 def _first_line(exc: object) -> str:
