@@ -1,0 +1,136 @@
+"""A Grid wrapper for one SecAgg+ attempt: tags messages, watches stages, aborts early.
+
+Wraps the real Grid handed to ``SecAggPlusWorkflow``:
+
+* adds the ``fedsurv.round`` record (request id, attempt, spec hash, mask generator, encoding)
+  to every stage message, so sites can apply their rules (:mod:`site_node.flower.guard`);
+* passes the stage timeout;
+* after each stage, compares who was sent a message with who replied without error, and emits
+  progress events;
+* a site lost during ``setup`` or ``share_keys`` raises :class:`SetupDropout` *before* any
+  masked vector is requested (Flower would otherwise carry on and fail at unmasking, after
+  sites had spent their one contribution); the caller retries without it;
+* after ``collect_masked_vectors``, fewer survivors than ``min_contributors`` raises
+  :class:`TooFewContributors` before unmasking, so that sum is never revealed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
+from flwr.proto.node_pb2 import NodeInfo  # pylint: disable=E0611
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+
+from protocol.errors import FedsurvError
+from protocol.secure_encoding import ROUND_RECORD
+
+
+class SetupDropout(FedsurvError):
+    """Sites lost before masked vectors were collected; the attempt can be retried."""
+
+    def __init__(self, stage: str, lost: dict[int, str]) -> None:
+        super().__init__(f"{len(lost)} site(s) lost during SecAgg+ {stage}")
+        self.stage = stage
+        self.lost = lost
+
+
+class TooFewContributors(FedsurvError):
+    """Fewer masked vectors than required were collected; the sum is not unmasked."""
+
+    exit_code = 3
+
+    def __init__(self, contributors: set[int], lost: dict[int, str], required: int) -> None:
+        super().__init__(
+            f"only {len(contributors)} site(s) contributed a masked vector, the spec requires "
+            f"{required}; the sum was not unmasked"
+        )
+        self.contributors = contributors
+        self.lost = lost
+
+
+class RoundGrid(Grid):
+    """The SecAgg+ view of ``inner`` for one attempt (see module docstring)."""
+
+    def __init__(
+        self,
+        inner: Grid,
+        tag: Mapping[str, str | int],
+        timeout: float | None,
+        min_contributors: int,
+        on_stage: Callable[[str, set[int], set[int], dict[int, str], float], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.tag = dict(tag)
+        self.timeout = timeout
+        self.min_contributors = min_contributors
+        self.on_stage = on_stage
+        self.contributors: set[int] = set()
+        self.lost: dict[str, dict[int, str]] = {}  # stage -> node -> reason
+        self.last_stage = ""
+
+    # Delegation
+    def set_run(self, run: Run) -> None:
+        self.inner.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self.inner.run
+
+    def create_message(
+        self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.inner.get_node_ids()
+
+    def get_nodes(self) -> Iterable[NodeInfo]:
+        return self.inner.get_nodes()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.inner.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.inner.pull_messages(message_ids)
+
+    # The watched exchange
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        messages = list(messages)
+        stage = _stage(messages)
+        self.last_stage = stage
+        for message in messages:
+            message.content.config_records[ROUND_RECORD] = ConfigRecord(dict(self.tag))
+        sent = {m.metadata.dst_node_id for m in messages}
+        started = time.monotonic()
+        replies = list(self.inner.send_and_receive(messages, timeout=self.timeout))
+        replied = {r.metadata.src_node_id for r in replies if not r.has_error()}
+        lost = {nid: "no reply before the stage timeout" for nid in sent - replied}
+        for reply in replies:
+            if reply.has_error() and reply.metadata.src_node_id in sent:
+                lost[reply.metadata.src_node_id] = reply.error.reason
+        self.lost[stage] = lost
+        if self.on_stage is not None:
+            self.on_stage(stage, sent, replied & sent, lost, time.monotonic() - started)
+        if stage in (Stage.SETUP, Stage.SHARE_KEYS) and lost:
+            raise SetupDropout(stage, lost)
+        if stage == Stage.COLLECT_MASKED_VECTORS:
+            self.contributors = replied & sent
+            if len(self.contributors) < self.min_contributors:
+                raise TooFewContributors(self.contributors, lost, self.min_contributors)
+        return replies
+
+
+def _stage(messages: list[Message]) -> str:
+    """The SecAgg+ stage of a batch (all messages of one call share it)."""
+    for message in messages:
+        records = message.content.config_records
+        if RECORD_KEY_CONFIGS in records and Key.STAGE in records[RECORD_KEY_CONFIGS]:
+            return str(records[RECORD_KEY_CONFIGS][Key.STAGE])
+    return ""

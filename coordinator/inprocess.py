@@ -1,0 +1,214 @@
+"""In-process engine: Flower's ``Grid`` delivering messages straight to the real ClientApp.
+
+:class:`InProcessGrid` implements ``flwr.serverapp.Grid`` for N simulated sites, each a node
+with its own ``node_config`` and a ``Context`` that persists for the run (as a SuperNode keeps
+it). Every message and reply crosses a protobuf round trip (``message_to_proto`` /
+``message_from_proto``), as on the wire, so no object is shared between coordinator and site.
+A ClientApp exception becomes an error reply (as ``flwr-clientapp`` does) and the site's
+context is left as it was. Delivery is synchronous; a site that "drops" never answers again,
+which the coordinator sees exactly like a stage timeout.
+
+The same ``ServerApp``/``ClientApp`` code runs here as in deployment: this engine backs the
+unit tests and scale runs. :attr:`InProcessGrid.received` keeps every reply the coordinator
+received (the coordinator's whole view), for privacy tests.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
+from flwr.common.serde import message_from_proto, message_to_proto
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+
+from coordinator.progress import Progress
+from coordinator.secure_sum import RequestOutcome, SecureSumOptions, run_request
+from protocol.spec import AnalysisSpec
+
+QUERY_STAGE = "query"
+FIRST_NODE_ID = 10_001
+
+
+@dataclass
+class SimulatedSite:
+    """One site of the in-process federation.
+
+    Attributes:
+        node_config: the SuperNode's node config (``site-id``, ``data-path``, ``state-dir``,
+            ``min-participants``, ...).
+        drop_at: stage at which the site vanishes (``"query"``, ``"setup"``, ``"share_keys"``,
+            ``"collect_masked_vectors"``, ``"unmask"``); it never answers that message nor
+            any later one. None: never drops.
+        drop_attempt: only drop in this SecAgg+ attempt (1-based); None: the first time the
+            stage is reached.
+    """
+
+    node_config: dict[str, Any]
+    drop_at: str | None = None
+    drop_attempt: int | None = None
+    dead: bool = field(default=False, init=False)
+
+
+class InProcessGrid(Grid):
+    """A ``Grid`` whose nodes are ClientApp objects in this process."""
+
+    def __init__(
+        self,
+        client_app: ClientApp,
+        sites: Sequence[SimulatedSite],
+        run_id: int = 1,
+        run_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.client_app = client_app
+        self._run = Run.create_empty(run_id)
+        self.sites: dict[int, SimulatedSite] = {}
+        self.contexts: dict[int, Context] = {}
+        for index, site in enumerate(sites):
+            node_id = FIRST_NODE_ID + index
+            self.sites[node_id] = site
+            self.contexts[node_id] = Context(
+                run_id=run_id, node_id=node_id, node_config=dict(site.node_config),
+                state=RecordDict(), run_config=dict(run_config or {}),
+            )
+        self.received: list[Message] = []
+        self.sent: list[Message] = []
+        self._replies: dict[str, Message] = {}
+        TaskIdentity.run_id = run_id
+        TaskIdentity.node_id = SUPERLINK_NODE_ID
+        TaskIdentity.task_id = 1
+
+    def node_id_of(self, site_id: str) -> int:
+        """The node id of the site whose node config has ``site-id == site_id``."""
+        for node_id, site in self.sites.items():
+            if str(site.node_config.get("site-id")) == site_id:
+                return node_id
+        raise KeyError(site_id)
+
+    # Grid interface
+    def set_run(self, run: Run) -> None:
+        self._run = run
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    def create_message(
+        self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return [nid for nid, site in self.sites.items() if not site.dead]
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        ids = []
+        for message in messages:
+            message.metadata.__dict__["_message_id"] = str(uuid4())
+            ids.append(message.metadata.message_id)
+            wire = _wire(message)
+            self.sent.append(wire)
+            reply = self._deliver(wire)
+            if reply is not None:
+                self._replies[message.metadata.message_id] = _wire(reply)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        replies = [self._replies.pop(mid) for mid in message_ids if mid in self._replies]
+        self.received.extend(replies)
+        return replies
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """Deliver and collect at once; a dropped site's reply simply never comes."""
+        return self.pull_messages(self.push_messages(messages))
+
+    # Delivery
+    def _deliver(self, message: Message) -> Message | None:
+        node_id = message.metadata.dst_node_id
+        site = self.sites.get(node_id)
+        if site is None or site.dead:
+            return None
+        if site.drop_at is not None and _stage(message) == site.drop_at and (
+            site.drop_attempt is None or _attempt(message) == site.drop_attempt
+        ):
+            site.dead = True
+            return None
+        context = self.contexts[node_id]
+        saved = copy.deepcopy(context.state)
+        try:
+            return self.client_app(message, context)
+        except Exception as exc:  # the ClientApp raised: an error reply, state untouched
+            context.state = saved
+            reason = f"{type(exc).__name__}: {exc}"
+            return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=message)
+
+
+def _wire(message: Message) -> Message:
+    """A copy of ``message`` as it arrives after serialisation."""
+    return message_from_proto(message_to_proto(message))
+
+
+def _stage(message: Message) -> str:
+    if message.metadata.message_type == "query":
+        return QUERY_STAGE
+    records = message.content.config_records
+    if RECORD_KEY_CONFIGS in records and Key.STAGE in records[RECORD_KEY_CONFIGS]:
+        return str(records[RECORD_KEY_CONFIGS][Key.STAGE])
+    return ""
+
+
+def _attempt(message: Message) -> int | None:
+    try:
+        return int(message.metadata.group_id)
+    except ValueError:
+        return None
+
+
+def simulate_federation(
+    spec: AnalysisSpec,
+    site_data_paths: Sequence[Path | str],
+    options: SecureSumOptions | None = None,
+    *,
+    state_root: Path | str | None = None,
+    node_configs: Sequence[Mapping[str, Any]] | None = None,
+    drops: Mapping[int, str] | None = None,
+    progress: Progress | None = None,
+    grid_out: list[InProcessGrid] | None = None,
+) -> RequestOutcome:
+    """Run one request through the real ServerApp logic and ClientApps, in this process.
+
+    Site ``i`` gets node config ``site-id = "site{i+1}"``, ``data-path`` = its file,
+    ``state-dir = <state_root>/site{i+1}`` (default: a ``.fedsurv-state`` directory next to
+    the data file), updated with ``node_configs[i]``. ``drops`` maps a site index to the stage
+    at which that site vanishes. ``grid_out``, when given, receives the grid (for inspection).
+    """
+    from site_node.flower.client_app import app as client_app
+
+    sites = []
+    for i, path in enumerate(site_data_paths):
+        path = Path(path)
+        root = Path(state_root) if state_root is not None else path.parent / ".fedsurv-state"
+        config: dict[str, Any] = {
+            "site-id": f"site{i + 1}",
+            "data-path": str(path),
+            "state-dir": str(root / f"site{i + 1}"),
+        }
+        if node_configs is not None:
+            config.update(node_configs[i])
+        sites.append(SimulatedSite(config, drop_at=(drops or {}).get(i)))
+    grid = InProcessGrid(client_app, sites)
+    if grid_out is not None:
+        grid_out.append(grid)
+    return run_request(grid, spec, options or SecureSumOptions(node_wait_timeout=0.0), progress)

@@ -1,0 +1,53 @@
+"""Progress events of a request: one JSON object per line in ``<out-dir>/progress.jsonl``.
+
+Each line: ``{"time": ISO-8601, "elapsed": seconds since start, "event": name, ...fields}``;
+the same event goes to the ``fedsurv.progress`` logger, so a CLI can tail the file or attach a
+logging handler. Events emitted by :mod:`coordinator.secure_sum`:
+
+``request_started`` (request_id, spec_sha256, nodes), ``query_sent`` (sites),
+``site_accepted`` / ``site_refused`` (site, reason_code, message), ``site_no_answer`` (site),
+``secagg_started`` (attempt, participants), ``stage_done`` (attempt, stage, sent, replied,
+seconds), ``site_dropped`` (attempt, stage, site, reason), ``attempt_aborted`` (attempt,
+stage, reason), ``secagg_done`` (attempt, contributed, seconds), ``request_done``
+(contributed, seconds) and ``request_failed`` (reason). Never data: only protocol fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+PROGRESS_FILE = "progress.jsonl"
+logger = logging.getLogger("fedsurv.progress")
+
+
+class Progress:
+    """Event sink; ``out_dir=None`` logs only."""
+
+    def __init__(self, out_dir: Path | str | None = None) -> None:
+        self.start = time.monotonic()
+        self.path: Path | None = None
+        self.events: list[dict[str, Any]] = []
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            self.path = Path(out_dir) / PROGRESS_FILE
+
+    def emit(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Record one event (fields must be JSON-serialisable)."""
+        record = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "elapsed": round(time.monotonic() - self.start, 3),
+            "event": event,
+            **fields,
+        }
+        self.events.append(record)
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        details = " ".join(f"{k}={v}" for k, v in fields.items())
+        logger.info("%s %s", event, details)
+        return record

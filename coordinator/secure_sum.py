@@ -1,0 +1,384 @@
+"""One request over any Flower Grid: query round, then one SecAgg+ sum, decoded exactly.
+
+``run_request(grid, spec, options)``:
+
+1. Bind a request id into the spec (a fresh UUID when it has none); sites join at most one
+   completed secure sum per request id (:mod:`site_node.ledger`).
+2. Query round (``MessageType.QUERY``) to every connected node: spec JSON, layout
+   fingerprint, protocol version, announced participant count (= nodes queried), mask
+   generator and encoding. Each site accepts or refuses with a reason code.
+3. Sites whose own ``min-participants`` exceeds the number of accepting sites are dropped from
+   the sum (they would refuse); fewer than ``spec.min_sites`` left raises :class:`TooFewSites`.
+4. One SecAgg+ round (``SecAggPlusWorkflow`` on a ``LegacyContext``, all stages as ``train``
+   messages) over the accepting sites, each contributing its whole encoded vector at once.
+   A site lost during setup or key sharing aborts the attempt before any masked vector is sent
+   and the round is retried once (``options.max_retries``) without it; a site lost during
+   collection is excluded and the sum covers the survivors; fewer survivors than
+   ``spec.min_sites`` aborts before unmasking.
+5. Exact decoding (:mod:`protocol.secure_encoding`), and the ``sites`` slot of the sum must
+   equal the number of contributors, or nothing is returned.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from coordinator.progress import Progress
+from coordinator.results import SiteCounts
+from protocol import secure_prg
+from protocol.errors import FedsurvError
+from protocol.layout import TallyLayout
+from protocol.secure_encoding import (
+    ANSWER_RECORD,
+    ENCODING_ID,
+    MAX_SITES,
+    QUERY_RECORD,
+    SecureEncoding,
+    SumIntegrityError,
+)
+from protocol.spec import AnalysisSpec
+from protocol.tally import TallySet
+from protocol.version import PROTOCOL_VERSION
+
+
+class TooFewSites(FedsurvError):
+    """Fewer sites accepted or contributed than the spec's ``min_sites``: nothing published."""
+
+    exit_code = 3
+
+
+class SecureSumFailed(FedsurvError):
+    """The secure aggregation did not complete (after the allowed retry)."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class SecureSumOptions:
+    """Timeouts and SecAgg+ settings (run config keys in brackets).
+
+    Attributes:
+        query_timeout: seconds to wait for query answers [``query-timeout``].
+        stage_timeout: seconds to wait for each SecAgg+ stage [``stage-timeout``].
+        node_wait_timeout: seconds to wait for ``spec.min_sites`` nodes to connect
+            [``node-wait-timeout``].
+        share_fraction: SecAgg+ ``num_shares`` as a fraction of participants (1.0 = every
+            site is every site's neighbour) [``share-fraction``].
+        reconstruction_threshold: fraction of shares needed to unmask [``reconstruction-
+            threshold``]; a dropout during collection is survivable while enough remain.
+        max_retries: retries after a dropout during setup/key sharing [``max-retries``].
+    """
+
+    query_timeout: float = 300.0
+    stage_timeout: float = 300.0
+    node_wait_timeout: float = 60.0
+    share_fraction: float = 1.0
+    reconstruction_threshold: float = 0.67
+    max_retries: int = 1
+
+    @classmethod
+    def from_run_config(cls, config: Mapping[str, Any]) -> SecureSumOptions:
+        keys = {
+            "query-timeout": ("query_timeout", float),
+            "stage-timeout": ("stage_timeout", float),
+            "node-wait-timeout": ("node_wait_timeout", float),
+            "share-fraction": ("share_fraction", float),
+            "reconstruction-threshold": ("reconstruction_threshold", float),
+            "max-retries": ("max_retries", int),
+        }
+        values = {attr: kind(config[key]) for key, (attr, kind) in keys.items() if key in config}
+        return cls(**values)
+
+
+@dataclass
+class RoundInfo:
+    """One round of a request, for the record (no data)."""
+
+    kind: str  # "query" | "secagg"
+    attempt: int
+    participants: list[str]
+    status: str  # "done" | "aborted"
+    contributed: list[str] = field(default_factory=list)
+    lost: dict[str, str] = field(default_factory=dict)
+    stage: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RequestOutcome:
+    """What a completed request yields: the exact pooled tallies and who contributed."""
+
+    spec: AnalysisSpec
+    tallies: TallySet
+    sites: SiteCounts
+    rounds: list[RoundInfo]
+    vector: np.ndarray
+    seconds: float
+
+
+@dataclass
+class _Answer:
+    site: str
+    accept: bool
+    reason_code: str
+    message: str
+    min_participants: int
+
+
+def bind_request_id(spec: AnalysisSpec) -> AnalysisSpec:
+    """The spec with a request id (a fresh UUID4 when it has none)."""
+    if spec.request_id:
+        return spec
+    return spec.model_copy(update={"request_id": uuid.uuid4().hex})
+
+
+def run_request(
+    grid: Grid,
+    spec: AnalysisSpec,
+    options: SecureSumOptions | None = None,
+    progress: Progress | None = None,
+) -> RequestOutcome:
+    """Query, securely sum and decode one request (see module docstring)."""
+    secure_prg.install(client=False, server=True)
+    options = options or SecureSumOptions()
+    progress = progress or Progress()
+    started = time.monotonic()
+    spec = bind_request_id(spec)
+    layout = TallyLayout(spec)
+    progress.emit("request_started", request_id=spec.request_id, spec_sha256=spec.sha256())
+    try:
+        outcome = _run(grid, spec, layout, options, progress)
+    except FedsurvError as exc:
+        progress.emit("request_failed", reason=str(exc), seconds=time.monotonic() - started)
+        raise
+    outcome.seconds = time.monotonic() - started
+    progress.emit("request_done", contributed=outcome.sites.contributed,
+                  seconds=round(outcome.seconds, 3))
+    return outcome
+
+
+def _run(
+    grid: Grid, spec: AnalysisSpec, layout: TallyLayout, options: SecureSumOptions,
+    progress: Progress,
+) -> RequestOutcome:
+    nodes = _wait_for_nodes(grid, spec.min_sites, options.node_wait_timeout)
+    rounds: list[RoundInfo] = []
+    answers = _query(grid, spec, layout, nodes, options, progress, rounds)
+    names = {nid: (answers[nid].site if answers.get(nid) else f"node-{nid}") for nid in nodes}
+    refused = {names[nid]: f"{a.reason_code}: {a.message}" for nid, a in answers.items()
+               if a is not None and not a.accept}
+    refused.update({names[nid]: "no_answer: no reply to the query" for nid in nodes
+                    if answers.get(nid) is None})
+    participants = _feasible([nid for nid in nodes if answers.get(nid) and answers[nid].accept],
+                             answers, names, refused, progress)
+    _require(len(participants), spec, "accepted the request")
+    dropped: list[str] = []
+    attempt = 1
+    while True:
+        try:
+            contributors, mean, lost = _secagg(grid, spec, participants, attempt, options,
+                                               progress, names, rounds)
+            break
+        except _Retry as retry:
+            dropped += [names[nid] for nid in retry.lost]
+            participants = [nid for nid in participants if nid not in retry.lost]
+            if attempt > options.max_retries:
+                raise SecureSumFailed(
+                    f"secure aggregation aborted in attempt {attempt} ({retry}); "
+                    f"no retry left (max-retries={options.max_retries})"
+                ) from None
+            _require(len(participants), spec, "remain after a dropout")
+            attempt += 1
+    dropped += [names[nid] for nid in lost]
+    encoding = SecureEncoding.for_layout(layout)
+    vector = encoding.decode_sum(encoding.limb_sum_from_mean(mean, len(contributors)))
+    if int(vector[0]) != len(contributors):
+        raise SumIntegrityError(
+            f"the sum's site count is {int(vector[0])} but {len(contributors)} sites "
+            "contributed: not publishing"
+        )
+    tallies = layout.decode(vector)
+    sites = SiteCounts(
+        requested=len(nodes),
+        contributed=len(contributors),
+        refused=refused,
+        dropped=sorted(set(dropped)),
+        contributor_ids=sorted(names[nid] for nid in contributors),
+    )
+    return RequestOutcome(spec, tallies, sites, rounds, vector, 0.0)
+
+
+class _Retry(FedsurvError):
+    def __init__(self, message: str, lost: dict[int, str]) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+
+def _require(count: int, spec: AnalysisSpec, what: str) -> None:
+    if count < spec.min_sites:
+        raise TooFewSites(
+            f"{count} site(s) {what}; the spec requires min_sites={spec.min_sites}: "
+            "nothing is summed or published"
+        )
+    if count < 2:
+        raise TooFewSites("secure aggregation needs at least 2 sites")
+    if count > MAX_SITES:
+        raise SecureSumFailed(f"{count} sites exceed the encoding's limit of {MAX_SITES}")
+
+
+def _wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = sorted(int(n) for n in grid.get_node_ids())
+        if len(nodes) >= wanted or time.monotonic() >= deadline:
+            return nodes
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def _query(
+    grid: Grid, spec: AnalysisSpec, layout: TallyLayout, nodes: list[int],
+    options: SecureSumOptions, progress: Progress, rounds: list[RoundInfo],
+) -> dict[int, _Answer | None]:
+    """The plain query round: protocol fields out, accept/refuse back. No data either way."""
+    record = ConfigRecord({
+        "spec": spec.model_dump_json(),
+        "fingerprint": layout.fingerprint,
+        "protocol-version": PROTOCOL_VERSION,
+        "announced-sites": len(nodes),
+        "prg": secure_prg.PRG_ID,
+        "encoding": ENCODING_ID,
+    })
+    messages = [
+        Message(RecordDict({QUERY_RECORD: record}), dst_node_id=nid,
+                message_type=MessageType.QUERY, group_id=f"query:{spec.request_id}")
+        for nid in nodes
+    ]
+    progress.emit("query_sent", sites=len(nodes))
+    started = time.monotonic()
+    replies = grid.send_and_receive(messages, timeout=options.query_timeout)
+    answers: dict[int, _Answer | None] = dict.fromkeys(nodes)
+    for reply in replies:
+        nid = reply.metadata.src_node_id
+        if nid not in answers or reply.has_error():
+            continue
+        rec = reply.content.config_records.get(ANSWER_RECORD)
+        if rec is None:
+            continue
+        answers[nid] = _Answer(str(rec["site-id"]), bool(rec["accept"]), str(rec["reason-code"]),
+                               str(rec["message"]), int(rec.get("min-participants", 2)))
+    for nid, answer in answers.items():
+        if answer is None:
+            progress.emit("site_no_answer", site=f"node-{nid}")
+        elif answer.accept:
+            progress.emit("site_accepted", site=answer.site)
+        else:
+            progress.emit("site_refused", site=answer.site, reason_code=answer.reason_code,
+                          message=answer.message)
+    rounds.append(RoundInfo(
+        "query", 0, [a.site if a else f"node-{n}" for n, a in answers.items()], "done",
+        [a.site for a in answers.values() if a and a.accept], seconds=time.monotonic() - started,
+    ))
+    return answers
+
+
+def _feasible(
+    accepted: list[int], answers: Mapping[int, _Answer | None], names: Mapping[int, str],
+    refused: dict[str, str], progress: Progress,
+) -> list[int]:
+    """Drop sites whose own minimum exceeds the number taking part (they would refuse)."""
+    participants = list(accepted)
+    while True:
+        too_strict = [nid for nid in participants
+                      if answers[nid].min_participants > len(participants)]  # type: ignore[union-attr]
+        if not too_strict:
+            return participants
+        for nid in too_strict:
+            minimum = answers[nid].min_participants  # type: ignore[union-attr]
+            reason = (f"too_few_participants: {len(participants)} accepting site(s), the site "
+                      f"requires {minimum}")
+            refused[names[nid]] = reason
+            progress.emit("site_refused", site=names[nid], reason_code="too_few_participants",
+                          message=reason)
+        participants = [nid for nid in participants if nid not in too_strict]
+
+
+def _secagg(
+    grid: Grid, spec: AnalysisSpec, participants: list[int], attempt: int,
+    options: SecureSumOptions, progress: Progress, names: Mapping[int, str],
+    rounds: list[RoundInfo],
+) -> tuple[list[int], np.ndarray, dict[int, str]]:
+    """One SecAgg+ attempt: (contributors, secure mean, sites lost during collection)."""
+    from flwr.server.compat.legacy_context import LegacyContext
+    from flwr.server.workflow import SecAggPlusWorkflow
+    from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
+    from flwr.server.workflow.constant import Key as WorkflowKey
+
+    from coordinator.flower.round_grid import RoundGrid, SetupDropout, TooFewContributors
+    from coordinator.flower.strategy import SecureSumStrategy
+    from protocol.secure_encoding import secagg_parameters
+
+    run_id = grid.run.run_id
+    strategy = SecureSumStrategy(participants, grid, run_id)
+    base = Context(run_id=run_id, node_id=0, node_config={}, state=RecordDict(), run_config={})
+    context = LegacyContext(base, strategy=strategy)
+    context.state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord(
+        {WorkflowKey.CURRENT_ROUND: attempt}
+    )
+    context.state.array_records[MAIN_PARAMS_RECORD] = ArrayRecord()
+    tag = {"request-id": str(spec.request_id), "attempt": f"{spec.request_id}:{attempt}",
+           "spec-sha256": spec.sha256(), "prg": secure_prg.PRG_ID, "encoding": ENCODING_ID}
+
+    def on_stage(stage: str, sent: set[int], replied: set[int], lost: dict[int, str],
+                 seconds: float) -> None:
+        progress.emit("stage_done", attempt=attempt, stage=stage, sent=len(sent),
+                      replied=len(replied), seconds=round(seconds, 3))
+        for nid, reason in lost.items():
+            progress.emit("site_dropped", attempt=attempt, stage=stage, site=names[nid],
+                          reason=reason)
+
+    round_grid = RoundGrid(grid, tag, options.stage_timeout, spec.min_sites, on_stage)
+    workflow = SecAggPlusWorkflow(
+        num_shares=float(options.share_fraction),
+        reconstruction_threshold=float(options.reconstruction_threshold),
+        timeout=options.stage_timeout,
+        **secagg_parameters(),  # type: ignore[arg-type]
+    )
+    info = RoundInfo("secagg", attempt, [names[n] for n in participants], "aborted")
+    rounds.append(info)
+    progress.emit("secagg_started", attempt=attempt, participants=len(participants))
+    started = time.monotonic()
+    try:
+        workflow(round_grid, context)
+    except SetupDropout as exc:
+        info.stage, info.lost = exc.stage, {names[n]: r for n, r in exc.lost.items()}
+        progress.emit("attempt_aborted", attempt=attempt, stage=exc.stage, reason=str(exc))
+        raise _Retry(str(exc), exc.lost) from None
+    except TooFewContributors as exc:
+        info.stage, info.lost = "collect_masked_vectors", {names[n]: r for n, r in exc.lost.items()}
+        progress.emit("attempt_aborted", attempt=attempt, stage=info.stage, reason=str(exc))
+        raise TooFewSites(str(exc)) from None
+    finally:
+        info.seconds = time.monotonic() - started
+    if strategy.mean is None or sorted(strategy.contributors) != sorted(round_grid.contributors):
+        stage = round_grid.last_stage
+        progress.emit("attempt_aborted", attempt=attempt, stage=stage,
+                      reason="secure aggregation halted")
+        raise SecureSumFailed(
+            f"secure aggregation halted at stage '{stage}' (too few key shares or sites "
+            "refused to unmask); sites that sent masked vectors will not join this request again"
+        )
+    lost = round_grid.lost.get("collect_masked_vectors", {})
+    info.status = "done"
+    info.contributed = sorted(names[n] for n in strategy.contributors)
+    info.lost = {names[n]: r for n, r in lost.items()}
+    progress.emit("secagg_done", attempt=attempt, contributed=len(strategy.contributors),
+                  seconds=round(info.seconds, 3))
+    return strategy.contributors, strategy.mean, lost

@@ -1,0 +1,240 @@
+"""The site's answer to a request, independent of any engine (Flower, tests, CLI).
+
+:func:`decide` answers the plain query round (accept or refuse, with a reason code; no data
+leaves); :func:`contribution` computes the tally vector for the secure round. Checks of
+:func:`decide`, in order (the first that fails decides):
+
+======================== ==================================================================
+reason code              refused when
+======================== ==================================================================
+``site_misconfigured``   the node config lacks ``data-path`` or holds a bad value
+``spec_invalid``         the spec JSON does not validate
+``protocol_mismatch``    protocol version, layout fingerprint, mask generator or encoding
+                         differ from this site's
+``request_id_missing``   the spec carries no ``request_id`` (one sum per request id)
+``too_few_participants`` the announced participant count is below ``min-participants``
+``already_contributed``  the site's ledger holds a contribution to this request id
+``data_invalid``         the site's data file breaks the data contract
+``strata_unknown_level`` the strata column is missing or holds a level the spec lacks
+(policy codes)           :func:`site_node.policy.evaluate_policy` refuses
+``value_out_of_range``   a tally cannot be carried exactly by the secure-sum encoding
+======================== ==================================================================
+
+Node config keys (``flower-supernode --node-config``): ``site-id``, ``data-path``,
+``state-dir`` (ledgers; default ``~/.fedsurv/site-<site-id>``), ``min-participants``
+(default 3), optional ``site-config`` (a ``site.toml`` whose ``[policy]`` applies) and
+``policy`` (the policy as a JSON object; overrides ``site-config``).
+
+Heavy modules (pandas, the data loader, endpoint derivation) are imported inside functions:
+a fresh ClientApp process starts per message in deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from protocol.errors import FedsurvError, ProtocolMismatch
+from protocol.layout import TallyLayout
+from protocol.secure_encoding import SecureEncoding, ValueOutOfRange
+from protocol.spec import AnalysisSpec
+from site_node.ledger import ContributionLedger
+from site_node.policy import Decision
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from site_node.endpoints import Endpoints
+    from site_node.policy import ReleasePolicy
+
+DEFAULT_MIN_PARTICIPANTS = 3
+
+__all__ = [
+    "Decision",
+    "Refusal",
+    "SiteSettings",
+    "analysis_sha256",
+    "contribution",
+    "decide",
+]
+
+
+class Refusal(FedsurvError):
+    """The site refuses a request; ``reason_code`` is the stable code reported upstream."""
+
+    def __init__(self, reason_code: str, message: str) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+    def decision(self) -> Decision:
+        return Decision.refuse(self.reason_code, str(self))
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """The node config, validated."""
+
+    site_id: str
+    data_path: Path
+    state_dir: Path
+    min_participants: int
+    site_config: Path | None = None
+    policy_json: str | None = None
+
+    @classmethod
+    def from_node_config(cls, node_config: Mapping[str, Any]) -> SiteSettings:
+        site_id = str(node_config.get("site-id", "")).strip() or "site"
+        data_path = str(node_config.get("data-path", "")).strip()
+        if not data_path:
+            raise Refusal("site_misconfigured", "node config lacks 'data-path' (the site table)")
+        state = str(node_config.get("state-dir", "")).strip()
+        default_state = Path.home() / ".fedsurv" / f"site-{site_id}"
+        state_dir = Path(state).expanduser() if state else default_state
+        try:
+            minimum = int(node_config.get("min-participants", DEFAULT_MIN_PARTICIPANTS))
+        except (TypeError, ValueError):
+            raise Refusal(
+                "site_misconfigured", "node config 'min-participants' is not an integer"
+            ) from None
+        if minimum < 2:
+            raise Refusal("site_misconfigured", "'min-participants' must be at least 2")
+        site_config = str(node_config.get("site-config", "")).strip()
+        policy = str(node_config.get("policy", "")).strip()
+        return cls(site_id, Path(data_path).expanduser(), state_dir, minimum,
+                   Path(site_config).expanduser() if site_config else None, policy or None)
+
+    @property
+    def ledger(self) -> ContributionLedger:
+        return ContributionLedger(self.state_dir)
+
+    def release_policy(self) -> ReleasePolicy:
+        """``policy`` JSON, else the ``[policy]`` of ``site-config``, else the safe defaults."""
+        from pydantic import ValidationError
+
+        from site_node.policy import ReleasePolicy
+
+        try:
+            if self.policy_json:
+                return ReleasePolicy.model_validate(json.loads(self.policy_json))
+            if self.site_config:
+                from site_node.config import load_site_config
+
+                return load_site_config(self.site_config).policy
+        except (ValidationError, ValueError, FedsurvError) as exc:
+            raise Refusal("site_misconfigured", f"release policy cannot be loaded: {exc}") from None
+        return ReleasePolicy()
+
+
+def analysis_sha256(spec: AnalysisSpec) -> str:
+    """SHA-256 of the spec without its request id: the same analysis asked again."""
+    return spec.model_copy(update={"request_id": None}).sha256()
+
+
+def load_frame(path: Path) -> pd.DataFrame:
+    """The validated site table (:func:`site_node.data.load_site_data`)."""
+    from site_node.data import load_site_data
+
+    return load_site_data(path)
+
+
+def site_endpoints(settings: SiteSettings) -> Endpoints:
+    """Load, validate and derive the site's endpoints; data problems become ``data_invalid``."""
+    from site_node.endpoints import derive_endpoints
+
+    try:
+        return derive_endpoints(load_frame(settings.data_path))
+    except FedsurvError as exc:
+        raise Refusal("data_invalid", f"site data rejected: {exc}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise Refusal("data_invalid", f"site data cannot be used: {exc}") from None
+
+
+def _tally(endpoints: Endpoints, spec: AnalysisSpec) -> np.ndarray:
+    from site_node.tally import StrataError, tally_vector
+
+    try:
+        return tally_vector(endpoints, spec)
+    except StrataError as exc:
+        raise Refusal("strata_unknown_level", str(exc)) from None
+
+
+def contribution(spec: AnalysisSpec, node_config: Mapping[str, Any]) -> np.ndarray:
+    """The site's int64 tally vector for ``spec``; raises :class:`Refusal` (never zeros)."""
+    settings = SiteSettings.from_node_config(node_config)
+    vector = _tally(site_endpoints(settings), spec)
+    try:
+        SecureEncoding.for_layout(TallyLayout(spec)).check_range(vector)
+    except ValueOutOfRange as exc:
+        raise Refusal("value_out_of_range", str(exc)) from None
+    return vector
+
+
+def decide(
+    spec_json: str, fingerprint: str, announced_sites: int, node_config: Mapping[str, Any]
+) -> Decision:
+    """Accept or refuse a request (the query round). Never raises: refusals carry a code."""
+    try:
+        return _decide(spec_json, fingerprint, announced_sites, node_config)
+    except Refusal as refusal:
+        return refusal.decision()
+
+
+def _decide(
+    spec_json: str, fingerprint: str, announced_sites: int, node_config: Mapping[str, Any]
+) -> Decision:
+    settings = SiteSettings.from_node_config(node_config)
+    try:
+        spec = AnalysisSpec.model_validate_json(spec_json)
+    except ValueError as exc:
+        raise Refusal("spec_invalid", f"the spec does not validate: {exc}") from None
+    layout = TallyLayout(spec)
+    try:
+        layout.check_peer(spec.protocol_version, fingerprint)
+    except ProtocolMismatch as exc:
+        raise Refusal("protocol_mismatch", str(exc)) from None
+    if not spec.request_id:
+        raise Refusal("request_id_missing", "the spec carries no request_id; refusing")
+    if announced_sites < settings.min_participants:
+        raise Refusal(
+            "too_few_participants",
+            f"{announced_sites} participant(s) announced; this site takes part only in sums "
+            f"over at least {settings.min_participants} (node config min-participants)",
+        )
+    if settings.ledger.contributed(spec.request_id):
+        raise Refusal(
+            "already_contributed",
+            f"this site already contributed to request '{spec.request_id}' (one sum per request)",
+        )
+    endpoints = site_endpoints(settings)
+    policy_decision = _policy(spec, settings, endpoints)
+    if policy_decision is not None and not policy_decision.accept:
+        return policy_decision
+    vector = _tally(endpoints, spec)
+    try:
+        SecureEncoding.for_layout(layout).check_range(vector)
+    except ValueOutOfRange as exc:
+        raise Refusal("value_out_of_range", str(exc)) from None
+    return policy_decision or Decision.ok()
+
+
+def _policy(spec: AnalysisSpec, settings: SiteSettings, endpoints: Endpoints) -> Decision | None:
+    """The release policy hook (:mod:`site_node.policy`); None when it is not installed."""
+    try:
+        from site_node.policy import PolicyContext, evaluate_policy
+    except ImportError:
+        return None
+    from site_node.tally import StrataError
+
+    try:
+        context = PolicyContext.for_site(
+            settings.release_policy(), settings.state_dir, endpoints, spec
+        )
+        decision = evaluate_policy(spec, context)
+    except StrataError as exc:
+        raise Refusal("strata_unknown_level", str(exc)) from None
+    return Decision(bool(decision.accept), str(decision.reason_code), str(decision.message))

@@ -1,0 +1,119 @@
+"""fedsurv's Flower ClientApp: the hospital's side of a request.
+
+A request is one query round then one SecAgg+ round (DESIGN section 5, issue 3):
+
+* ``query`` (``MessageType.QUERY``): the record ``fedsurv.query`` carries the spec JSON, the
+  layout fingerprint, the protocol version, the announced participant count, the mask
+  generator and the encoding. The site answers ``fedsurv.answer``: accept or refuse, a reason
+  code and message (:func:`site_node.answer.decide`), its site id and software version. No
+  data, no counts.
+* ``train`` (the four SecAgg+ stages, legacy layout): :func:`round_guard_mod` applies the
+  site's rules, Flower's ``secaggplus_mod`` runs the protocol, and at the collect stage
+  :func:`train` hands it the whole tally vector at once, encoded exactly
+  (:mod:`protocol.secure_encoding`), after claiming the request id in the ledger. The reply
+  holds the masked vector, ``num_examples = 1`` and empty metrics: never data in metrics.
+
+Importing this module installs the ChaCha20 mask generator in Flower's mod
+(:func:`protocol.secure_prg.install`); it is imported in every ``flwr-clientapp`` process that
+runs this app. Heavy modules load only when data is tallied.
+"""
+
+from __future__ import annotations
+
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.client.mod import secaggplus_mod
+from flwr.clientapp import ClientApp
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+from flwr.compat.common import recorddict_compat as compat
+
+from protocol import secure_prg
+from protocol.layout import TallyLayout
+from protocol.secure_encoding import (
+    ANSWER_RECORD,
+    ENCODING_ID,
+    NUM_EXAMPLES,
+    QUERY_RECORD,
+    SecureEncoding,
+)
+from protocol.spec import AnalysisSpec
+from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
+from site_node import answer
+from site_node.flower.guard import round_guard_mod
+from site_node.flower.state import ACCEPTED_STATE, RoundRefused, get_record, round_tag
+from site_node.ledger import AlreadyContributed
+
+secure_prg.install(client=True, server=False)
+
+app = ClientApp()
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Accept or refuse the request; remember an accepted one for this run's SecAgg+ round."""
+    settings_site = str(context.node_config.get("site-id", "")) or f"node-{context.node_id}"
+    record = msg.content.config_records.get(QUERY_RECORD)
+    if record is None:
+        decision = answer.Decision.refuse("protocol_mismatch", "query without a fedsurv record")
+    elif record.get("prg") != secure_prg.PRG_ID or record.get("encoding") != ENCODING_ID:
+        decision = answer.Decision.refuse(
+            "protocol_mismatch",
+            f"coordinator uses mask generator/encoding {record.get('prg')}/"
+            f"{record.get('encoding')}; this site {secure_prg.PRG_ID}/{ENCODING_ID}",
+        )
+    else:
+        decision = answer.decide(
+            str(record["spec"]), str(record["fingerprint"]), int(record["announced-sites"]),
+            context.node_config,
+        )
+    if decision.accept:
+        spec = AnalysisSpec.model_validate_json(str(record["spec"]))
+        context.state.config_records[ACCEPTED_STATE] = ConfigRecord({
+            "request-id": str(spec.request_id),
+            "spec-sha256": spec.sha256(),
+            "spec": spec.model_dump_json(),
+        })
+    reply = ConfigRecord({
+        "accept": decision.accept,
+        "reason-code": decision.reason_code,
+        "message": decision.message,
+        "site-id": settings_site,
+        "software-version": SOFTWARE_VERSION,
+        "protocol-version": PROTOCOL_VERSION,
+        "min-participants": _min_participants(context),
+    })
+    return Message(RecordDict({ANSWER_RECORD: reply}), reply_to=msg)
+
+
+@app.train(mods=[round_guard_mod, secaggplus_mod])
+def train(msg: Message, context: Context) -> Message:
+    """Collect stage: the site's encoded tally vector (the mod masks it before it leaves)."""
+    tag = round_tag(msg)
+    accepted = get_record(context, ACCEPTED_STATE)
+    if accepted is None:  # the guard already checked; defensive
+        raise RoundRefused("not_accepted", "no accepted request in this run")
+    spec = AnalysisSpec.model_validate_json(str(accepted["spec"]))
+    try:
+        vector = answer.contribution(spec, context.node_config)
+    except answer.Refusal as refusal:
+        raise RoundRefused(refusal.reason_code, str(refusal)) from None
+    encoded = SecureEncoding.for_layout(TallyLayout(spec)).encode(vector)
+    settings = answer.SiteSettings.from_node_config(context.node_config)
+    try:  # write-ahead: the claim is durable before the masked vector leaves
+        settings.ledger.claim(str(spec.request_id), str(tag["attempt"]), spec.sha256(),
+                              answer.analysis_sha256(spec))
+    except AlreadyContributed as exc:
+        raise RoundRefused("already_contributed", str(exc)) from None
+    fitres = FitRes(
+        status=Status(code=Code.OK, message=""),
+        parameters=ndarrays_to_parameters([encoded]),
+        num_examples=NUM_EXAMPLES,
+        metrics={},
+    )
+    return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+
+
+def _min_participants(context: Context) -> int:
+    try:
+        return int(context.node_config.get("min-participants", answer.DEFAULT_MIN_PARTICIPANTS))
+    except (TypeError, ValueError):
+        return answer.DEFAULT_MIN_PARTICIPANTS
