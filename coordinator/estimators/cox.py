@@ -1,0 +1,423 @@
+"""Cox proportional hazards from summed risk-set sums: Efron/Breslow terms and Newton-Raphson.
+
+Partial likelihood (Cox 1972) on a grid whose bin ``k`` holds ``d_k`` tied events, with
+``S_r,k`` the at-risk sums of ``w z^(r)`` (``w = exp(z'b)``, r = 0, 1, 2: scalar, vector,
+matrix) and ``E_r,k`` the same sums over the bin's events. For ``l = 0 .. d_k - 1`` let
+
+    S_r,kl = S_r,k - f_kl E_r,k,   f_kl = l / d_k (Efron 1977)   or   0 (Breslow 1974).
+
+Then (Therneau & Grambsch 2000, section 3.3)
+
+    loglik = sum_events z_i'b - sum_{k,l} log S_0,kl
+    U      = sum_events z_i   - sum_{k,l} S_1,kl / S_0,kl
+    I      = sum_{k,l} [ S_2,kl / S_0,kl - (S_1,kl / S_0,kl)(S_1,kl / S_0,kl)' ].
+
+Everything is a sum over bins of sums over subjects, so sites can send the sums and the
+coordinator recovers the pooled fit exactly (up to the fixed-point rounding, bounded in
+:mod:`protocol.cox_spec`). The site-stratified model (a baseline hazard per site) is the sum
+over sites of each site's own (loglik, U, I).
+
+Newton-Raphson with step halving (:func:`fit_cox`); monotone likelihood (Heinze & Schemper
+2001: an estimate running to infinity under separation) is reported as such, never as a
+finite estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg, stats
+
+from coordinator.cox_result import CoxCoefficient, CoxNumerics, CoxResult, CoxTest
+from protocol.cox_spec import (
+    FIXED_POINT_BITS,
+    CoxDataError,
+    CoxModelSpec,
+    CoxOverflow,
+    CoxRoundLayout,
+    CoxRoundRequest,
+    MomentSums,
+    PooledSums,
+    StratumSums,
+    block_size,
+    unpack_tri,
+)
+from protocol.errors import FedsurvError
+from protocol.spec import TimeGrid
+
+LP_SD_LIMIT = 10.0
+"""Monotone likelihood is declared once the linear predictor's pooled SD, ``sqrt(b'Cb)``,
+exceeds this (hazard ratio ``e^10`` per SD of risk score: no finite clinical estimate)."""
+MAX_HALVINGS = 30
+LOGLIK_NOISE = 1e-12
+"""Relative log-likelihood decrease tolerated as fixed-point noise when accepting a step."""
+
+
+@dataclass(frozen=True)
+class CoxTerms:
+    """Partial log-likelihood, score ``U`` and information ``I`` at one ``beta``.
+
+    ``score_error``: bound on ``|dU|`` per component from fixed-point rounding (0 if exact).
+    """
+
+    loglik: float
+    score: np.ndarray
+    information: np.ndarray
+    score_error: np.ndarray | None = None
+
+
+def _expand_ties(d: np.ndarray, ties: str) -> tuple[np.ndarray, np.ndarray]:
+    """Bin index and Efron fraction ``l / d_k`` of every (bin, l) pair, vectorised."""
+    d = np.asarray(d, dtype=np.int64)
+    index = np.repeat(np.arange(d.size), d)
+    if ties == "breslow":
+        return index, np.zeros(index.size)
+    starts = np.repeat(np.cumsum(d) - d, d)
+    rank = np.arange(index.size) - starts
+    return index, rank / d[index]
+
+
+def partial_likelihood_terms(
+    beta: np.ndarray,
+    risk: np.ndarray,
+    tied: np.ndarray,
+    d: np.ndarray,
+    event_z: np.ndarray,
+    ties: str = "efron",
+    shift: float = 0.0,
+    sum_error: float = 0.0,
+) -> CoxTerms:
+    """Efron or Breslow ``(loglik, U, I)`` from per-bin sums.
+
+    Args:
+        beta: coefficients ``b`` (p,), in the units of ``z``.
+        risk: ``(K, q)`` at-risk blocks ``(S0, S1, triu S2)`` of the bins with events.
+        tied: ``(K, q)`` the same over each bin's events (needed for Efron where ``d_k >= 2``;
+            rows may be zero elsewhere).
+        d: ``(K,)`` events per bin (>= 1).
+        event_z: ``sum_events z`` (p,).
+        ties: ``"efron"`` or ``"breslow"``.
+        shift: the sums used ``w = exp(z'b - shift)``; adds ``shift`` back per event.
+        sum_error: absolute error bound of every risk/tied value (``m * 2**-33`` for ``m``
+            sites' fixed-point sums), propagated to :attr:`CoxTerms.score_error`.
+    """
+    beta = np.asarray(beta, dtype=np.float64)
+    p = beta.size
+    risk = np.asarray(risk, dtype=np.float64).reshape(-1, block_size(p))
+    tied = np.asarray(tied, dtype=np.float64).reshape(-1, block_size(p))
+    index, frac = _expand_ties(d, ties)
+    blocks = risk[index] - frac[:, None] * tied[index]
+    s0 = blocks[:, 0]
+    if np.any(s0 <= 0):
+        raise FedsurvError("Cox sums are inconsistent (risk-set weight <= 0): the secure sum "
+                           "is corrupt or sites used different round requests")
+    mean = blocks[:, 1:1 + p] / s0[:, None]
+    second = unpack_tri((blocks[:, 1 + p:] / s0[:, None]).sum(axis=0), p)
+    information = second - mean.T @ mean
+    event_z = np.asarray(event_z, dtype=np.float64)
+    loglik = float(event_z @ beta - np.sum(np.log(s0)) - shift * s0.size)
+    score = event_z - mean.sum(axis=0)
+    score_error = None
+    if sum_error > 0:
+        per_pair = (sum_error * (1.0 + frac))[:, None] * (1.0 + np.abs(mean)) / s0[:, None]
+        score_error = per_pair.sum(axis=0) + sum_error
+    return CoxTerms(loglik, score, information, score_error)
+
+
+def pooled_terms(
+    sums: PooledSums, request: CoxRoundRequest, d: np.ndarray, ties: str
+) -> CoxTerms:
+    """:func:`partial_likelihood_terms` from a decoded ``pooled`` round (d: events per risk bin)."""
+    p = len(request.beta)
+    tied = np.zeros((len(request.risk_bins), block_size(p)))
+    if request.tie_bins:
+        rows = np.searchsorted(request.risk_bins, request.tie_bins)
+        tied[rows] = sums.ties
+    error = sums.sites * 2.0 ** -(FIXED_POINT_BITS + 1)
+    return partial_likelihood_terms(np.asarray(request.beta), sums.risk, tied, d, sums.event_z,
+                                    ties, request.shift, error)
+
+
+def stratum_terms_from_sums(sums: StratumSums) -> CoxTerms:
+    """Summed site-stratum terms; each component errs by <= m * 2**-33."""
+    error = sums.sites * 2.0 ** -(FIXED_POINT_BITS + 1)
+    return CoxTerms(sums.loglik, sums.score, sums.information,
+                    np.full(sums.score.size, error))
+
+
+@dataclass
+class CoxFit:
+    """Newton-Raphson outcome in the standardised parametrisation."""
+
+    beta: np.ndarray
+    terms: CoxTerms
+    null_terms: CoxTerms
+    rounds: int
+    status: str
+    warnings: list[str] = field(default_factory=list)
+    diverging: list[int] = field(default_factory=list)
+    loglik_history: list[float] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+
+def _newton_step(terms: CoxTerms) -> np.ndarray | None:
+    """``I^-1 U`` by Cholesky; None when ``I`` is not (numerically) positive definite."""
+    info = terms.information
+    scale = np.sqrt(np.clip(np.diag(info), 1e-300, None))
+    try:
+        factor = linalg.cho_factor(info / np.outer(scale, scale), check_finite=True)
+    except (linalg.LinAlgError, ValueError):
+        return None
+    if np.min(np.diag(factor[0])) ** 2 < 1e-12:
+        return None
+    return linalg.cho_solve(factor, terms.score / scale) / scale
+
+
+def _weak_directions(terms: CoxTerms, beta: np.ndarray) -> list[int]:
+    """Columns dominating the least-informed direction of ``I`` (where estimates diverge)."""
+    _, vectors = np.linalg.eigh(terms.information)
+    direction = np.abs(vectors[:, 0])
+    if not np.all(np.isfinite(direction)):
+        direction = np.abs(beta)
+    return [int(j) for j in np.flatnonzero(direction >= 0.3 * direction.max())]
+
+
+def fit_cox(
+    evaluate: Callable[[np.ndarray], CoxTerms],
+    p: int,
+    max_rounds: int = 30,
+    tol: float = 1e-9,
+    z_covariance: np.ndarray | None = None,
+) -> CoxFit:
+    """Newton-Raphson for the partial likelihood; every ``evaluate`` call is one round.
+
+    ``beta_{t+1} = beta_t + h I(beta_t)^-1 U(beta_t)`` with ``h = 1, 1/2, 1/4, ...`` until the
+    log-likelihood does not decrease (step halving; a site refusing an overflowing round also
+    halves). Converged when ``max |I^-1 U| < tol``: the last step then moves the estimate by
+    less than ``tol`` and, Newton converging quadratically, the remaining error is far smaller.
+
+    Monotone likelihood (separation) is declared, with the diverging columns named, when the
+    linear predictor's SD ``sqrt(b'Cb)`` (``C``: covariance of ``z``) exceeds
+    :data:`LP_SD_LIMIT`, when the information becomes singular away from 0, when the
+    log-likelihood has converged (relative change < 1e-10) while the Newton step is still
+    large (R's ``coxph`` rule), or when refusals persist through :data:`MAX_HALVINGS` halvings.
+    """
+    cov = np.eye(p) if z_covariance is None else np.asarray(z_covariance)
+    beta = np.zeros(p)
+    current = evaluate(beta)
+    rounds = 1
+    null = current
+    history = [current.loglik]
+    warnings: list[str] = []
+
+    def done(status: str, diverging: list[int] | None = None) -> CoxFit:
+        return CoxFit(beta, current, null, rounds, status, warnings, diverging or [], history)
+
+    step = _newton_step(current)
+    if step is None:
+        raise CoxDataError(
+            "the information matrix at beta = 0 is singular: some design columns are constant "
+            "or collinear in the pooled cohort (e.g. a level without patients); drop them"
+        )
+    while True:
+        if np.max(np.abs(step)) < tol:
+            return done("converged")
+        if rounds >= max_rounds:
+            warnings.append(f"no convergence within max_rounds={max_rounds}; "
+                            f"last step {np.max(np.abs(step)):.2e} (standardised units)")
+            return done("max_rounds")
+        halving = 0
+        accepted: CoxTerms | None = None
+        candidate = beta
+        while rounds < max_rounds and halving <= MAX_HALVINGS:
+            candidate = beta + step * 0.5 ** halving
+            try:
+                trial = evaluate(candidate)
+            except CoxOverflow:
+                rounds += 1
+                halving += 1
+                continue
+            rounds += 1
+            noise = LOGLIK_NOISE * max(1.0, abs(current.loglik))
+            if np.isfinite(trial.loglik) and trial.loglik >= current.loglik - noise:
+                accepted = trial
+                break
+            halving += 1
+        if accepted is None:
+            if halving > MAX_HALVINGS:
+                warnings.append("step halving failed: no step increases the partial "
+                                "likelihood (or sites refused every step as overflowing); "
+                                "suspect monotone likelihood")
+                return done("monotone_likelihood", _weak_directions(current, beta))
+            warnings.append(f"no convergence within max_rounds={max_rounds}")
+            return done("max_rounds")
+        previous = current.loglik
+        beta, current = candidate, accepted
+        history.append(current.loglik)
+        lp_sd = float(np.sqrt(max(beta @ cov @ beta, 0.0)))
+        if lp_sd > LP_SD_LIMIT:
+            warnings.append(f"monotone likelihood: the linear predictor's SD reached {lp_sd:.1f} "
+                            "(coefficients diverging; the data separate events by covariates)")
+            return done("monotone_likelihood", _weak_directions(current, beta))
+        step = _newton_step(current)
+        if step is None:
+            warnings.append("monotone likelihood: the information matrix became singular while "
+                            "coefficients grew")
+            return done("monotone_likelihood", _weak_directions(current, beta))
+        converged_ll = abs(current.loglik - previous) <= 1e-10 * max(1.0, abs(previous))
+        if converged_ll and np.any(np.abs(step) > 1e-2 * np.maximum(1.0, np.abs(beta))):
+            warnings.append("monotone likelihood: the log-likelihood converged while the Newton "
+                            "step stayed large (coefficients running to infinity)")
+            return done("monotone_likelihood",
+                        [int(j) for j in np.flatnonzero(np.abs(step) > 1e-2)])
+
+
+def _chi2_test(statistic: float, df: int) -> CoxTest:
+    return CoxTest(statistic=float(statistic), df=df, p_value=float(stats.chi2.sf(statistic, df)))
+
+
+def summarize_fit(
+    model: CoxModelSpec,
+    fit: CoxFit,
+    center: np.ndarray,
+    scale: np.ndarray,
+    n: int,
+    events: int,
+    sites: int,
+    rounds: int,
+    level: float = 0.95,
+    vector_length: int = 0,
+) -> CoxResult:
+    """Map the standardised fit back to covariate units (``b = b_z / s``,
+    ``Cov = diag(1/s) I_z^-1 diag(1/s)``) and add Wald CIs, LR, score and Wald tests."""
+    terms = model.terms
+    p = len(terms)
+    null = fit.null_terms
+    null_step = _newton_step(null)
+    score_stat = float(null.score @ null_step) if null_step is not None else float("nan")
+    result = CoxResult(
+        name=model.name, endpoint=model.endpoint, ties=model.ties,
+        stratified_by_site=model.stratify_by_site, n=n, events=events, sites=sites,
+        terms=terms, status=fit.status, converged=fit.converged, rounds=rounds, level=level,
+        loglik_null=null.loglik, score_test=_chi2_test(score_stat, p),
+        warnings=list(fit.warnings),
+        diverging=[terms[j] for j in fit.diverging],
+    )
+    if not fit.converged:
+        if fit.status == "monotone_likelihood":
+            result.warnings.append(
+                f"model {model.name!r}: monotone likelihood (separation) in "
+                f"{result.diverging or terms}; no finite estimate exists, so none is reported. "
+                "Merge sparse categories or drop the separating covariate (or use Firth's "
+                "penalised likelihood)."
+            )
+        return result
+    cov_z = linalg.inv(fit.terms.information)
+    cov_z = (cov_z + cov_z.T) / 2
+    coef = fit.beta / scale
+    cov = cov_z / np.outer(scale, scale)
+    se = np.sqrt(np.diag(cov))
+    zcrit = float(stats.norm.ppf(0.5 + level / 2))
+    zval = coef / se
+    pvals = 2 * stats.norm.sf(np.abs(zval))
+    lower, upper = coef - zcrit * se, coef + zcrit * se
+    result.coefficients = {
+        term: CoxCoefficient(
+            coef=float(coef[j]), se=float(se[j]), hr=float(np.exp(coef[j])),
+            coef_lower=float(lower[j]), coef_upper=float(upper[j]),
+            hr_lower=float(np.exp(lower[j])), hr_upper=float(np.exp(upper[j])),
+            z=float(zval[j]), p_value=float(pvals[j]),
+        )
+        for j, term in enumerate(terms)
+    }
+    result.covariance = cov.tolist()
+    result.loglik = fit.terms.loglik
+    result.lr_test = _chi2_test(2 * (fit.terms.loglik - null.loglik), p)
+    result.wald_test = _chi2_test(float(fit.beta @ fit.terms.information @ fit.beta), p)
+    bound = np.zeros(p)
+    if fit.terms.score_error is not None:
+        bound = np.abs(cov_z) @ fit.terms.score_error / scale
+    result.numerics = CoxNumerics(
+        center=[float(c) for c in center], scale=[float(s) for s in scale],
+        fixed_point_bits=FIXED_POINT_BITS, coef_error_bound=[float(b) for b in bound],
+        vector_length=vector_length,
+    )
+    return result
+
+
+RoundFn = Callable[[CoxRoundRequest], np.ndarray]
+"""The federated round: broadcast a request, return the secure sum of the sites' vectors."""
+
+
+def standardisation(moments: MomentSums, terms: list[str]) -> tuple[np.ndarray, np.ndarray,
+                                                                     np.ndarray]:
+    """Pooled centre, scale (population SD) and covariance of ``z`` from the moments round."""
+    n = moments.n
+    center = moments.sum_x / n
+    cov_x = moments.sum_xx / n - np.outer(center, center)
+    var = np.diag(cov_x).copy()
+    constant = [t for t, v, c in zip(terms, var, center, strict=True)
+                if not v > (1e-6 * max(1.0, abs(c))) ** 2]
+    if constant:
+        raise CoxDataError(
+            f"design column(s) {constant} do not vary in the pooled cohort (every patient has "
+            "the same value, or a level has no patient); drop them from the model"
+        )
+    scale = np.sqrt(var)
+    return center, scale, cov_x / np.outer(scale, scale)
+
+
+def run_cox_model(
+    model: CoxModelSpec, grid: TimeGrid, round_fn: RoundFn, level: float = 0.95
+) -> CoxResult:
+    """A whole federated Cox fit: moments round, then Newton-Raphson rounds.
+
+    ``round_fn(request)`` must return the (secure) sum of every site's
+    :func:`site_node.cox_sums.cox_site_vector` for that request; the same sites must answer
+    every round (checked through the ``sites`` count).
+    """
+    p = model.p
+    request0 = CoxRoundRequest(model=model.name, kind="moments")
+    layout0 = CoxRoundLayout(model, grid, request0)
+    moments = layout0.decode(round_fn(request0))
+    assert isinstance(moments, MomentSums)
+    events = int(moments.events.sum())
+    if moments.n == 0 or events == 0:
+        raise CoxDataError(f"model {model.name!r}: the pooled cohort has "
+                           f"{moments.n} patients and {events} events; nothing to fit")
+    center, scale, z_cov = standardisation(moments, model.terms)
+    risk_bins = [int(k) for k in np.flatnonzero(moments.events > 0)]
+    tie_bins = ([int(k) for k in np.flatnonzero(moments.events > 1)]
+                if model.ties == "efron" else [])
+    d = moments.events[risk_bins]
+    kind = "stratum" if model.stratify_by_site else "pooled"
+    lengths: list[int] = []
+
+    def evaluate(beta: np.ndarray) -> CoxTerms:
+        request = CoxRoundRequest(
+            model=model.name, kind=kind, beta=[float(b) for b in beta],
+            center=[float(c) for c in center], scale=[float(s) for s in scale],
+            risk_bins=risk_bins if kind == "pooled" else [],
+            tie_bins=tie_bins if kind == "pooled" else [],
+        )
+        layout = CoxRoundLayout(model, grid, request)
+        lengths.append(layout.length)
+        sums = layout.decode(round_fn(request))
+        if sums.sites != moments.sites:
+            raise FedsurvError(
+                f"Cox model {model.name!r}: {sums.sites} sites answered this round but "
+                f"{moments.sites} the moments round; every round must sum the same sites"
+            )
+        if isinstance(sums, PooledSums):
+            return pooled_terms(sums, request, d, model.ties)
+        assert isinstance(sums, StratumSums)
+        return stratum_terms_from_sums(sums)
+
+    fit = fit_cox(evaluate, p, model.max_rounds, model.tol, z_cov)
+    return summarize_fit(model, fit, center, scale, moments.n, events, moments.sites,
+                         fit.rounds + 1, level, lengths[-1] if lengths else 0)

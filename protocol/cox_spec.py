@@ -1,0 +1,390 @@
+"""Cox regression over secure sums: the model spec, the round request and the round layouts.
+
+A federated Cox fit is a short sequence of *rounds*. In each round the coordinator sends a
+:class:`CoxRoundRequest` (data, never code), every site answers with **one int64 vector** whose
+layout both sides derive from the model spec, the grid and the request alone, and the secure
+aggregation returns the **sum** of those vectors. Three kinds of round exist:
+
+``moments`` (round 0, once)
+    ``sites | n | d[bin] for every grid bin | sum x | sum x x'`` (upper triangle) in raw
+    covariate units. Gives the pooled centre ``c``, scale ``s`` and covariance of the design
+    columns, the pooled event counts ``d_k`` (the same numbers a Kaplan-Meier tally carries)
+    and so the bins with events and with ties.
+
+``pooled`` (Newton-Raphson rounds of the pooled model; Cox 1972, Efron 1977, Breslow 1974)
+    With ``z = (x - c) / s`` (standardised design), ``w = exp(z'b - shift)``, and, at every bin
+    ``k`` of ``risk_bins`` (bins with pooled events),
+    ``R_k = sum_{i: bin_i >= k} (w, w z, w z z')``, the at-risk sums ``S0, S1, S2``;
+    at every bin of ``tie_bins`` (Efron only: bins with >= 2 pooled events)
+    ``T_k = sum_{i: bin_i = k, event_i} (w, w z, w z z')``, the same sums over the bin's events;
+    and once ``sum_{events} z``. ``z z'`` travels as its upper triangle (row-major,
+    ``numpy.triu_indices``), so one block is ``q = 1 + p + p(p+1)/2`` numbers.
+
+``stratum`` (Cox stratified by site; Therneau & Grambsch 2000, section 3.3)
+    ``sites | loglik | U (p) | I (upper triangle)``: the site's own stratum's partial
+    log-likelihood, score and information at ``b`` (standardised units). Only their sums travel.
+
+Fixed point (every float slot; ``sites``, ``n`` and ``d`` are plain counts)
+    ``x -> round(x * 2**F)`` as int64 with ``F = FIXED_POINT_BITS = 32`` (the tally layout's
+    scale) for ``pooled`` and ``stratum`` rounds, and ``F = MOMENT_BITS = 16`` for the raw-unit
+    ``moments`` (their values only choose ``c`` and ``s``, which need not be exact: the partial
+    likelihood is invariant to centring and the fit is mapped back from standardised units
+    exactly). Vectors add in int64 two's complement, i.e. modulo ``2**64``; the decoded sum is
+    exact whenever the true sum lies in ``[-2**63, 2**63)``, which every site guarantees by
+    refusing (never clipping) a vector with a value ``|v| >= 2**53`` (:data:`SITE_VALUE_LIMIT`,
+    the same limit as the secure encoding's wide slots), so up to 1023 sites cannot overflow.
+
+Error bound
+    Rounding errs by at most half a unit, ``2**-(F+1)`` = 1.16e-10 per value and site, so a
+    decoded sum over ``m`` sites is within ``m * 2**-33`` of the float sum. Standardising keeps
+    ``|z|`` of order 1 and centring at the pooled mean makes the pooled *geometric* mean of
+    ``w`` equal 1 (``mean z'b = 0``; this is the common factor ``exp(-c'b)`` applied by every
+    site), so ``S0_k`` is about the number at risk and each sum keeps a relative precision of
+    about ``m * 1e-10 / n_k``. The coordinator propagates the bound to the coefficients
+    (first order: ``|db| <= |I^-1| |dU|``) and reports it (``numerics.coef_error_bound``);
+    it is typically below 1e-9 relative, well inside the 1e-6 acceptance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from protocol.errors import FedsurvError, ProtocolMismatch
+from protocol.layout import FIXED_POINT_BITS
+from protocol.spec import SurvivalName, TimeGrid
+from protocol.version import PROTOCOL_VERSION
+
+MOMENT_BITS = 16
+"""Fixed-point scale ``2**16`` of the raw-unit ``moments`` round (centre and scale only)."""
+SITE_VALUE_LIMIT = 1 << 53
+"""A site refuses a vector holding ``|v| >= 2**53``: 1023 such vectors still sum inside int64."""
+
+CoxRoundKind = Literal["moments", "pooled", "stratum"]
+
+
+class CoxOverflow(FedsurvError):
+    """A Cox round value too large for exact fixed-point transport: the site refuses it."""
+
+
+class CoxDataError(FedsurvError):
+    """Site data that cannot enter the model as specified (unknown level, missing value...)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericCovariate(_Strict):
+    """A numeric column (or a 0/1 flag such as ``crs_severe``) entering the model as is."""
+
+    kind: Literal["numeric"] = "numeric"
+    column: str = Field(min_length=1)
+
+    @property
+    def terms(self) -> list[str]:
+        return [self.column]
+
+
+class CategoricalCovariate(_Strict):
+    """A categorical column, dummy-coded against ``reference`` (default: the first level).
+
+    The spec lists the levels so every site builds identical design columns, one per
+    non-reference level, named ``column[level]``; a site holding another value refuses.
+    """
+
+    kind: Literal["categorical"] = "categorical"
+    column: str = Field(min_length=1)
+    levels: list[str] = Field(min_length=2)
+    reference: str | None = None
+
+    @field_validator("levels")
+    @classmethod
+    def _unique(cls, levels: list[str]) -> list[str]:
+        if len(set(levels)) != len(levels):
+            raise ValueError("categorical levels must be unique")
+        return levels
+
+    @model_validator(mode="after")
+    def _reference_listed(self) -> CategoricalCovariate:
+        if self.reference is not None and self.reference not in self.levels:
+            raise ValueError(f"reference {self.reference!r} is not one of levels {self.levels}")
+        return self
+
+    @property
+    def reference_level(self) -> str:
+        return self.reference if self.reference is not None else self.levels[0]
+
+    @property
+    def dummy_levels(self) -> list[str]:
+        return [level for level in self.levels if level != self.reference_level]
+
+    @property
+    def terms(self) -> list[str]:
+        return [f"{self.column}[{level}]" for level in self.dummy_levels]
+
+
+Covariate = Annotated[NumericCovariate | CategoricalCovariate, Field(discriminator="kind")]
+
+
+class CoxModelSpec(_Strict):
+    """One Cox proportional-hazards model of an analysis (``AnalysisSpec.cox``).
+
+    ``ties``: Efron (1977, default, as lifelines and R) or Breslow (1974).
+    ``stratify_by_site``: a separate baseline hazard per site; sites then send only the sums
+    of their stratum's log-likelihood, score and information.
+    ``max_rounds``: Newton-Raphson evaluations allowed (each is one secure-sum round).
+    ``tol``: convergence when every Newton step component, in standardised units
+    (coefficient x pooled SD of its column), is below ``tol``.
+    """
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    endpoint: SurvivalName
+    covariates: list[Covariate] = Field(min_length=1)
+    ties: Literal["efron", "breslow"] = "efron"
+    stratify_by_site: bool = False
+    max_rounds: int = Field(30, ge=2, le=200)
+    tol: float = Field(1e-9, gt=0.0, le=1e-3)
+
+    @model_validator(mode="after")
+    def _distinct_terms(self) -> CoxModelSpec:
+        columns = [c.column.lower() for c in self.covariates]
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"model {self.name!r}: a column appears twice among {columns}")
+        return self
+
+    @property
+    def terms(self) -> list[str]:
+        """Design column names, in vector order."""
+        return [t for c in self.covariates for t in c.terms]
+
+    @property
+    def p(self) -> int:
+        return len(self.terms)
+
+
+class CoxRoundRequest(_Strict):
+    """What the coordinator sends for one round (all floats round-trip exactly through JSON).
+
+    ``beta`` is in standardised units (coefficient of ``z = (x - center) / scale``) and
+    ``shift`` a common log-scale of the weights, ``w = exp(z'beta - shift)``.
+    """
+
+    model: str
+    kind: CoxRoundKind
+    beta: list[float] = Field(default_factory=list)
+    center: list[float] = Field(default_factory=list)
+    scale: list[float] = Field(default_factory=list)
+    shift: float = 0.0
+    risk_bins: list[int] = Field(default_factory=list)
+    tie_bins: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CoxRoundRequest:
+        if self.kind != "moments":
+            p = len(self.beta)
+            if p == 0 or len(self.center) != p or len(self.scale) != p:
+                raise ValueError("beta, center and scale must have one value per design column")
+            if any(not np.isfinite(v) for v in [*self.beta, *self.center, *self.scale]):
+                raise ValueError("beta, center and scale must be finite")
+            if any(s <= 0 for s in self.scale):
+                raise ValueError("scale values must be > 0")
+        if sorted(set(self.risk_bins)) != list(self.risk_bins):
+            raise ValueError("risk_bins must be increasing and distinct")
+        if not set(self.tie_bins) <= set(self.risk_bins):
+            raise ValueError("tie_bins must be a subset of risk_bins")
+        if sorted(set(self.tie_bins)) != list(self.tie_bins):
+            raise ValueError("tie_bins must be increasing and distinct")
+        return self
+
+
+def tri_size(p: int) -> int:
+    """Length of the packed upper triangle of a ``p x p`` symmetric matrix."""
+    return p * (p + 1) // 2
+
+
+def block_size(p: int) -> int:
+    """``q = 1 + p + p(p+1)/2``: one (S0, S1, S2) block."""
+    return 1 + p + tri_size(p)
+
+
+def pack_tri(matrices: np.ndarray) -> np.ndarray:
+    """Upper triangles (row-major) of ``(..., p, p)`` symmetric matrices -> ``(..., p(p+1)/2)``."""
+    p = matrices.shape[-1]
+    rows, cols = np.triu_indices(p)
+    return matrices[..., rows, cols]
+
+
+def unpack_tri(packed: np.ndarray, p: int) -> np.ndarray:
+    """Inverse of :func:`pack_tri`: ``(..., p(p+1)/2)`` -> symmetric ``(..., p, p)``."""
+    packed = np.asarray(packed, dtype=np.float64)
+    out = np.zeros((*packed.shape[:-1], p, p))
+    rows, cols = np.triu_indices(p)
+    out[..., rows, cols] = packed
+    out[..., cols, rows] = packed
+    return out
+
+
+def encode_fixed(values: np.ndarray, bits: int) -> np.ndarray:
+    """``round(x * 2**bits)`` as int64; refuses (never clips) ``|v| >= SITE_VALUE_LIMIT``."""
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise CoxOverflow(
+            "Cox round value is not finite (exp overflow): the proposed coefficients give an "
+            "astronomically large hazard ratio; the coordinator should shorten the step"
+        )
+    scaled = np.rint(values * float(1 << bits))
+    too_big = np.abs(scaled) >= float(SITE_VALUE_LIMIT)
+    if np.any(too_big):
+        worst = float(np.max(np.abs(values)))
+        raise CoxOverflow(
+            f"Cox round value {worst:.3g} exceeds the exact fixed-point range "
+            f"(|x| < 2**{53 - bits}); refusing rather than clipping. With standardised "
+            "covariates this means a huge linear predictor: the coordinator should shorten "
+            "the Newton step; persistent refusals indicate monotone likelihood (separation)"
+        )
+    return scaled.astype(np.int64)
+
+
+def decode_fixed(values: np.ndarray, bits: int) -> np.ndarray:
+    """Inverse of :func:`encode_fixed` (on a sum: the exact sum of the rounded values)."""
+    return np.asarray(values, dtype=np.int64).astype(np.float64) / float(1 << bits)
+
+
+@dataclass(frozen=True)
+class MomentSums:
+    """Decoded ``moments`` round: counts, per-bin events and raw first/second moments."""
+
+    sites: int
+    n: int
+    events: np.ndarray  # (n_bins,) pooled event count per grid bin
+    sum_x: np.ndarray  # (p,)
+    sum_xx: np.ndarray  # (p, p)
+
+
+@dataclass(frozen=True)
+class PooledSums:
+    """Decoded ``pooled`` round: at-risk and tied-event (S0, S1, S2) blocks, event z-sum."""
+
+    sites: int
+    risk: np.ndarray  # (len(risk_bins), q)
+    ties: np.ndarray  # (len(tie_bins), q)
+    event_z: np.ndarray  # (p,)
+
+
+@dataclass(frozen=True)
+class StratumSums:
+    """Decoded ``stratum`` round: summed stratum log-likelihood, score, information."""
+
+    sites: int
+    loglik: float
+    score: np.ndarray  # (p,)
+    information: np.ndarray  # (p, p)
+
+
+class CoxRoundLayout:
+    """The int64 vector of one Cox round, derived from (model, grid, request) alone.
+
+    Order: ``sites`` first (1 per contributor), then the kind's blocks as described in the
+    module docstring. :attr:`fingerprint` lets both sides check they agree.
+    """
+
+    def __init__(self, model: CoxModelSpec, grid: TimeGrid, request: CoxRoundRequest) -> None:
+        if request.model != model.name:
+            raise ProtocolMismatch(f"round request is for model {request.model!r}, "
+                                   f"not {model.name!r}")
+        if request.kind != "moments" and len(request.beta) != model.p:
+            raise ProtocolMismatch(f"round request has {len(request.beta)} coefficients, model "
+                                   f"{model.name!r} has {model.p} design columns")
+        self.model = model
+        self.grid = grid
+        self.request = request
+        self.kind: CoxRoundKind = request.kind
+        self.p = model.p
+        q = block_size(self.p)
+        if self.kind == "moments":
+            self.sizes = {"sites": 1, "n": 1, "events": grid.n_bins, "sum_x": self.p,
+                          "sum_xx": tri_size(self.p)}
+            self.bits = MOMENT_BITS
+            self.counts = ("sites", "n", "events")
+        elif self.kind == "pooled":
+            if max(request.risk_bins, default=0) >= grid.n_bins:
+                raise ProtocolMismatch("risk_bins reach past the grid")
+            self.sizes = {"sites": 1, "risk": len(request.risk_bins) * q,
+                          "ties": len(request.tie_bins) * q, "event_z": self.p}
+            self.bits = FIXED_POINT_BITS
+            self.counts = ("sites",)
+        else:
+            self.sizes = {"sites": 1, "loglik": 1, "score": self.p,
+                          "information": tri_size(self.p)}
+            self.bits = FIXED_POINT_BITS
+            self.counts = ("sites",)
+        self.offsets: dict[str, int] = {}
+        offset = 0
+        for name, size in self.sizes.items():
+            self.offsets[name] = offset
+            offset += size
+        self.length = offset
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of protocol version, scale, model, grid, request and slot sizes."""
+        described = {
+            "protocol": PROTOCOL_VERSION,
+            "bits": self.bits,
+            "model": self.model.model_dump(mode="json"),
+            "grid": self.grid.model_dump(mode="json"),
+            "request": self.request.model_dump(mode="json"),
+            "sizes": list(self.sizes.items()),
+        }
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+    def _part(self, vector: np.ndarray, name: str) -> np.ndarray:
+        start = self.offsets[name]
+        return vector[start:start + self.sizes[name]]
+
+    def encode(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """One site's vector from named parts (counts as integers, the rest as floats)."""
+        vector = np.zeros(self.length, dtype=np.int64)
+        for name, size in self.sizes.items():
+            value = np.asarray(parts[name]).ravel()
+            if value.size != size:
+                raise ValueError(f"Cox part {name!r} has {value.size} values, layout {size}")
+            if name in self.counts:
+                ints = np.asarray(value, dtype=np.int64)
+                if np.any(np.abs(ints) >= SITE_VALUE_LIMIT):
+                    raise CoxOverflow(f"Cox count {name!r} too large")
+                self._part(vector, name)[:] = ints
+            else:
+                self._part(vector, name)[:] = encode_fixed(value, self.bits)
+        return vector
+
+    def decode(self, vector: np.ndarray) -> MomentSums | PooledSums | StratumSums:
+        """The named parts of a (summed) vector of this layout."""
+        vector = np.asarray(vector)
+        if vector.shape != (self.length,):
+            raise ProtocolMismatch(
+                f"Cox round vector has {vector.size} values, the layout expects {self.length}"
+            )
+        vector = vector.astype(np.int64)
+        sites = int(vector[0])
+
+        def fixed(name: str) -> np.ndarray:
+            return decode_fixed(self._part(vector, name), self.bits)
+
+        if self.kind == "moments":
+            return MomentSums(sites, int(self._part(vector, "n")[0]),
+                              self._part(vector, "events").copy(), fixed("sum_x"),
+                              unpack_tri(fixed("sum_xx"), self.p))
+        if self.kind == "pooled":
+            q = block_size(self.p)
+            return PooledSums(sites, fixed("risk").reshape(-1, q), fixed("ties").reshape(-1, q),
+                              fixed("event_z"))
+        return StratumSums(sites, float(fixed("loglik")[0]), fixed("score"),
+                           unpack_tri(fixed("information"), self.p))

@@ -1,0 +1,229 @@
+"""Site side of federated Cox regression: design matrix and the per-round sums a site sends.
+
+For a round at coefficients ``b`` (standardised units, :mod:`protocol.cox_spec`) a site forms
+``z_i = (x_i - c) / s`` and ``w_i = exp(z_i'b - shift)`` for its patients and, with the grid's
+binning (``bin_i = ceil(min(t_i, H) / w)``, events at ``t >= H`` censored; DESIGN section 5),
+
+    R_k = sum_{i: bin_i >= k} (w_i, w_i z_i, w_i z_i z_i')       (at risk at bin k)
+    T_k = sum_{i: bin_i = k, event_i} (w_i, w_i z_i, w_i z_i z_i') (the bin's tied events)
+
+(Cox 1972; Efron 1977; Therneau & Grambsch 2000, section 3.3): the censored of a bin are still
+at risk at its events, as in R's ``coxph`` and lifelines. One ``bincount`` per column and a
+reversed cumulative sum give every bin at once. Sums of sites' ``R_k, T_k`` are the pooled
+cohort's, which is why the coordinator recovers the pooled partial likelihood exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from coordinator.estimators.cox import CoxTerms, partial_likelihood_terms
+from protocol.cox_spec import (
+    CategoricalCovariate,
+    CoxDataError,
+    CoxModelSpec,
+    CoxOverflow,
+    CoxRoundLayout,
+    CoxRoundRequest,
+    NumericCovariate,
+    pack_tri,
+)
+from protocol.spec import TimeGrid
+from site_node.endpoints import Endpoints
+from site_node.tally import SURVIVAL_SOURCES, bin_times
+
+
+def _column(endpoints: Endpoints, column: str) -> pd.Series:
+    """A covariate column by case-insensitive name, or a flag (e.g. ``crs_severe``) as 0/1."""
+    key = column.lower()
+    columns = {c.lower(): c for c in endpoints.covariates.columns}
+    if key in columns:
+        return endpoints.covariates[columns[key]].reset_index(drop=True)
+    if key in endpoints.flags:
+        return pd.Series(np.asarray(endpoints.flags[key], dtype=np.int64))
+    raise CoxDataError(
+        f"Cox covariate column '{column}' is not in the site data; columns available: "
+        f"{sorted(columns) + sorted(endpoints.flags)}"
+    )
+
+
+def _as_level_strings(series: pd.Series) -> np.ndarray:
+    """Values as level strings; integral numbers print without a decimal point (1.0 -> '1')."""
+    if pd.api.types.is_bool_dtype(series):
+        return np.where(series.to_numpy(dtype=bool), "yes", "no").astype(object)
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(dtype=np.float64)
+        out = np.empty(values.size, dtype=object)
+        for i, v in enumerate(values):
+            out[i] = "" if np.isnan(v) else (str(int(v)) if float(v).is_integer() else repr(v))
+        return out
+    return series.astype("string").fillna("").str.strip().to_numpy(dtype=object)
+
+
+def design_matrix(endpoints: Endpoints, model: CoxModelSpec) -> np.ndarray:
+    """The ``(n, p)`` design matrix in spec order; dummy coding from the spec's level list.
+
+    Refuses (:class:`CoxDataError`) a missing value, a non-numeric value in a numeric column,
+    or a categorical value the spec does not list, so every site encodes identically.
+    """
+    blocks: list[np.ndarray] = []
+    for covariate in model.covariates:
+        series = _column(endpoints, covariate.column)
+        if isinstance(covariate, NumericCovariate):
+            if pd.api.types.is_bool_dtype(series):
+                values = series.to_numpy(dtype=np.float64)
+            else:
+                values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+            bad = ~np.isfinite(values)
+            if np.any(bad):
+                raise CoxDataError(
+                    f"Cox covariate '{covariate.column}' has {int(bad.sum())} missing or "
+                    "non-numeric value(s); fedsurv does not impute: fill them or drop the "
+                    "covariate from the model"
+                )
+            blocks.append(values[:, None])
+        else:
+            assert isinstance(covariate, CategoricalCovariate)
+            values = _as_level_strings(series)
+            missing = values == ""
+            if np.any(missing):
+                raise CoxDataError(
+                    f"Cox covariate '{covariate.column}' has {int(missing.sum())} missing "
+                    "value(s); fill them or drop the covariate from the model"
+                )
+            unknown = sorted(set(values.tolist()) - set(covariate.levels))
+            if unknown:
+                raise CoxDataError(
+                    f"Cox covariate '{covariate.column}' holds value(s) {unknown[:5]} that the "
+                    f"spec's level list {covariate.levels} does not contain; refusing (every "
+                    "site must dummy-code identically). Ask the coordinator to list them."
+                )
+            blocks.append(np.stack([values == level for level in covariate.dummy_levels],
+                                   axis=1).astype(np.float64))
+    n = endpoints.n
+    return np.hstack(blocks) if blocks else np.zeros((n, 0))
+
+
+def model_cohort(
+    endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, bin, event)`` of the patients the model's endpoint covers, binned on ``grid``."""
+    days_attr, event_attr, remitters_only = SURVIVAL_SOURCES[model.endpoint]
+    x = design_matrix(endpoints, model)
+    days = np.asarray(getattr(endpoints, days_attr), dtype=np.int64)
+    event = np.asarray(getattr(endpoints, event_attr)).astype(np.int64)
+    if remitters_only:
+        keep = np.asarray(endpoints.remission, dtype=bool)
+        x, days, event = x[keep], days[keep], event[keep]
+    bins, event = bin_times(days, event, grid)
+    return x, bins, event.astype(bool)
+
+
+def _weighted_blocks(z: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per-patient ``(w, w z, w triu(z z'))``, shape ``(n, q)``."""
+    rows, cols = np.triu_indices(z.shape[1])
+    return np.hstack([w[:, None], w[:, None] * z, w[:, None] * z[:, rows] * z[:, cols]])
+
+
+def _bin_sums(bins: np.ndarray, values: np.ndarray, n_bins: int) -> np.ndarray:
+    """``(n_bins, q)`` column sums of ``values`` per bin (one bincount per column)."""
+    return np.stack([np.bincount(bins, weights=values[:, j], minlength=n_bins)
+                     for j in range(values.shape[1])], axis=1)
+
+
+def risk_set_sums(
+    z: np.ndarray, w: np.ndarray, bins: np.ndarray, event: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """At-risk sums ``R`` and event sums ``T``, both ``(n_bins, q)``, for every grid bin."""
+    values = _weighted_blocks(z, w)
+    leaving = _bin_sums(bins, values, n_bins)
+    at_risk = np.cumsum(leaving[::-1], axis=0)[::-1]
+    tied = _bin_sums(bins[event], values[event], n_bins)
+    return at_risk, tied
+
+
+def _standardised(
+    x: np.ndarray, request: CoxRoundRequest
+) -> tuple[np.ndarray, np.ndarray]:
+    """``z = (x - c) / s`` and ``w = exp(z'b - shift)`` for one round request."""
+    z = (x - np.asarray(request.center)) / np.asarray(request.scale)
+    with np.errstate(over="ignore"):
+        w = np.exp(z @ np.asarray(request.beta) - request.shift)
+    return z, w
+
+
+def cox_moment_sums(endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid) -> dict:
+    """Round 0 parts: ``n``, events per grid bin, ``sum x`` and ``triu(sum x x')`` (raw units)."""
+    x, bins, event = model_cohort(endpoints, model, grid)
+    return {
+        "sites": 1,
+        "n": x.shape[0],
+        "events": np.bincount(bins[event], minlength=grid.n_bins),
+        "sum_x": x.sum(axis=0),
+        "sum_xx": pack_tri(x.T @ x),
+    }
+
+
+def cox_round_sums(
+    endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid, request: CoxRoundRequest
+) -> np.ndarray:
+    """This site's int64 vector for any Cox round request (moments, pooled or stratum)."""
+    layout = CoxRoundLayout(model, grid, request)
+    if request.kind == "moments":
+        return layout.encode(cox_moment_sums(endpoints, model, grid))
+    if request.kind == "stratum":
+        terms = cox_stratum_terms(endpoints, model, grid, request)
+        return layout.encode({
+            "sites": 1, "loglik": [terms.loglik], "score": terms.score,
+            "information": pack_tri(terms.information),
+        })
+    x, bins, event = model_cohort(endpoints, model, grid)
+    z, w = _standardised(x, request)
+    at_risk, tied = risk_set_sums(z, w, bins, event, grid.n_bins)
+    return layout.encode({
+        "sites": 1,
+        "risk": at_risk[request.risk_bins],
+        "ties": tied[request.tie_bins],
+        "event_z": z[event].sum(axis=0),
+    })
+
+
+cox_site_vector = cox_round_sums
+"""Alias: what a site's ClientApp answers to a Cox round request."""
+
+
+def cox_stratum_terms(
+    endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid, request: CoxRoundRequest
+) -> CoxTerms:
+    """This site's own stratum's Efron/Breslow ``(loglik, U, I)`` at ``request.beta``.
+
+    Computed in float64 from the site's own risk sets (the same formulas the coordinator applies
+    to pooled sums); the site-stratified model's terms are their sums over sites.
+    """
+    p = model.p
+    x, bins, event = model_cohort(endpoints, model, grid)
+    if not np.any(event):
+        return CoxTerms(0.0, np.zeros(p), np.zeros((p, p)))
+    z, w = _standardised(x, request)
+    at_risk, tied = risk_set_sums(z, w, bins, event, grid.n_bins)
+    d = np.bincount(bins[event], minlength=grid.n_bins)
+    rows = np.flatnonzero(d)
+    terms = partial_likelihood_terms(
+        np.asarray(request.beta), at_risk[rows], tied[rows], d[rows], z[event].sum(axis=0),
+        model.ties, request.shift,
+    )
+    if not np.all(np.isfinite(terms.information)) or not np.isfinite(terms.loglik):
+        raise CoxOverflow("Cox stratum terms are not finite at the proposed coefficients")
+    return terms
+
+
+__all__ = [
+    "cox_moment_sums",
+    "cox_round_sums",
+    "cox_site_vector",
+    "cox_stratum_terms",
+    "design_matrix",
+    "model_cohort",
+    "risk_set_sums",
+]
