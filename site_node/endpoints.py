@@ -44,20 +44,20 @@ class Endpoints:
 
 
 def _days(later: pd.Series, start: pd.Series) -> np.ndarray:
-    """Whole days from ``start`` to ``later`` (NaT gives -1; callers mask it)."""
-    delta = (later - start).dt.days
-    return delta.fillna(-1).to_numpy(dtype=np.int64)
+    """Whole days from ``start`` to ``later`` (NaT gives a meaningless value; callers mask it)."""
+    delta = later.to_numpy(dtype="datetime64[D]") - start.to_numpy(dtype="datetime64[D]")
+    return delta.astype(np.int64)
 
 
 def derive_endpoints(frame: pd.DataFrame) -> Endpoints:
-    """Derive all endpoints from a validated frame (canonical column names, datetime64 dates).
+    """Derive all endpoints from a validated frame (see :func:`site_node.data.load_site_data`:
+    canonical column names, datetime64 dates, upper-case response, lower-case death_cause).
 
     Rules (DESIGN section 4): a relapse on the day of death counts as relapse (it came first
     clinically); NRM is death with no relapse recorded at or before it.
     """
     start = frame["infusion_date"]
-    response = frame["response"].astype(str).str.upper()
-    remission = response.isin(["CR", "CRI"]).to_numpy()
+    remission = frame["response"].isin(["CR", "CRI"]).to_numpy()
     relapse_day = _days(frame["relapse_date"], start)
     death_day = _days(frame["death_date"], start)
     followup_day = _days(frame["last_followup_date"], start)
@@ -78,7 +78,7 @@ def derive_endpoints(frame: pd.DataFrame) -> Endpoints:
     crs = frame["crs_grade"].to_numpy()
     icans = frame["icans_grade"].to_numpy()
     agvhd = frame["agvhd_grade"].to_numpy()
-    cause = frame["death_cause"].fillna("").astype(str).str.lower().to_numpy()
+    cause = frame["death_cause"].to_numpy()
     flags = {
         "remission": remission,
         "crs_any": crs >= 1,
@@ -91,7 +91,9 @@ def derive_endpoints(frame: pd.DataFrame) -> Endpoints:
     }
     core = {"patient_id", "infusion_date", "response", "crs_grade", "icans_grade",
             "agvhd_grade", "relapse_date", "death_date", "death_cause", "last_followup_date"}
-    covariates = frame[[c for c in frame.columns if c not in core]].reset_index(drop=True)
+    covariates = frame[[c for c in frame.columns if c not in core]]
+    if not isinstance(covariates.index, pd.RangeIndex):
+        covariates = covariates.reset_index(drop=True)
     return Endpoints(
         remission=remission,
         os_days=os_days,
