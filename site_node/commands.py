@@ -177,6 +177,7 @@ def node_config(config: SiteConfig) -> dict[str, str]:
         "site-id": config.site_id,
         "state-dir": str(config.state_dir),
         "audit-log": str(config.audit_log),
+        "min-participants": str(config.policy.min_sites),
     }
     if config.data.kind == "file":
         pairs["data-path"] = str(config.data.path)
@@ -188,7 +189,9 @@ def supernode_command(config: SiteConfig, executable: str | None = None) -> list
     exe = executable or shutil.which("flower-supernode") or str(
         Path(sys.executable).with_name("flower-supernode")
     )
-    pairs = " ".join(f"{k}={_literal(k, v)}" for k, v in node_config(config).items())
+    pairs = " ".join(
+        f"{k}={v if v.isdigit() else _literal(k, v)}" for k, v in node_config(config).items()
+    )
     return [
         exe,
         "--superlink", config.coordinator.address,

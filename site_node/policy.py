@@ -10,7 +10,9 @@ Rules, checked in this order (the first that fails decides):
 ==========================  ================================================================
 reason code                 refused when
 ==========================  ================================================================
-``spec_not_allowlisted``    ``spec_allowlist`` is non-empty and lacks the spec's SHA-256
+``spec_not_allowlisted``    ``spec_allowlist`` is non-empty and lists neither the spec's
+                            SHA-256 (one request) nor that of the spec without its
+                            ``request_id`` (the analysis, whatever request asks it)
 ``endpoint_not_allowed``    the spec asks for an endpoint not in ``allowed_endpoints``
 ``strata_not_allowed``      the spec is stratified by a column not in
                             ``allowed_strata_columns`` (default: none, so no strata)
@@ -109,7 +111,8 @@ class ReleasePolicy(BaseModel):
         20, ge=0, description="Distinct specs released per rolling 24 hours (0 = none)."
     )
     spec_allowlist: list[str] = Field(
-        default_factory=list, description="SHA-256 of allowed specs; empty = any spec."
+        default_factory=list,
+        description="SHA-256 of allowed specs, with or without request_id; empty = any spec.",
     )
     approval: Literal["auto", "manual"] = "auto"
 
@@ -192,7 +195,8 @@ def spec_summary(spec: AnalysisSpec) -> dict:
 
 def _static_rules(spec: AnalysisSpec, policy: ReleasePolicy, digest: str) -> Decision | None:
     """Rules that depend on the spec alone."""
-    if policy.spec_allowlist and digest not in policy.spec_allowlist:
+    analysis = spec.model_copy(update={"request_id": None}).sha256()
+    if policy.spec_allowlist and not {digest, analysis} & set(policy.spec_allowlist):
         return Decision.refuse(
             "spec_not_allowlisted",
             f"spec {digest[:12]} is not on the site's allow-list (policy.spec_allowlist)",
