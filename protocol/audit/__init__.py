@@ -6,6 +6,7 @@ Site and coordinator import from here::
 """
 
 from protocol.audit.crosscheck import CrossCheckReport, Finding, cross_check
+from protocol.audit.digests import file_sha256, vector_sha256
 from protocol.audit.errors import AuditLogError, AuditVerificationFailed
 from protocol.audit.log import AuditLog
 from protocol.audit.records import (
@@ -42,6 +43,8 @@ __all__ = [
     "TallyReleased",
     "VerifyReport",
     "cross_check",
+    "file_sha256",
     "site_actor",
+    "vector_sha256",
     "verify_log",
 ]

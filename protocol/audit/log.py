@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from protocol.audit.errors import AuditLogError
-from protocol.audit.head import write_head
+from protocol.audit.head import read_head, write_head
 from protocol.audit.records import (
     FORMAT,
     GENESIS_HASH,
@@ -61,7 +61,20 @@ class AuditLog:
         self._thread_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked() as handle:
-            self._tail(handle)  # refuse a damaged or foreign log up front
+            self._check_against_head(self._tail(handle))  # refuse damaged/foreign/cut logs
+
+    def _check_against_head(self, last: AuditRecord | None) -> None:
+        """Refuse a log that ends before the record its signed head names (records cut)."""
+        try:
+            head = read_head(self.path, self.key.public_key())
+        except ValueError as exc:
+            raise AuditLogError(f"{exc}; refusing to append") from None
+        if head is None:
+            return
+        if last is None or last.seq < head.seq or (last.seq == head.seq
+                                                   and last.hash != head.hash):
+            raise AuditLogError(f"{self.path} ends before the record its signed head names "
+                                f"(seq {head.seq}): records were deleted; refusing to append")
 
     def append(self, kind: RecordKind | str, body: BaseModel | dict[str, Any]) -> AuditRecord:
         """Validate ``body`` for ``kind``, sign, chain and durably append one record."""

@@ -104,7 +104,7 @@ class TallyReleased(_Body):
     spec_sha256: Sha256Hex
     layout_fingerprint: Sha256Hex
     tally_sha256: Sha256Hex
-    """SHA-256 of the plaintext int64 vector (little-endian bytes) before masking."""
+    """:func:`protocol.audit.digests.vector_sha256` of the plaintext vector before masking."""
     vector_length: int = Field(ge=1)
 
 
@@ -120,7 +120,7 @@ class RoundCompleted(_Body):
     """Sites that refused, with their reason codes."""
     min_sites: int = Field(ge=1)
     aggregate_sha256: Sha256Hex
-    """SHA-256 of the summed int64 vector (little-endian bytes)."""
+    """:func:`protocol.audit.digests.vector_sha256` of the summed vector."""
     site_receipts: dict[Name, Sha256Hex] = Field(default_factory=dict)
     """Optional: each site's ``hash`` of its own ``tally_released`` record, as the site
     reported it; lets an auditor tie the coordinator log to exact site records."""
@@ -143,7 +143,7 @@ class ResultPublished(_Body):
     layout_fingerprint: Sha256Hex
     sites: list[Name] = Field(min_length=1)
     result_sha256: Sha256Hex
-    """SHA-256 of the published result file's bytes."""
+    """:func:`protocol.audit.digests.file_sha256` of the published result file."""
     output: str | None = None
     """Name of the published file, for the timeline."""
 

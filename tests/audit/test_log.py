@@ -118,3 +118,31 @@ def test_concurrent_processes_and_threads_keep_one_chain(tmp_path: Path) -> None
     report = verify_log(path, keys.public)
     assert report.ok, report.problem
     assert len(report.records) == 75
+
+
+def test_writer_refuses_a_log_cut_before_its_head(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path, "a")
+    path = tmp_path / "a.jsonl"
+    log = AuditLog(path, keys.private, actor=site_actor("a"))
+    for request_id in ("r1", "r2"):
+        log.append(RecordKind.REQUEST_RECEIVED, request(request_id))
+    path.write_bytes(path.read_bytes().split(b"\n", 1)[0] + b"\n")
+    with pytest.raises(AuditLogError, match="records were deleted"):
+        AuditLog(path, keys.private, actor=site_actor("a"))
+    path.write_bytes(b"")
+    with pytest.raises(AuditLogError, match="records were deleted"):
+        AuditLog(path, keys.private, actor=site_actor("a"))
+
+
+def test_digests() -> None:
+    import hashlib
+
+    import numpy as np
+
+    from protocol.audit import vector_sha256
+
+    expected = hashlib.sha256(np.array([1, 2, 3], dtype="<i8").tobytes()).hexdigest()
+    assert vector_sha256([1, 2, 3]) == vector_sha256(np.array([1, 2, 3], dtype=np.int32))
+    assert vector_sha256([1, 2, 3]) == expected
+    with pytest.raises(ValueError):
+        vector_sha256([1.5])
