@@ -9,7 +9,8 @@ Rules (each log is first verified on its own; only its verified prefix is used):
   or ``release_mismatch``); a missing site log is an error too;
 * a receipt the coordinator recorded (``site_receipts``) must be the hash of that release;
 * a site's release should follow its own ``policy_decision`` of ``release`` (warning);
-* a release that no round used is reported (warning): it left the site for nothing.
+* a release that no round used is reported (warning): it left the site for nothing;
+* a site's refusal that the coordinator's round does not list is reported (warning).
 
 What this proves and does not prove is in ``docs/audit.md``.
 """
@@ -193,6 +194,15 @@ def _check_round(report: CrossCheckReport, path: Path, record: AuditRecord,
             f"aggregate over {len(set(body.sites))} site(s), policy minimum {body.min_sites}",
             where, body.request_id))
     _check_inputs(report, where, body, sites, used, body.site_receipts)
+    for site in sites.values():
+        refused = any(r.kind == RecordKind.POLICY_DECISION and r.body["request_id"]
+                      == body.request_id and r.body["decision"] == "refuse"
+                      for r in site.records)
+        if refused and site.name not in body.sites and site.name not in body.refused:
+            report.findings.append(Finding(
+                "warning", "refusal_not_recorded",
+                f"site {site.name!r} refused request {body.request_id!r} but the round does "
+                "not list its refusal", where, body.request_id, site.name))
 
 
 def _check_result(report: CrossCheckReport, path: Path, record: AuditRecord,

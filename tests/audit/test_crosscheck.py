@@ -43,6 +43,7 @@ def test_result_with_an_unreleased_input_is_flagged(tmp_path: Path) -> None:
     assert not report.ok
     assert ("input_not_released", "c") in codes(report)
     assert ("input_not_released", "a") not in codes(report)
+    assert ("refusal_not_recorded", "c") not in codes(report)  # c is listed as a contributor
     assert any("result_published" in f.where for f in report.errors)
 
 
@@ -98,3 +99,13 @@ def test_tampered_site_log_is_reported(tmp_path: Path) -> None:
     found = codes(check(fed))
     assert ("log_invalid", None) in found
     assert ("input_not_released", "b") in found
+
+
+def test_unrecorded_refusal_is_a_warning(tmp_path: Path) -> None:
+    fed = federation(tmp_path)
+    site_requests(fed.site_logs["a"], "r1")
+    site_requests(fed.site_logs["b"], "r1")
+    site_requests(fed.site_logs["c"], "r1", decision="refuse")
+    complete_round(fed, "r1", ["a", "b"], min_sites=2)
+    report = check(fed)
+    assert report.ok and codes(report) == {("refusal_not_recorded", "c")}
