@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -83,7 +85,7 @@ def tie_free_sites(draw: st.DrawFn):
     cuts = sorted(draw(st.lists(st.integers(0, len(times)), max_size=3)))
     bounds = [0, *cuts, len(times)]
     return [(np.array(times[a:b], dtype=np.int64), np.array(causes[a:b], dtype=np.int64))
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            for a, b in itertools.pairwise(bounds)]
 
 
 def _lifelines_deviation(sites, cause_code: int) -> float:
@@ -92,7 +94,8 @@ def _lifelines_deviation(sites, cause_code: int) -> float:
         return 0.0
     tally = summed_tally(sites, exact_grid(sites), CAUSES)
     curve = cumulative_incidence(tally, CAUSES[cause_code - 1])
-    fitter = AalenJohansenFitter(calculate_variance=True).fit(days, cause, event_of_interest=cause_code)
+    fitter = AalenJohansenFitter(calculate_variance=True)
+    fitter.fit(days, cause, event_of_interest=cause_code)
     worst = 0.0
     cif = fitter.cumulative_density_.iloc[:, 0]
     for t, f, v in zip(cif.index, cif.to_numpy(), fitter.variance_.to_numpy(), strict=True):

@@ -79,7 +79,9 @@ def test_flat_half_uses_r_midpoint_not_lifelines() -> None:
     assert KaplanMeierFitter().fit(days, status).median_survival_time_ == 5.0
 
 
-@pytest.mark.parametrize("row", read_csv("km_median.csv"), ids=lambda r: f"{r['cohort']}-{r['conf']}")
+@pytest.mark.parametrize(
+    "row", read_csv("km_median.csv"), ids=lambda r: f"{r['cohort']}-{r['conf']}"
+)
 def test_median_and_ci_match_r_quantile_survfit(row) -> None:
     sites, grid = _r_cohort(row["cohort"])
     tally = summed_tally(sites, grid)
