@@ -48,7 +48,7 @@ def draw_figures(
 
     for name, curve in results.survival.items():
         label = curve_label(name)
-        add(f"km_{name}", f"{label} (Kaplan-Meier), pooled over all sites.{base}",
+        add(f"km_{name}", f"Kaplan-Meier estimate: {label.lower()}, pooled over all sites.{base}",
             plot_survival({"all": curve}, ylabel=label, unit=unit, min_cell_count=min_cell_count))
     if results.incidence:
         inc = {curve_label(k): c for k, c in results.incidence.items()}

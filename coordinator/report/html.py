@@ -23,7 +23,7 @@ tbody tr:last-child td{border-bottom:2px solid #333}
 tbody tr:nth-child(even){background:#f6f7f9}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1.2em 0 2em;page-break-inside:avoid}
-figure svg{max-width:100%;height:auto}
+figure svg{width:100%;max-width:820px;height:auto;display:block}
 figcaption{font-size:.9em;color:#333;margin-top:.3em}
 .warn{background:#fff6e5;border-left:4px solid #e69f00;padding:.5em 1em}
 .warn li{margin:.15em 0}

@@ -34,9 +34,9 @@ SHORT_LABELS: dict[str, str] = {
 }
 
 TRANSFORM_TEXT: dict[str, str] = {
-    "log-log": "log(−log)-transformed",
-    "log": "log-transformed",
-    "plain": "untransformed (linear)",
+    "log-log": "computed on the log(−log) scale",
+    "log": "computed on the log scale",
+    "plain": "computed on the linear (untransformed) scale",
 }
 
 PROPORTION_METHOD_TEXT: dict[str, str] = {

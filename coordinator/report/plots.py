@@ -43,6 +43,8 @@ STYLE = {
     "axes.spines.right": False,
     "svg.hashsalt": "fedsurv",
 }
+SHARED = "shared risk set"
+"""Row key of the at-risk table when all curves share one risk set (printed without label)."""
 UNIT_LABEL = {"months": "Months since infusion", "days": "Days since infusion"}
 
 
@@ -113,16 +115,15 @@ def plot_incidence(
         base = np.zeros_like(top.x) if below is None else evaluate_steps(below, top.x)
         color = PALETTE[i % len(PALETTE)]
         ux = to_unit(top.x, unit)
-        ax.fill_between(ux, base, top.y, step="post", color=color, alpha=0.35, linewidth=0)
-        (line,) = ax.step(ux, top.y, where="post", color=color, linewidth=1.4,
-                          label=f"{label} (n={curve.n}, events={curve.events})")
+        ax.fill_between(ux, base, top.y, step="post", color=color, alpha=0.35, linewidth=0,
+                        label=f"{label} (n={curve.n}, events={curve.events})")
+        (line,) = ax.step(ux, top.y, where="post", color=color, linewidth=1.4)
         drawn.curves[label] = DrawnCurve(label=label, steps=top, line=line)
         below = top
     ax.set_ylim(0, 1)
     first = next(iter(curves.values()))
-    _finish(drawn, risk_ax, {"At risk": first}, ylabel=ylabel, title=title,
-            min_cell_count=min_cell_count, legend_loc="upper left",
-            colors={"At risk": "black"})
+    _finish(drawn, risk_ax, {SHARED: first}, ylabel=ylabel, title=title,
+            min_cell_count=min_cell_count, legend_loc="upper left", colors={SHARED: "black"})
     return drawn
 
 
@@ -150,7 +151,7 @@ def _plot_curves(
 ) -> DrawnPlot:
     risk_rows = dict(curves)
     if shared_risk_set and len(curves) > 1 and _same_risk_sets(list(curves.values())):
-        risk_rows = {"At risk": next(iter(curves.values()))}
+        risk_rows = {SHARED: next(iter(curves.values()))}
     fig, ax, risk_ax = _figure(n_rows=len(risk_rows))
     drawn = DrawnPlot(figure=fig, ax=ax, unit=unit)
     colors: dict[str, str] = {}
@@ -171,8 +172,8 @@ def _plot_curves(
         drawn.curves[label] = DrawnCurve(label=label, steps=steps, line=line, band=band,
                                          censor=cens)
     ax.set_ylim(0, 1.02)
-    if "At risk" in risk_rows:
-        colors["At risk"] = "black"
+    if SHARED in risk_rows:
+        colors[SHARED] = "black"
     _finish(drawn, risk_ax, risk_rows, ylabel=ylabel, title=title,
             min_cell_count=min_cell_count, legend_loc=legend_loc, colors=colors)
     return drawn
@@ -236,7 +237,8 @@ def _risk_table(
     risk_ax.tick_params(axis="y", which="both", left=False, pad=16)
     risk_ax.set_ylim(len(labels) - 0.5, -0.5)
     risk_ax.set_yticks(range(len(labels)))
-    risk_ax.set_yticklabels(["" if lbl == "all" else lbl for lbl in labels], fontsize=8)
+    risk_ax.set_yticklabels(["" if lbl in ("all", SHARED) else lbl for lbl in labels],
+                            fontsize=8)
     for tick_label, lbl in zip(risk_ax.get_yticklabels(), labels, strict=True):
         tick_label.set_color(colors.get(lbl, "black"))
     risk_ax.set_title("Number at risk", loc="left", fontsize=8, fontweight="bold", pad=2)

@@ -18,6 +18,7 @@ from coordinator.report.labels import (
     curve_label,
     landmark_label,
     months,
+    pct,
     pct_ci,
     proportion_label,
 )
@@ -59,7 +60,7 @@ def landmarks_frame(results: Results) -> pd.DataFrame:
             day = int(day_key)
             rows.append({
                 "kind": kind, "endpoint": name, "stratum": stratum, "day": day,
-                "at_risk": at_risk_at(curve, [day])[0], "estimate": lm.estimate, "se": lm.se,
+                "at_risk": landmark_at_risk(curve, day), "estimate": lm.estimate, "se": lm.se,
                 "lower": lm.lower, "upper": lm.upper, "level": curve.level,
             })
     cols = ["kind", "endpoint", "stratum", "day", "at_risk", "estimate", "se", "lower", "upper",
@@ -164,26 +165,38 @@ def _landmark(curve: CurveResult, day: int, kind: str) -> tuple[float | None, ..
 def landmark_display(results: Results, *, min_cell_count: int | None = None) -> pd.DataFrame:
     """Survival/incidence summary for the reports: N, events, median and every landmark.
 
-    Each landmark column reads ``"43% (95% CI 25–62%); 12 at risk"``; at-risk counts below
-    ``min_cell_count`` print as ``"<k"``.
+    Per landmark two columns: ``"1-year, % (95% CI)"`` reading ``"43 (25–62)"`` and
+    ``"1-year, at risk"``; at-risk counts below ``min_cell_count`` print as ``"<k"``.
     """
     days = sorted({int(d) for *_, c in curve_items(results) for d in c.landmarks})
     rows = []
     for kind, name, stratum, curve in curve_items(results):
         label = curve_label(name) + ("" if stratum == "all" else f" — {stratum}")
         median = "—" if kind == "incidence" else _median_text(curve)
+        level = f"{curve.level * 100:g}%"
         row = {"Endpoint": label, "N": str(curve.n), "Events": str(curve.events),
-               "Median, months (95% CI)": median}
+               f"Median, months ({level} CI)": median}
         for day in days:
             lm = curve.landmarks.get(str(day))
+            head = landmark_label(day)
             if lm is None:
-                row[landmark_label(day)] = "—"
+                row[f"{head}, % ({level} CI)"] = "—"
+                row[f"{head}, at risk"] = "—"
                 continue
-            risk = mask_count(at_risk_at(curve, [day])[0], min_cell_count)
-            est = pct_ci(lm.estimate, lm.lower, lm.upper, curve.level)
-            row[landmark_label(day)] = f"{est}; {risk} at risk"
+            row[f"{head}, % ({level} CI)"] = (
+                f"{pct(lm.estimate)} ({pct(lm.lower)}–{pct(lm.upper)})")
+            row[f"{head}, at risk"] = mask_count(landmark_at_risk(curve, day), min_cell_count)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def landmark_at_risk(curve: CurveResult, day: int) -> int:
+    """Patients at risk at a landmark: the estimator's ``Landmark.at_risk`` when it has one,
+    else the number at risk at ``day`` from the table (:func:`at_risk_at`)."""
+    lm = curve.landmarks.get(str(day))
+    if lm is not None and "at_risk" in lm.model_fields_set:
+        return lm.at_risk
+    return at_risk_at(curve, [day])[0]
 
 
 def _median_text(curve: CurveResult) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coordinator.report.curves import at_risk_at, mask_count
+from coordinator.report.curves import mask_count
 from coordinator.report.labels import SHORT_LABELS, landmark_label
-from coordinator.report.tables import curve_items
+from coordinator.report.tables import curve_items, landmark_at_risk
 from coordinator.results import ProportionResult, Results, ResultWarning
 
 
@@ -41,7 +41,7 @@ def small_sample_warnings(
             day = int(day_key)
             lm = curve.landmarks[day_key]
             when = f"{where} at day {day} ({landmark_label(day)})"
-            risk = at_risk_at(curve, [day])[0]
+            risk = landmark_at_risk(curve, day)
             if risk < thresholds.min_at_risk:
                 out.append(ResultWarning(endpoint=name, message=(
                     f"{when}: {mask_count(risk, min_cell_count)} at risk "

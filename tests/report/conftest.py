@@ -1,0 +1,48 @@
+"""Shared fixtures: hand-built results and results of the real pipeline on the demo sites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coordinator.results import Results
+from protocol.spec import AnalysisSpec
+from tests.report.helpers import make_results, make_spec
+
+REPO = Path(__file__).resolve().parents[2]
+MIN_CELL = 5
+
+
+@pytest.fixture(scope="session")
+def hand_results() -> Results:
+    return make_results()
+
+
+@pytest.fixture(scope="session")
+def hand_spec() -> AnalysisSpec:
+    return make_spec()
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[AnalysisSpec, Results]:
+    """The model-study spec stratified by MRD status, run on the 9 demo sites (1-day grid)."""
+    from coordinator.simulation import simulate_plain
+    from protocol.spec_file import load_spec
+    from site_node.demo_cohort import write_demo_sites
+
+    base = load_spec(REPO / "examples" / "model_study.yaml").model_dump()
+    base["strata"] = {"column": "mrd_negative", "levels": ["no", "yes"]}
+    spec = AnalysisSpec(**base)
+    files = write_demo_sites(tmp_path_factory.mktemp("sites"))
+    return spec, simulate_plain(spec, files)
+
+
+@pytest.fixture(scope="session")
+def outputs(
+    study: tuple[AnalysisSpec, Results], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    from coordinator.outputs import write_outputs
+
+    spec, results = study
+    return write_outputs(results, tmp_path_factory.mktemp("out"), spec, min_cell_count=MIN_CELL)

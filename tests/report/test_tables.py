@@ -1,0 +1,94 @@
+"""CSV tables and the Table-1 layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from coordinator.report.tables import curve_csv_name, landmark_display, table1
+from coordinator.results import Results
+from protocol.spec import AnalysisSpec
+
+
+def test_proportions_csv(outputs: dict[str, Path], study: tuple[AnalysisSpec, Results]) -> None:
+    frame = pd.read_csv(outputs["proportions.csv"], keep_default_na=False)
+    results = study[1]
+    overall = frame[frame.stratum == "all"].set_index("endpoint")
+    assert list(overall.index) == list(results.proportions)
+    for name, p in results.proportions.items():
+        row = overall.loc[name]
+        assert (row["count"], row["n"]) == (p.count, p.n)
+        assert row["estimate"] == pytest.approx(p.estimate, rel=1e-5)
+        assert row["lower"] == pytest.approx(p.lower, rel=1e-5, abs=1e-9)
+        assert row["method"] == "wald"
+    assert overall.loc["remission", "count"] == 34
+    assert set(frame.stratum) == {"all", "no", "yes"}
+
+
+def test_curve_csvs_equal_tables(outputs: dict[str, Path], study: tuple[AnalysisSpec, Results]
+                                 ) -> None:
+    results = study[1]
+    for name, curve in [*results.survival.items(), *results.incidence.items()]:
+        frame = pd.read_csv(outputs[f"curve_{name}.csv"])
+        assert frame["time"].tolist() == [r.time for r in curve.table]
+        assert frame["at_risk"].tolist() == [r.at_risk for r in curve.table]
+        assert frame["events"].tolist() == [r.events for r in curve.table]
+        assert frame["censored"].tolist() == [r.censored for r in curve.table]
+        assert frame["estimate"].tolist() == pytest.approx([r.estimate for r in curve.table],
+                                                           rel=1e-5)
+    for name, levels in results.strata.items():
+        for level, curve in levels.items():
+            frame = pd.read_csv(outputs[curve_csv_name(name, level)])
+            assert frame["at_risk"].tolist() == [r.at_risk for r in curve.table]
+
+
+def test_landmarks_csv(outputs: dict[str, Path], study: tuple[AnalysisSpec, Results]) -> None:
+    frame = pd.read_csv(outputs["landmarks.csv"], keep_default_na=False)
+    os_365 = frame[(frame.endpoint == "os") & (frame.stratum == "all") & (frame.day == 365)]
+    lm = study[1].survival["os"].landmarks["365"]
+    assert len(os_365) == 1
+    assert os_365.iloc[0]["estimate"] == pytest.approx(lm.estimate, rel=1e-5)
+    assert os_365.iloc[0]["at_risk"] == lm.at_risk
+    assert set(frame.day) == {180, 365, 730}
+
+
+def test_table1_layout_model_study(study: tuple[AnalysisSpec, Results]) -> None:
+    t1 = table1(study[1]).set_index("Outcome")
+    assert t1.loc["Complete remission (CR/CRi)", "n/N"] == "34/43"
+    # Wald 34/43 = 79.07%, half-width 12.16 points
+    assert t1.loc["Complete remission (CR/CRi)", "Estimate"] == "79% (95% CI 67–91%)"
+    assert t1.loc["CRS, any grade", "n/N"] == "38/43"
+    assert t1.loc["CRS, grade ≥ 3", "n/N"] == "7/43"
+    assert t1.loc["ICANS, any grade", "n/N"] == "9/43"
+    assert t1.loc["Acute GvHD, any grade", "n/N"] == "2/43"
+    expected_rows = ["1-year OS", "1-year EFS", "1-year OS among remitters",
+                     "1-year EFS among remitters", "1-year CIR", "1-year NRM",
+                     "Median follow-up (reverse Kaplan-Meier)", "Median follow-up of survivors"]
+    assert all(r in t1.index for r in expected_rows)
+    os_1y = study[1].survival["os"].landmarks["365"]
+    assert t1.loc["1-year OS", "Estimate"] == (
+        f"{100 * os_1y.estimate:.0f}% (95% CI {100 * os_1y.lower:.0f}–{100 * os_1y.upper:.0f}%)")
+    assert t1.loc["Median follow-up of survivors", "Estimate"].endswith("(range 6–47)")
+
+
+def test_table1_csv_written(outputs: dict[str, Path]) -> None:
+    frame = pd.read_csv(outputs["table1.csv"], keep_default_na=False)
+    assert frame.columns.tolist() == ["Outcome", "n/N", "Estimate"]
+    assert frame.iloc[0].tolist() == ["Complete remission (CR/CRi)", "34/43",
+                                      "79% (95% CI 67–91%)"]
+
+
+def test_landmark_display_masks_at_risk(hand_results: Results) -> None:
+    masked = landmark_display(hand_results, min_cell_count=5)
+    plain = landmark_display(hand_results)
+    col = "2-year, at risk"
+    assert "<5" in masked[col].tolist()
+    assert "<5" not in plain[col].tolist()
+    assert all(v == "<5" or int(v) >= 5 for v in masked[col])
+
+
+def test_table1_falls_back_to_step_value(hand_results: Results) -> None:
+    t1 = table1(hand_results, day=300).set_index("Outcome")
+    assert "Day 300 OS" in t1.index
