@@ -247,6 +247,20 @@ def site(
                "and confirm the fingerprints above with them by phone.")
 
 
+@app.command("audit-key")
+def audit_key_command(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the key pair.")],
+    name: Annotated[str, typer.Option("--name", help="File name stem.")] = "coordinator",
+) -> None:
+    """Create an Ed25519 audit-signing key pair (the coordinator's, by default)."""
+    from protocol.signing import create_signing_key, key_id, load_public_key
+
+    _, public = create_signing_key(out, name)
+    typer.echo(f"audit public key: {public} (key id {key_id(load_public_key(public))}; "
+               "give it to auditors)")
+    typer.echo(f"The private key stays in {out} (mode 0600).")
+
+
 @app.command()
 def enrol(
     pubfile: Annotated[Path, typer.Argument(help="NAME.enrol.json, or a node .pub file.")],

@@ -52,17 +52,18 @@ def test_keys_commands_write_0600_and_never_print_private_keys(
     for args in (("keys", "ca", "--out", tmp_path / "ca"),
                  ("keys", "server", "--ca", tmp_path / "ca", "--san", "127.0.0.1",
                   "--san", "coordinator.example.org", "--out", tmp_path / "tls"),
-                 ("keys", "site", "hospital-a", "--out", tmp_path / "site")):
+                 ("keys", "site", "hospital-a", "--out", tmp_path / "site"),
+                 ("keys", "audit-key", "--out", tmp_path / "coordinator")):
         code, out = run(monkeypatch, capsys, *args)
         assert code == 0, out
         outputs.append(out)
     text = "\n".join(outputs)
     assert "PRIVATE KEY" not in text
     secrets = private_material(tmp_path)
-    assert len(secrets) >= 4
+    assert len(secrets) >= 5
     assert not any(line in text for line in secrets)
     for name in ("ca/ca.key", "tls/server.key", "site/hospital-a.node",
-                 "site/hospital-a.audit.key"):
+                 "site/hospital-a.audit.key", "coordinator/coordinator.audit.key"):
         assert os.stat(tmp_path / name).st_mode & 0o777 == 0o600, name
     enrol = tmp_path / "site" / "hospital-a.enrol.json"
     assert "PRIVATE" not in enrol.read_text()

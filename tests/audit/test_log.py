@@ -146,3 +146,15 @@ def test_digests() -> None:
     assert vector_sha256([1, 2, 3]) == expected
     with pytest.raises(ValueError):
         vector_sha256([1.5])
+
+
+def test_public_key_from_an_allow_list_line(tmp_path: Path) -> None:
+    from protocol.signing import key_id, load_public_key, public_openssh
+
+    keys = make_keys(tmp_path, "a")
+    log = AuditLog(tmp_path / "a.jsonl", keys.private, actor=site_actor("a"))
+    log.append(RecordKind.REQUEST_RECEIVED, request("r1"))
+    line = tmp_path / "a.ssh.pub"
+    line.write_text(public_openssh(load_public_key(keys.public)) + "\n")
+    assert key_id(load_public_key(line)) == key_id(load_public_key(keys.public))
+    assert verify_log(tmp_path / "a.jsonl", line).ok
