@@ -73,7 +73,7 @@ def tls_handshake(address: str, ca_cert: Path, timeout: float = 5.0) -> str:
         context = ssl.create_default_context(cafile=str(ca_cert))
     except (OSError, ssl.SSLError) as exc:
         raise FedsurvError(f"coordinator.ca_cert: cannot load {ca_cert}: {exc}") from None
-    context.set_alpn_protocols(["h2"])  # gRPC over HTTP/2, as the SuperNode connects
+    context.set_alpn_protocols(["h2", "http/1.1"])  # whichever the SuperLink speaks
     try:
         with (
             socket.create_connection((host, port), timeout=timeout) as raw,
