@@ -116,9 +116,8 @@ class InProcessGrid(Grid):
         for message in messages:
             message.metadata.__dict__["_message_id"] = str(uuid4())
             ids.append(message.metadata.message_id)
-            wire = _wire(message)
-            self.sent.append(wire)
-            reply = self._deliver(wire)
+            self.sent.append(_wire(message))
+            reply = self._deliver(_wire(message))
             if reply is not None:
                 self._replies[message.metadata.message_id] = _wire(reply)
         return ids

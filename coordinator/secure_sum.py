@@ -179,7 +179,7 @@ def _run(
                     if answers.get(nid) is None})
     participants = _feasible([nid for nid in nodes if answers.get(nid) and answers[nid].accept],
                              answers, names, refused, progress)
-    _require(len(participants), spec, "accepted the request")
+    _require(len(participants), spec, "accepted and can take part")
     dropped: list[str] = []
     attempt = 1
     while True:

@@ -30,10 +30,16 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flwr.common.secure_aggregation import secaggplus_utils as _flower_utils
 
 PRG_ID = "hkdf-sha256-chacha20-v1"
 """Announced by the coordinator and checked by sites: both must expand masks the same way."""
 PRG_INFO = b"fedsurv secagg+ mask " + PRG_ID.encode()
+FLOWER_PSEUDO_RAND_GEN = (
+    _flower_utils.pseudo_rand_gen
+    if _flower_utils.pseudo_rand_gen.__module__ == _flower_utils.__name__ else None
+)
+"""Flower's own generator (MT19937 on a 32-bit folded seed), kept for comparison in tests."""
 _NONCE = bytes(16)  # 4-byte block counter + 12-byte nonce; the key is unique per seed
 _TARGETS = (
     "flwr.common.secure_aggregation.secaggplus_utils",
