@@ -189,13 +189,31 @@ class RequestLedger:
             ).fetchall()
         return {row[0] for row in rows}
 
-    def record_release(self, spec_sha256: str, now: datetime | None = None) -> None:
-        """Count one release of ``spec_sha256`` against the budget."""
+    def try_release(
+        self, spec_sha256: str, limit: int, window: timedelta, now: datetime | None = None
+    ) -> bool:
+        """Atomically count a release against ``limit`` distinct specs per ``window``.
+
+        True (and recorded) when the spec was already released within the window or there is
+        budget left; False when the budget is spent. One transaction, so concurrent node
+        processes cannot both take the last unit.
+        """
+        moment = _now(now)
         with self._db() as db:
+            rows = db.execute(
+                "SELECT DISTINCT spec_sha256 FROM releases WHERE released_at >= ?",
+                ((moment - window).isoformat(),),
+            ).fetchall()
+            released = {row[0] for row in rows}
+            if spec_sha256 in released:
+                return True
+            if len(released) >= limit:
+                return False
             db.execute(
                 "INSERT INTO releases (spec_sha256, released_at) VALUES (?, ?)",
-                (spec_sha256, _now(now).isoformat()),
+                (spec_sha256, moment.isoformat()),
             )
+            return True
 
     def released_in_window(self, window: timedelta, now: datetime | None = None) -> set[str]:
         """Spec hashes released within ``window`` before ``now``."""

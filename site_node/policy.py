@@ -282,6 +282,10 @@ def evaluate_policy(spec: AnalysisSpec, context: PolicyContext) -> Decision:
         note = f": {record.note}" if record.note else ""
         return Decision.refuse("declined", f"the site's data steward declined this request{note}")
 
-    if digest not in released:
-        ledger.record_release(digest, now)
+    if not ledger.try_release(digest, policy.max_requests_per_day, RATE_WINDOW, now):
+        return Decision.refuse(
+            "rate_limited",
+            "the site's daily request budget was used up meanwhile "
+            f"(policy.max_requests_per_day = {policy.max_requests_per_day})",
+        )
     return Decision.ok()

@@ -165,3 +165,15 @@ def test_refusal_message_does_not_reveal_the_cohort_size(endpoints, tmp_path: Pa
     decision = decide(spec(), endpoints, tmp_path, min_cohort_size=50)
     assert decision.reason_code == "cohort_too_small"
     assert str(endpoints.n) not in decision.message.replace("50", "")
+
+
+def test_budget_is_taken_atomically_by_concurrent_processes(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ledger = RequestLedger(tmp_path)
+    window = timedelta(hours=24)
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(pool.map(lambda k: ledger.try_release(f"{k:064x}", 3, window, NOW),
+                              range(16)))
+    assert sum(taken) == 3
+    assert len(ledger.released_in_window(window, NOW)) == 3
