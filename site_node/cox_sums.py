@@ -126,20 +126,39 @@ def _weighted_blocks(z: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.hstack([w[:, None], w[:, None] * z, w[:, None] * z[:, rows] * z[:, cols]])
 
 
-def _bin_sums(bins: np.ndarray, values: np.ndarray, n_bins: int) -> np.ndarray:
-    """``(n_bins, q)`` column sums of ``values`` per bin (one bincount per column)."""
-    return np.stack([np.bincount(bins, weights=values[:, j], minlength=n_bins)
-                     for j in range(values.shape[1])], axis=1)
+def _group_sums(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """``(n_groups, q)`` column sums of ``values`` per group index (one bincount per column)."""
+    out = np.empty((n_groups, values.shape[1]))
+    for j in range(values.shape[1]):
+        out[:, j] = np.bincount(groups, weights=values[:, j], minlength=n_groups)
+    return out
 
 
 def risk_set_sums(
-    z: np.ndarray, w: np.ndarray, bins: np.ndarray, event: np.ndarray, n_bins: int
+    z: np.ndarray,
+    w: np.ndarray,
+    bins: np.ndarray,
+    event: np.ndarray,
+    risk_bins: np.ndarray,
+    tie_bins: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """At-risk sums ``R`` and event sums ``T``, both ``(n_bins, q)``, for every grid bin."""
+    """At-risk sums ``R`` at ``risk_bins`` and event sums ``T`` at ``tie_bins``, ``(., q)``.
+
+    A patient whose bin is ``b`` is at risk at every requested bin ``r <= b``: with
+    ``j(b) = #{r <= b} - 1`` the patient's sums go to slot ``j`` and a reversed cumulative sum
+    over the ``K`` requested bins gives ``R`` (work ``O(n q + K q)``, not the whole grid).
+    """
+    risk_bins = np.asarray(risk_bins, dtype=np.int64)
+    tie_bins = np.asarray(tie_bins, dtype=np.int64)
     values = _weighted_blocks(z, w)
-    leaving = _bin_sums(bins, values, n_bins)
+    slot = np.searchsorted(risk_bins, bins, side="right") - 1
+    keep = slot >= 0
+    leaving = _group_sums(slot[keep], values[keep], risk_bins.size)
     at_risk = np.cumsum(leaving[::-1], axis=0)[::-1]
-    tied = _bin_sums(bins[event], values[event], n_bins)
+    tie_slot = np.searchsorted(tie_bins, bins)
+    in_tie = event & (tie_slot < tie_bins.size)
+    in_tie[in_tie] = tie_bins[tie_slot[in_tie]] == bins[in_tie]
+    tied = _group_sums(tie_slot[in_tie], values[in_tie], tie_bins.size)
     return at_risk, tied
 
 
@@ -180,11 +199,12 @@ def cox_round_sums(
         })
     x, bins, event = model_cohort(endpoints, model, grid)
     z, w = _standardised(x, request)
-    at_risk, tied = risk_set_sums(z, w, bins, event, grid.n_bins)
+    at_risk, tied = risk_set_sums(z, w, bins, event, np.asarray(request.risk_bins),
+                                  np.asarray(request.tie_bins))
     return layout.encode({
         "sites": 1,
-        "risk": at_risk[request.risk_bins],
-        "ties": tied[request.tie_bins],
+        "risk": at_risk,
+        "ties": tied,
         "event_z": z[event].sum(axis=0),
     })
 
@@ -206,11 +226,10 @@ def cox_stratum_terms(
     if not np.any(event):
         return CoxTerms(0.0, np.zeros(p), np.zeros((p, p)))
     z, w = _standardised(x, request)
-    at_risk, tied = risk_set_sums(z, w, bins, event, grid.n_bins)
-    d = np.bincount(bins[event], minlength=grid.n_bins)
-    rows = np.flatnonzero(d)
+    rows, d = np.unique(bins[event], return_counts=True)
+    at_risk, tied = risk_set_sums(z, w, bins, event, rows, rows)
     terms = partial_likelihood_terms(
-        np.asarray(request.beta), at_risk[rows], tied[rows], d[rows], z[event].sum(axis=0),
+        np.asarray(request.beta), at_risk, tied, d, z[event].sum(axis=0),
         model.ties, request.shift,
     )
     if not np.all(np.isfinite(terms.information)) or not np.isfinite(terms.loglik):
