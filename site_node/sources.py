@@ -45,6 +45,14 @@ def read_source(config: SiteConfig) -> pd.DataFrame:
     return frame
 
 
+def read_configured_source(config_file: Path | str) -> pd.DataFrame:
+    """:func:`read_source` for the site config at ``config_file`` (for the node's ClientApp,
+    whose node config carries ``site-config``): file or SQL source, column mapping applied."""
+    from site_node.config import load_site_config
+
+    return read_source(load_site_config(config_file))
+
+
 def check_source(config: SiteConfig) -> tuple[pd.DataFrame | None, list[Finding], str]:
     """(frame or None, findings, how rows are numbered) for the configured source."""
     raw = read_raw_source(config)
