@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from protocol.errors import FedsurvError
-from site_node.config import FileSource, SiteConfig, SqlSource
+from site_node.config import FileSource, SiteConfig, SqlSource, load_site_config
 from site_node.data.errors import DataValidationError, Finding
 from site_node.data.readers import RawTable, read_raw
 from site_node.data.validate import validate
@@ -48,8 +48,6 @@ def read_source(config: SiteConfig) -> pd.DataFrame:
 def read_configured_source(config_file: Path | str) -> pd.DataFrame:
     """:func:`read_source` for the site config at ``config_file`` (for the node's ClientApp,
     whose node config carries ``site-config``): file or SQL source, column mapping applied."""
-    from site_node.config import load_site_config
-
     return read_source(load_site_config(config_file))
 
 
