@@ -12,6 +12,7 @@ fi
 if ! command -v runuser >/dev/null 2>&1; then
   need+=(util-linux)
 fi
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # tests/report/test_chromium.py
 [ "${#need[@]}" -eq 0 ] && exit 0
 
 sudo=""
