@@ -69,6 +69,8 @@ def draw_figures(
         prefix = "cif" if is_incidence else "km"
         stem = f"{prefix}_{name}_by_{slug(strata_column or 'stratum')}"
         plot = plot_incidence if is_incidence else plot_survival
+        named = {f"{strata_column}: {lvl}" if strata_column else lvl: c
+                 for lvl, c in levels.items()}
         add(stem, f"{label}{by}.{base}",
-            plot(levels, ylabel=label, unit=unit, min_cell_count=min_cell_count))
+            plot(named, ylabel=label, unit=unit, min_cell_count=min_cell_count))
     return figures
