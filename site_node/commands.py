@@ -46,6 +46,8 @@ def check_files(config: SiteConfig) -> list[tuple[bool | None, str, str]]:
             results.append((False, key, f"file not found: {path}"))
         elif not os.access(path, os.R_OK):
             results.append((False, key, f"not readable by this user: {path}"))
+        elif problem := _key_problem(key, path):
+            results.append((False, key, problem))
         elif key.startswith("keys.") and path.stat().st_mode & 0o077:
             results.append((None, key, f"{path} is readable by group/others; chmod 600 it"))
         else:
@@ -60,6 +62,32 @@ def check_files(config: SiteConfig) -> list[tuple[bool | None, str, str]]:
             continue
         results.append((writable, key, str(folder) if writable else f"{folder} is not writable"))
     return results
+
+
+def _key_problem(key: str, path: Path) -> str | None:
+    """Why the file at ``path`` cannot serve as ``key`` (None when it can)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    data = path.read_bytes()
+    try:
+        if key == "coordinator.ca_cert":
+            x509.load_pem_x509_certificates(data)
+        elif key == "keys.audit_signing_key":
+            from protocol.signing import load_signing_key
+
+            load_signing_key(path)
+        else:
+            try:
+                serialization.load_ssh_private_key(data, password=None)
+            except ValueError:
+                serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, FedsurvError) as exc:
+        what = {"coordinator.ca_cert": "a PEM certificate",
+                "keys.audit_signing_key": "an Ed25519 audit-signing key (PEM)"}.get(
+                    key, "an unencrypted OpenSSH or PEM private key")
+        return f"{path} is not {what}: {str(exc).splitlines()[0] if str(exc) else exc}"
+    return None
 
 
 def tls_handshake(address: str, ca_cert: Path, timeout: float = 5.0) -> str:
@@ -266,8 +294,44 @@ def approve_requests(
         if record.status == "pending":
             typer.echo(f"decide with: fedsurv site approve {record.label} --approve | --decline")
         return 0
-    record = ledger.decide(request, approve=approve, by=getpass.getuser(), note=note)
+    audit = _audit_log(config)  # opened first: no decision that cannot be audited
+    user = getpass.getuser()
+    record = ledger.decide(request, approve=approve, by=user, note=note)
+    _audit_decision(audit, record, user)
     typer.echo(f"{record.status}: {record.label} (spec {record.spec_sha256[:12]})")
     if approve:
         typer.echo("the coordinator gets the tallies when it re-sends this request")
     return 0
+
+
+def _audit_log(config: SiteConfig):  # -> protocol.audit.AuditLog
+    """The site's audit log, opened (and its tail verified) with the site's signing key."""
+    from protocol.audit import AuditLog, site_actor
+
+    try:
+        return AuditLog(config.audit_log, config.keys.audit_signing_key,
+                        actor=site_actor(config.site_id))
+    except (FedsurvError, OSError) as exc:
+        raise FedsurvError(
+            f"audit_log: cannot record the decision in {config.audit_log}: {exc}; "
+            "nothing was decided"
+        ) from None
+
+
+def _audit_decision(audit, record: RequestRecord, user: str) -> None:
+    """Append the steward's decision as a ``policy_decision`` record."""
+    import re
+
+    from protocol.audit import PolicyDecision, RecordKind
+    from protocol.audit.records import NAME_PATTERN
+
+    label = record.request_id or ""
+    if not re.fullmatch(NAME_PATTERN, label):
+        label = record.spec_sha256[:16]
+    approved = record.status == "approved"
+    audit.append(RecordKind.POLICY_DECISION, PolicyDecision(
+        request_id=label,
+        decision="release" if approved else "refuse",
+        reasons=[] if approved else ["declined"],
+        approved_by=user if approved else None,
+    ))

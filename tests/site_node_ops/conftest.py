@@ -10,6 +10,7 @@ locally and FAIL under CI (``CI=true``), so a CI machine cannot pass them by acc
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import os
 import pwd
@@ -54,15 +55,32 @@ def toml_value(value: object) -> str:
     raise TypeError(value)
 
 
+@functools.cache
+def _key_material() -> dict[str, bytes]:
+    """One CA certificate, node key and audit key, made once per test session."""
+    from protocol.pki import create_ca, create_node_keypair
+    from protocol.signing import create_signing_key
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ca, _ = create_ca(Path(tmp), "fedsurv test CA")
+        node, _ = create_node_keypair(Path(tmp), "node_auth_key")
+        audit, _ = create_signing_key(Path(tmp), "audit")
+        return {"ca.pem": ca.read_bytes(), "keys/node_auth_key": node.read_bytes(),
+                "keys/audit_key.pem": audit.read_bytes()}
+
+
+def _keys(folder: Path) -> None:
+    (folder / "keys").mkdir(exist_ok=True)
+    for name, data in _key_material().items():
+        path = folder / name
+        if not path.exists():
+            path.write_bytes(data)
+            path.chmod(0o600)
+
+
 def write_config(folder: Path, data: dict, policy: dict | None = None, **top: object) -> Path:
     """Write a site.toml in ``folder`` with key files present; returns its path."""
-    (folder / "keys").mkdir(exist_ok=True)
-    for name in ("node_auth_key", "audit_key.pem"):
-        key = folder / "keys" / name
-        if not key.exists():
-            key.write_text("not a real key\n")
-            key.chmod(0o600)
-    (folder / "ca.pem").touch()
+    _keys(folder)
     lines = [
         f"site_id = {toml_value(top.pop('site_id', 'site-01'))}",
         *(f"{k} = {toml_value(v)}" for k, v in top.items() if k != "coordinator"),

@@ -95,11 +95,14 @@ def test_check_config_tls_and_data(file_config: Path, tls_server: str, pki) -> N
 def test_check_reports_every_problem(file_config: Path, pki) -> None:
     _point_at(file_config, f"127.0.0.1:{_closed_port()}", pki["ca"])
     (file_config.parent / "keys" / "audit_key.pem").unlink()
+    (file_config.parent / "keys" / "node_auth_key").write_text("not a key\n")
     data = file_config.parent / "demo_site.csv"
     data.write_text(data.read_text().replace("P01,2021-01-10,CR,2", "P01,2021-13-10,CR,9"))
     result = runner.invoke(app, ["check", "--config", str(file_config)])
     assert result.exit_code == 1
     assert "[FAIL] keys.audit_signing_key: file not found" in result.output
+    assert "[FAIL] keys.node_auth_private_key: " in result.output
+    assert "is not an unencrypted OpenSSH or PEM private key" in result.output
     assert "[FAIL] coordinator TLS: coordinator.address: cannot connect" in result.output
     assert "column infusion_date" in result.output and "column crs_grade" in result.output
 
@@ -168,6 +171,14 @@ def test_approve_lists_and_decides(file_config: Path, monkeypatch: pytest.Monkey
     assert done.exit_code == 0, done.output
     assert done.output.startswith("approved: cart-2026-07")
     assert ask() == "ok"
+    from protocol.audit import AuditLog, verify_log
+
+    audit = AuditLog(config.audit_log, config.keys.audit_signing_key, actor="site:site-01")
+    last = audit.last()
+    assert last is not None and last.kind == "policy_decision"
+    assert last.body["request_id"] == "cart-2026-07" and last.body["decision"] == "release"
+    assert last.body["approved_by"]
+    assert verify_log(config.audit_log, audit.key.public_key()).ok
     again = runner.invoke(app, ["approve", "cart-2026-07", "--decline"])
     assert "already approved" in str(again.exception)
     unknown = runner.invoke(app, ["approve", "nope", "--approve"])
