@@ -35,7 +35,7 @@ def proportion_ci(
     """Estimate ``p = x / n`` with a two-sided interval at ``level`` (``z = Phi^-1((1+level)/2)``).
 
     - ``"wald"``: ``p -/+ z sqrt(p (1 - p) / n)``, clipped to ``[0, 1]`` (the interval the
-      model study published: 34/43 gives 0.6691-0.9123).
+      model study published: 34/43 gives 0.6691-0.9123, published as 66-92%).
     - ``"wilson"`` (score interval, Wilson 1927; R ``prop.test(correct=FALSE)``)::
 
           (x + z^2/2) / (n + z^2)  -/+  z sqrt(n) / (n + z^2) * sqrt(p (1 - p) + z^2 / (4 n))

@@ -46,7 +46,7 @@ def _check_km(sites) -> None:
     assert tally.n == days.size
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(site_cohorts())
 def test_km_summed_sites_equals_lifelines_pooled(sites) -> None:
     _check_km(sites)
@@ -56,7 +56,7 @@ def test_km_deterministic_cohort_equals_lifelines() -> None:
     _check_km(deterministic_cohort())
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(site_cohorts())
 def test_reverse_km_equals_lifelines_with_flipped_indicator(sites) -> None:
     tally = summed_tally(sites, exact_grid(sites))

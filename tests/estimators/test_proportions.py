@@ -13,20 +13,22 @@ Z = 1.959963984540054
 
 
 def test_wald_against_published_and_hand_formula() -> None:
-    # Model study (Wald): CR 34/43, CRS 38/43 "78-98%", ICANS 9/43 "8-34%" (published rounded)
+    # Model study (DESIGN section 1, Wald): CR 34/43 "66-92%", CRS 38/43 "78-98%",
+    # ICANS 9/43 "8-34%": the standard Wald limits rounded outwards to whole percent.
+    for (count, n), published in {(34, 43): (66, 92), (38, 43): (78, 98),
+                                  (9, 43): (8, 34)}.items():
+        est = proportion_ci(count, n, "wald")
+        p = count / n
+        half = Z * math.sqrt(p * (1 - p) / n)
+        assert (est.lower, est.upper) == pytest.approx((p - half, p + half), abs=1e-12)
+        assert (math.floor(est.lower * 100), math.ceil(est.upper * 100)) == published
     cr = proportion_ci(34, 43, "wald")
-    p = 34 / 43
-    half = Z * math.sqrt(p * (1 - p) / 43)
-    assert (cr.lower, cr.upper) == pytest.approx((p - half, p + half), abs=1e-12)
-    assert (round(cr.lower, 3), round(cr.upper, 3)) == (0.669, 0.912)
+    assert (round(cr.lower, 4), round(cr.upper, 4)) == (0.6691, 0.9123)
     crs = proportion_ci(38, 43, "wald")
     assert (round(crs.lower, 2), round(crs.upper, 2)) == (0.79, 0.98)
-    assert math.floor(crs.lower * 100) == 78  # the paper truncates: 78.8% -> "78"
-    icans = proportion_ci(9, 43, "wald")
-    assert (round(icans.lower, 2), round(icans.upper, 2)) == (0.09, 0.33)
     assert proportion_ci(0, 10, "wald").lower == 0.0
     assert proportion_ci(1, 1, "wald").upper == 1.0
-    assert cr.estimate == p and cr.method == "wald" and (cr.count, cr.n) == (34, 43)
+    assert cr.estimate == 34 / 43 and cr.method == "wald" and (cr.count, cr.n) == (34, 43)
 
 
 def test_wilson_hand_formula_and_clipping() -> None:
