@@ -78,6 +78,8 @@ def cumulative_incidence(
     """
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+    if cause not in tally.causes:
+        raise ValueError(f"cause {cause!r} is not one of the tally's causes {tally.causes}")
     n_int = tally.at_risk
     n = n_int.astype(np.float64)
     d = tally.total_events.astype(np.float64)

@@ -82,13 +82,14 @@ def median_followup(
 
 def survivor_followup(
     os_tally: EventTally,
-) -> tuple[int, float | None, float | None, float | None]:
+) -> tuple[int, float | None, int | None, int | None]:
     """Follow-up of the survivors: ``(n, median, min, max)`` of the censoring times.
 
     Computed from the censored histogram ``c_k``: the sample median of the multiset that holds
     ``time[k]`` ``c_k`` times (mean of the two middle values when ``n`` is even), its minimum
-    and maximum. Events at or past the horizon are tallied as censored in the last bin
-    (DESIGN section 5), so they count here as survivors followed to the horizon.
+    and maximum (whole days, bin ends). Events at or past the horizon are tallied as censored
+    in the last bin (DESIGN section 5), so they count here as survivors followed to the
+    horizon.
     ``(0, None, None, None)`` when nobody is censored.
     """
     counts = np.asarray(os_tally.censored, dtype=np.int64)
@@ -101,7 +102,7 @@ def survivor_followup(
     middle = np.searchsorted(cumulative, [(n - 1) // 2 + 1, n // 2 + 1], side="left")
     median = float((time[middle[0]] + time[middle[1]]) / 2.0)
     observed = np.flatnonzero(counts)
-    return n, median, float(time[observed[0]]), float(time[observed[-1]])
+    return n, median, int(os_tally.time[observed[0]]), int(os_tally.time[observed[-1]])
 
 
 def _quantile_time(curve: StepCurve, y: np.ndarray, p: float) -> float | None:

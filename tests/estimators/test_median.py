@@ -117,7 +117,8 @@ def test_survivor_followup_from_censored_histogram(sites) -> None:
     assert n == alive.size
     if alive.size:
         assert median == float(np.median(alive))
-        assert (low, high) == (float(alive.min()), float(alive.max()))
+        assert (low, high) == (int(alive.min()), int(alive.max()))
+        assert isinstance(low, int) and isinstance(high, int)
     else:
         assert (median, low, high) == (None, None, None)
 
@@ -126,7 +127,7 @@ def test_survivor_followup_counts_horizon_censored() -> None:
     grid = TimeGrid(bin_days=1, horizon_days=10)
     tally = summed_tally([(np.array([3, 12, 7, 5]), np.array([0, 1, 0, 1]))], grid)
     # the death at day 12 lies past the horizon: censored at 10
-    assert survivor_followup(tally) == (3, 7.0, 3.0, 10.0)
+    assert survivor_followup(tally) == (3, 7.0, 3, 10)
     empty = EventTally(np.arange(3), np.zeros((1, 3)), np.zeros(3))
     assert survivor_followup(empty) == (0, None, None, None)
     assert median_survival(kaplan_meier(empty)) is None
