@@ -16,6 +16,7 @@ received (the coordinator's whole view), for privacy tests.
 from __future__ import annotations
 
 import copy
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,16 +190,20 @@ def simulate_federation(
     """Run one request through the real ServerApp logic and ClientApps, in this process.
 
     Site ``i`` gets node config ``site-id = "site{i+1}"``, ``data-path`` = its file,
-    ``state-dir = <state_root>/site{i+1}`` (default: a ``.fedsurv-state`` directory next to
-    the data file), updated with ``node_configs[i]``. ``drops`` maps a site index to the stage
-    at which that site vanishes. ``grid_out``, when given, receives the grid (for inspection).
+    ``state-dir = <state_root>/site{i+1}``, updated with ``node_configs[i]``. Without
+    ``state_root`` each call uses a fresh temporary directory, so the simulated sites' ledgers
+    start empty (pass one to simulate repeated requests against the same sites). ``drops``
+    maps a site index to the stage at which that site vanishes. ``grid_out``, when given,
+    receives the grid (for inspection).
     """
     from site_node.flower.client_app import app as client_app
 
+    root = Path(state_root) if state_root is not None else Path(
+        tempfile.mkdtemp(prefix="fedsurv-sim-state-")
+    )
     sites = []
     for i, path in enumerate(site_data_paths):
         path = Path(path)
-        root = Path(state_root) if state_root is not None else path.parent / ".fedsurv-state"
         config: dict[str, Any] = {
             "site-id": f"site{i + 1}",
             "data-path": str(path),

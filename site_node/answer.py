@@ -18,7 +18,11 @@ reason code              refused when
 ``strata_unknown_level`` the strata column is missing or holds a level the spec lacks
 (policy codes)           :func:`site_node.policy.evaluate_policy` refuses
 ``value_out_of_range``   a tally cannot be carried exactly by the secure-sum encoding
+``site_error``           anything unexpected (details in the site's log only)
 ======================== ==================================================================
+
+Messages sent to the coordinator never quote data (row findings, unknown levels, values); the
+details go to the ``fedsurv.site`` logger at the site.
 
 Node config keys (``flower-supernode --node-config``): ``site-id``, ``data-path``,
 ``state-dir`` (ledgers; default ``~/.fedsurv/site-<site-id>``), ``min-participants``
@@ -32,6 +36,7 @@ a fresh ClientApp process starts per message in deployment.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
     from site_node.policy import ReleasePolicy
 
 DEFAULT_MIN_PARTICIPANTS = 3
+logger = logging.getLogger("fedsurv.site")
 
 __all__ = [
     "Decision",
@@ -65,11 +71,17 @@ __all__ = [
 
 
 class Refusal(FedsurvError):
-    """The site refuses a request; ``reason_code`` is the stable code reported upstream."""
+    """The site refuses a request; ``reason_code`` is the stable code reported upstream.
 
-    def __init__(self, reason_code: str, message: str) -> None:
+    ``message`` goes to the coordinator and never holds data values; ``detail`` (row-level
+    findings, unknown strata levels, offending values) stays in the site's log.
+    """
+
+    def __init__(self, reason_code: str, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.reason_code = reason_code
+        if detail:
+            logger.warning("refusing (%s): %s\n%s", reason_code, message, detail)
 
     def decision(self) -> Decision:
         return Decision.refuse(self.reason_code, str(self))
@@ -148,10 +160,14 @@ def site_endpoints(settings: SiteSettings) -> Endpoints:
 
     try:
         return derive_endpoints(load_frame(settings.data_path))
-    except FedsurvError as exc:
-        raise Refusal("data_invalid", f"site data rejected: {exc}") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise Refusal("data_invalid", f"site data cannot be used: {exc}") from None
+    except (FedsurvError, OSError, ValueError, KeyError) as exc:
+        findings = getattr(exc, "findings", None)
+        count = f" ({len(findings)} problem(s))" if findings else ""
+        raise Refusal(
+            "data_invalid",
+            f"the site's data failed validation{count}; the site's log names each problem",
+            f"{type(exc).__name__}: {exc}",
+        ) from None
 
 
 def _tally(endpoints: Endpoints, spec: AnalysisSpec) -> np.ndarray:
@@ -160,7 +176,16 @@ def _tally(endpoints: Endpoints, spec: AnalysisSpec) -> np.ndarray:
     try:
         return tally_vector(endpoints, spec)
     except StrataError as exc:
-        raise Refusal("strata_unknown_level", str(exc)) from None
+        raise _strata_refusal(exc) from None
+
+
+def _strata_refusal(exc: Exception) -> Refusal:
+    return Refusal(
+        "strata_unknown_level",
+        "the strata column is missing at this site or holds levels the spec does not list; "
+        "the site's log names them",
+        str(exc),
+    )
 
 
 def contribution(spec: AnalysisSpec, node_config: Mapping[str, Any]) -> np.ndarray:
@@ -170,18 +195,33 @@ def contribution(spec: AnalysisSpec, node_config: Mapping[str, Any]) -> np.ndarr
     try:
         SecureEncoding.for_layout(TallyLayout(spec)).check_range(vector)
     except ValueOutOfRange as exc:
-        raise Refusal("value_out_of_range", str(exc)) from None
+        raise _range_refusal(exc) from None
     return vector
+
+
+def _range_refusal(exc: Exception) -> Refusal:
+    return Refusal(
+        "value_out_of_range",
+        "a tally is outside the range the exact secure sum can carry (never clipped)",
+        str(exc),
+    )
 
 
 def decide(
     spec_json: str, fingerprint: str, announced_sites: int, node_config: Mapping[str, Any]
 ) -> Decision:
-    """Accept or refuse a request (the query round). Never raises: refusals carry a code."""
+    """Accept or refuse a request (the query round). Never raises: refusals carry a code.
+
+    An unexpected error is refused as ``site_error`` with a generic message (exception texts
+    may quote data); the traceback stays in the site's log.
+    """
     try:
         return _decide(spec_json, fingerprint, announced_sites, node_config)
     except Refusal as refusal:
         return refusal.decision()
+    except Exception:
+        logger.exception("unexpected error while answering a request")
+        return Decision.refuse("site_error", "unexpected error at the site; see the site's log")
 
 
 def _decide(
@@ -218,7 +258,7 @@ def _decide(
     try:
         SecureEncoding.for_layout(layout).check_range(vector)
     except ValueOutOfRange as exc:
-        raise Refusal("value_out_of_range", str(exc)) from None
+        raise _range_refusal(exc) from None
     return policy_decision or Decision.ok()
 
 
@@ -236,5 +276,5 @@ def _policy(spec: AnalysisSpec, settings: SiteSettings, endpoints: Endpoints) ->
         )
         decision = evaluate_policy(spec, context)
     except StrataError as exc:
-        raise Refusal("strata_unknown_level", str(exc)) from None
+        raise _strata_refusal(exc) from None
     return Decision(bool(decision.accept), str(decision.reason_code), str(decision.message))

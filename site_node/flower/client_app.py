@@ -20,6 +20,8 @@ runs this app. Heavy modules load only when data is tallied.
 
 from __future__ import annotations
 
+import logging
+
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
@@ -45,6 +47,7 @@ from site_node.ledger import AlreadyContributed
 secure_prg.install(client=True, server=False)
 
 app = ClientApp()
+logger = logging.getLogger("fedsurv.site")
 
 
 @app.query()
@@ -94,9 +97,12 @@ def train(msg: Message, context: Context) -> Message:
     spec = AnalysisSpec.model_validate_json(str(accepted["spec"]))
     try:
         vector = answer.contribution(spec, context.node_config)
+        encoded = SecureEncoding.for_layout(TallyLayout(spec)).encode(vector)
     except answer.Refusal as refusal:
         raise RoundRefused(refusal.reason_code, str(refusal)) from None
-    encoded = SecureEncoding.for_layout(TallyLayout(spec)).encode(vector)
+    except Exception:  # Flower would forward str(exc), which may quote data: keep it local
+        logger.exception("unexpected error while computing the contribution")
+        raise RoundRefused("site_error", "unexpected error at the site; see its log") from None
     settings = answer.SiteSettings.from_node_config(context.node_config)
     try:  # write-ahead: the claim is durable before the masked vector leaves
         settings.ledger.claim(str(spec.request_id), str(tag["attempt"]), spec.sha256(),

@@ -26,6 +26,15 @@ def test_dropout_during_collection_is_excluded(site_files: list[Path], spec: Ana
     assert [r.status for r in outcome.rounds if r.kind == "secagg"] == ["done"]
 
 
+def test_dropout_during_unmasking_keeps_its_contribution(
+    site_files: list[Path], spec: AnalysisSpec
+) -> None:
+    # the masked vector of site2 was collected; its key shares are not needed (threshold)
+    outcome = simulate_federation(spec, site_files, drops={1: "unmask"})
+    assert outcome.sites.contributed == 4 and outcome.sites.dropped == []
+    assert np.array_equal(outcome.vector, plain_sum(spec, site_files))
+
+
 @pytest.mark.parametrize("stage", ["setup", "share_keys"])
 def test_dropout_during_key_setup_retries_once_without_it(
     site_files: list[Path], spec: AnalysisSpec, stage: str
