@@ -54,16 +54,29 @@ ConfigOption = Annotated[Path | None, typer.Option(
 )]
 
 
-@app.command("start")
+@app.command("start", context_settings={"allow_extra_args": True,
+                                         "ignore_unknown_options": True})
 def start(
+    ctx: typer.Context,
     config: ConfigOption = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the flower-supernode command instead of running it.")] = False,
 ) -> None:
-    """Run this site's node (flower-supernode with TLS and node authentication)."""
+    """Run this site's node (flower-supernode with TLS and node authentication).
+
+    Options after `--` go to flower-supernode, e.g. `-- --port 9101` (own runtime port).
+    """
     from site_node.commands import start_site
 
-    raise typer.Exit(start_site(config, dry_run=dry_run))
+    raise typer.Exit(start_site(config, dry_run=dry_run, extra_args=list(ctx.args)))
+
+
+@app.command("health")
+def health() -> None:
+    """Exit 0 when this machine's SuperNode runs and its local runtime API answers (HEALTHCHECK)."""
+    from site_node.health import check_health
+
+    raise typer.Exit(check_health())
 
 
 @app.command("approve")

@@ -233,10 +233,16 @@ def start_site(
     path: Path | str | None,
     dry_run: bool = False,
     execvp: Callable[[str, list[str]], object] = os.execvp,
+    extra_args: list[str] | None = None,
 ) -> int:
-    """Run the node: replace this process with ``flower-supernode`` (or print it)."""
+    """Run the node: replace this process with ``flower-supernode`` (or print it).
+
+    ``extra_args`` are appended (e.g. ``--port 9101``); TLS cannot be switched off.
+    """
     config = load_site_config(config_path(path))
-    command = supernode_command(config)
+    if "--insecure" in (extra_args or []):
+        raise FedsurvError("--insecure is refused: the node always uses TLS")
+    command = [*supernode_command(config), *(extra_args or [])]
     if dry_run:
         typer.echo(shlex.join(command))
         return 0
