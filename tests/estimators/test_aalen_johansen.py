@@ -154,3 +154,20 @@ def test_matches_cmprsk_cuminc_estimate_and_variance() -> None:
             est, se, _, _ = curve.value_at(t)
             assert abs(est - number(row["est"])) < TOL
             assert abs(se**2 - number(row["var"])) < TOL
+
+
+@pytest.mark.parametrize("conf", ["plain", "log", "loglog"])
+def test_limits_match_r_multistate_survfit(conf: str) -> None:
+    tally = _cr_tally()
+    transform = {"plain": "plain", "log": "log", "loglog": "log-log"}[conf]
+    curves = {c: cumulative_incidence(tally, c, transform=transform) for c in CAUSES}
+    for row in read_csv(f"aj_limits_{conf}.csv"):
+        k = int(row["time"])
+        for cause in CAUSES:
+            curve, f = curves[cause], number(row[f"p_{cause}"])
+            for key in ("lower", "upper"):
+                expected = number(row[f"{key}_{cause}"])
+                if np.isnan(expected):  # R's NA where F = 0 (or 1): ours (F, F)
+                    assert f in (0.0, 1.0) and getattr(curve, key)[k] == f
+                else:
+                    assert abs(getattr(curve, key)[k] - expected) < TOL
