@@ -3,7 +3,8 @@
 No rule is checked here beyond "the file exists and can be read"; cells stay text (CSV) or the
 values the format stores (XLSX, Parquet). Each raw row keeps the number a user sees:
 CSV and XLSX count the header as row 1, so the first patient is row 2 (blank rows count,
-and are dropped); Parquet counts records from 1.
+and are dropped; a quoted CSV cell spanning lines shifts later numbers); Parquet counts
+records from 1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from site_node.data.cells import as_text, given_mask
 from site_node.data.errors import DataValidationError, Finding
 
 SPREADSHEET_ROWS = (
@@ -78,27 +80,26 @@ def _split_header(name: str, grid: pd.DataFrame, note: str) -> RawTable:
         _fail(name, "non_empty", "the file is empty (no header, no rows)")
     header = ["" if pd.isna(v) else str(v) for v in grid.iloc[0].tolist()]
     data = grid.iloc[1:]
-    data = data[~_blank_rows(data)]
+    blank = _blank_rows(data)
+    if blank.any():
+        data = data[~blank]
     rows = data.index.to_numpy(dtype=np.int64) + 1
     data = data.reset_index(drop=True)
     data.columns = range(data.shape[1])
     return RawTable(name, header, data, rows, note)
 
 
-def blank_cells(column: pd.Series) -> np.ndarray:
-    """Cells that are missing or only whitespace (vectorised)."""
-    text = column.astype("string").str.strip()
-    return text.isna().to_numpy() | (text == "").fillna(True).to_numpy(dtype=bool)
-
-
 def _blank_rows(data: pd.DataFrame) -> np.ndarray:
-    """Rows whose every cell is blank; columns after the first are checked on candidates only."""
+    """Rows whose every cell is blank (or an empty token).
+
+    Columns after the first are checked on the remaining candidates only.
+    """
     blank = np.ones(len(data), dtype=bool)
     for position in range(data.shape[1]):
         candidates = np.flatnonzero(blank)
         if candidates.size == 0:
             break
-        blank[candidates] = blank_cells(data.iloc[candidates, position])
+        blank[candidates] = ~given_mask(as_text(data.iloc[candidates, position]))
     return blank
 
 

@@ -11,9 +11,17 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from pandas.api import types as ptypes
 
-from site_node.data.cells import Parsed, as_text, parse_choice, parse_dates, parse_grades
+from site_node.data.cells import (
+    Parsed,
+    as_text,
+    given_mask,
+    infer_values,
+    parse_choice,
+    parse_dates,
+    parse_grades,
+    text_values,
+)
 from site_node.data.errors import Finding
 from site_node.data.readers import RawTable
 from site_node.data.schema import (
@@ -72,7 +80,7 @@ def resolve_columns(raw: RawTable, out: _Findings) -> tuple[dict[str, int], dict
     positions: dict[str, list[int]] = {}
     for position, name in enumerate(names):
         if not name:
-            if raw.frame[position].isna().all() or as_text(raw.frame[position]).isna().all():
+            if not given_mask(as_text(raw.frame[position])).any():
                 continue
             name = f"unnamed_{position + 1}"
         positions.setdefault(name, []).append(position)
@@ -122,7 +130,7 @@ def check_cells(column: Column, raw: pd.Series, out: _Findings) -> Parsed:
             f"{', '.join(DEATH_CAUSES)} (or empty when alive)"))
     else:
         text = as_text(raw)
-        parsed = Parsed(text, text.notna().to_numpy(), np.zeros(len(raw), dtype=bool), text)
+        parsed = Parsed(text_values(text), given_mask(text), np.zeros(len(raw), dtype=bool), text)
     if column.required_value:
         dead_hint = " (for a patient who died, use the death_date)"
         hint = dead_hint if name == "last_followup_date" else ""
@@ -132,15 +140,15 @@ def check_cells(column: Column, raw: pd.Series, out: _Findings) -> Parsed:
 
 def check_unique_ids(ids: Parsed, out: _Findings) -> None:
     """Rule unique_patient_id: each later occurrence names every row sharing the id."""
-    duplicated = (ids.given & ids.values.duplicated(keep="first").to_numpy())
+    duplicated = (ids.given & ids.text.duplicated(keep="first").to_numpy())
     if not duplicated.any():
         return
-    shared = ids.given & ids.values.duplicated(keep=False).to_numpy()
-    groups = pd.Series(out.rows[shared]).groupby(ids.values[shared].to_numpy()).agg(list)
+    shared = ids.given & ids.text.duplicated(keep=False).to_numpy()
+    groups = pd.Series(out.rows[shared]).groupby(ids.text[shared].to_numpy()).agg(list)
     rows_of = dict(groups.items())
 
     def message(i: int) -> str:
-        rows = rows_of[ids.values.iat[i]]
+        rows = rows_of[ids.text.iat[i]]
         return (f"duplicate patient_id: the same id as row {rows[0]} "
                 f"(rows {', '.join(map(str, rows))} share it)")
 
@@ -198,20 +206,6 @@ def check_rows(cols: dict[str, Parsed], out: _Findings) -> None:
                             "(for a patient who died, the death_date)"))
 
 
-def extra_values(raw: pd.Series) -> pd.Series:
-    """An extra column: numbers when every filled cell is a number (int64 if whole and
-    complete), typed columns (dates, booleans) kept, otherwise stripped text with None."""
-    if ptypes.is_numeric_dtype(raw) or ptypes.is_datetime64_any_dtype(raw):
-        return raw
-    text = as_text(raw)
-    given = text.notna()
-    numbers = pd.to_numeric(text, errors="coerce")
-    if given.any() and numbers[given].notna().all():
-        whole = given.all() and bool((numbers % 1 == 0).all())
-        return numbers.astype("int64") if whole else numbers.astype("float64")
-    return text
-
-
 def validate(raw: RawTable) -> tuple[pd.DataFrame | None, list[Finding]]:
     """All findings of ``raw``, and the typed frame when there are none.
 
@@ -233,5 +227,5 @@ def validate(raw: RawTable) -> tuple[pd.DataFrame | None, list[Finding]]:
         return None, findings
     frame = pd.DataFrame({name: parsed[name].values for name in COLUMN_NAMES})
     for name, position in extra.items():
-        frame[name] = extra_values(raw.frame[position]).to_numpy()
+        frame[name] = infer_values(raw.frame[position]).to_numpy()
     return frame.reset_index(drop=True), []
