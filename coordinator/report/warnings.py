@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coordinator.report.curves import mask_count
-from coordinator.report.labels import SHORT_LABELS, landmark_label
+from coordinator.report.labels import PROPORTION_METHOD_TEXT, SHORT_LABELS, landmark_label
 from coordinator.report.tables import curve_items, landmark_at_risk
 from coordinator.results import ProportionResult, Results, ResultWarning
 
@@ -75,7 +75,8 @@ def _proportion_warnings(
     width = p.upper - p.lower
     if width > thresholds.max_ci_width:
         out.append(ResultWarning(endpoint=name, message=(
-            f"{where}: {p.method} CI is {100 * width:.1f} percentage points wide "
+            f"{where}: {PROPORTION_METHOD_TEXT.get(p.method, p.method)} CI is "
+            f"{100 * width:.1f} percentage points wide "
             f"(more than {100 * thresholds.max_ci_width:.0f})")))
     return out
 

@@ -135,3 +135,11 @@ def test_save_png_and_svg(hand_results: Results, tmp_path: Path) -> None:
     svg = paths["svg"].read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "<path" in svg
     assert "<dc:date>" not in svg  # no timestamp: identical inputs give identical files
+
+
+def test_saved_files_are_deterministic(hand_results: Results, tmp_path: Path) -> None:
+    curve = {"all": hand_results.survival["os"]}
+    a = save_figure(plot_survival(curve).figure, tmp_path / "a")
+    b = save_figure(plot_survival(curve).figure, tmp_path / "b")
+    assert a["svg"].read_bytes() == b["svg"].read_bytes()
+    assert a["png"].read_bytes() == b["png"].read_bytes()

@@ -129,3 +129,19 @@ def test_inline_svg_prefixes_ids() -> None:
     assert out.startswith("<svg")
     assert "http" not in out
     assert 'id="f1-a1"' in out and 'xlink:href="#f1-a1"' in out and "url(#f1-p9)" in out
+
+
+def test_proportions_only_results(tmp_path: Path) -> None:
+    from coordinator.results import ProportionResult, SiteCounts
+
+    spec = AnalysisSpec(proportions=["remission"])
+    results = Results(
+        spec_sha256=spec.sha256(), sites=SiteCounts(requested=3, contributed=3),
+        proportions={"remission": ProportionResult(count=3, n=5, estimate=0.6, lower=0.23,
+                                                   upper=0.88, method="wilson")})
+    paths = write_outputs(results, tmp_path, spec)
+    assert not [k for k in paths if k.endswith(".png")]
+    saved = Results.model_validate_json(paths["results"].read_text())
+    assert any("n = 5" in w.message for w in saved.warnings)
+    html = paths["report_html"].read_text()
+    assert "3/5" in html and "Wilson score" in html and "No curves." in html
