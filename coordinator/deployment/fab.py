@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from protocol.errors import FedsurvError
@@ -17,7 +18,8 @@ from protocol.version import SOFTWARE_VERSION
 
 SERVER_APP = "coordinator.flower.server_app:app"
 CLIENT_APP = "site_node.flower.client_app:app"
-RUN_CONFIG_DEFAULTS: dict[str, str] = {"spec": "", "spec-path": "", "out-dir": ""}
+RunConfigValue = str | int | float | bool
+RUN_CONFIG_DEFAULTS: dict[str, RunConfigValue] = {"spec": "", "spec-path": "", "out-dir": ""}
 
 
 class BundleError(FedsurvError):
@@ -29,7 +31,7 @@ def write_bundle(
     *,
     serverapp: str = SERVER_APP,
     clientapp: str = CLIENT_APP,
-    config: dict[str, str | int | float | bool] | None = None,
+    config: Mapping[str, RunConfigValue] | None = None,
     name: str = "fedsurv",
     allow_modules: tuple[str, ...] = (),
 ) -> Path:
@@ -47,6 +49,7 @@ def write_bundle(
         'description = "fedsurv run bundle: configuration only; apps come from the installed'
         ' fedsurv"',
         "dependencies = []",
+        'license = "Apache-2.0"',
         "",
         "[tool.flwr.app]",
         'publisher = "fedsurv"',
@@ -56,7 +59,7 @@ def write_bundle(
         f"clientapp = {json.dumps(clientapp)}",
         "",
         "[tool.flwr.app.config]",
-        *(f"{json.dumps(key)} = {_toml_value(value)}" for key, value in values.items()),
+        *(f"{json.dumps(key)} = {toml_value(value)}" for key, value in values.items()),
         "",
     ]
     (directory / "pyproject.toml").write_text("\n".join(lines))
@@ -107,7 +110,8 @@ def _installed_elsewhere(name: str, directory: Path) -> bool:
     return not str(origin).startswith(str(directory.resolve()))
 
 
-def _toml_value(value: str | int | float | bool) -> str:
+def toml_value(value: RunConfigValue) -> str:
+    """``value`` as a TOML literal."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from coordinator.deployment import fastpoll
+from coordinator.deployment.fab import RunConfigValue
 from coordinator.deployment.pki_setup import FederationPKI, NodeKeys, add_node_keys, setup_pki
 from coordinator.deployment.processes import (
     ManagedProcess,
@@ -181,9 +184,11 @@ class LocalFederation:
         """SIGKILL a site's SuperNode and its app processes (a crashed hospital)."""
         self.supervisor.kill(self.supernodes[site_id])
 
-    def run(self, bundle: Path, run_config: dict[str, str], **kwargs: object) -> RunOutcome:
+    def run(
+        self, bundle: Path, run_config: Mapping[str, RunConfigValue], **kwargs: Any
+    ) -> RunOutcome:
         """Submit a run of ``bundle`` and wait until it finishes (see :func:`run_app`)."""
-        return run_app(self.supervisor, bundle, run_config, **kwargs)  # type: ignore[arg-type]
+        return run_app(self.supervisor, bundle, run_config, **kwargs)
 
     def stop(self) -> None:
         """Stop every process this federation started."""
@@ -198,6 +203,8 @@ def render_node_config(config: dict[str, NodeConfigValue]) -> str:
             rendered = "true" if value else "false"
         elif isinstance(value, int | float):
             rendered = repr(value)
+        elif "'" not in str(value) and "\n" not in str(value):
+            rendered = f"'{value}'"  # TOML literal string: JSON inside survives as is
         else:
             rendered = json.dumps(str(value))
         parts.append(f"{key}={rendered}")

@@ -1,0 +1,186 @@
+"""``fedsurv demo``: the real deployment on this machine, end to end, in one command.
+
+Starts a TLS SuperLink with SuperNode authentication and one SuperNode per demo site (all on
+127.0.0.1), runs the model-study analysis over SecAgg+, writes results and report to
+``./fedsurv-demo/`` and stops every process it started, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from protocol.spec import AnalysisSpec
+
+DEFAULT_OUT = Path("fedsurv-demo")
+REPO_SPEC = Path(__file__).resolve().parents[2] / "examples" / "model_study.yaml"
+DEMO_POLICY = {"min_cohort_size": 1}
+"""The bundled demo sites hold 1-11 patients; the default site policy refuses fewer than 5."""
+STAGE_LABELS = {
+    "setup": "1/4 setup",
+    "share_keys": "2/4 key sharing",
+    "collect_masked_vectors": "3/4 masked vectors",
+    "unmask": "4/4 unmasking",
+}
+
+
+def model_study_spec() -> AnalysisSpec:
+    """The model-study spec: ``examples/model_study.yaml`` when present, else built here."""
+    from protocol.spec import ALL_PROPORTIONS, AnalysisSpec
+    from protocol.spec_file import load_spec
+
+    if REPO_SPEC.is_file():
+        return load_spec(REPO_SPEC)
+    return AnalysisSpec.model_validate({
+        "title": "Donor-derived CD19 CAR-T for B-ALL relapsing after allo-HSCT (9 centres)",
+        "request_id": "model-study-demo",
+        "proportions": list(ALL_PROPORTIONS),
+        "survival": ["os", "efs", "os_remission", "efs_remission"],
+        "incidence": ["cir", "nrm"],
+        "grid": {"bin_days": 1, "horizon_days": 3650},
+        "landmarks": [365],
+        "min_sites": 3,
+    })
+
+
+def demo(
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Directory with one data file per site (default: the 9 bundled demo "
+        "sites).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = DEFAULT_OUT,
+    spec_path: Annotated[Path | None, typer.Option(
+        "--spec", help="Analysis spec (default: the model-study spec).")] = None,
+    keep: Annotated[bool, typer.Option(
+        "--keep", help="Keep the work directory (keys, process logs) afterwards.")] = False,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Give up after this many seconds.")] = 900.0,
+) -> None:
+    """Run a real federation on this machine (TLS, node auth, SecAgg+) and analyse it."""
+    import shutil
+    import tempfile
+
+    from rich.console import Console
+
+    from coordinator.commands.simulate import site_files
+    from protocol.errors import FedsurvError
+    from protocol.spec_file import load_spec
+
+    console = Console()
+    started = time.monotonic()
+    spec = load_spec(spec_path) if spec_path else model_study_spec()
+    work = Path(tempfile.mkdtemp(prefix="fedsurv-demo-"))
+    if data is None:
+        from site_node.demo_cohort import write_demo_sites
+
+        files = write_demo_sites(work / "data")
+    else:
+        files = site_files(data)
+    if len(files) < spec.min_sites:
+        raise FedsurvError(f"{len(files)} site files but the spec needs min_sites="
+                           f"{spec.min_sites}")
+    out = out.resolve()
+    if (out / "results.json").exists():
+        (out / "results.json").unlink()
+    (out / "progress.jsonl").unlink(missing_ok=True)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    ok = False
+    try:
+        _run(console, work, files, spec, out, timeout)
+        ok = True
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: every process started was stopped[/yellow]")
+        raise typer.Exit(130) from None
+    except (TimeoutError, RuntimeError) as exc:
+        raise FedsurvError(f"demo failed: {exc}\n(process logs kept in {work / 'logs'})") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if ok and not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    console.print(f"[green]done[/green] in {elapsed:.1f} s: {len(files)} sites")
+    console.print(f"results: {out / 'results.json'}")
+    if (out / "report.html").exists():
+        console.print(f"report:  {out / 'report.html'}")
+    if keep:
+        console.print(f"work directory (keys, logs): {work}")
+
+
+def _run(console: Any, work: Path, files: list[Path], spec: AnalysisSpec, out: Path,
+         timeout: float) -> None:
+    from coordinator.deployment.federation import LocalFederation
+    from coordinator.deployment.local_run import run_analysis, sites_from_files
+
+    sites = sites_from_files(files, work / "state", policy=DEMO_POLICY)
+    console.print(f"[dim]demo sites accept cohorts of any size (policy {DEMO_POLICY}; a real "
+                  "site's default refuses fewer than 5 patients)[/dim]")
+    t0 = time.monotonic()
+    with console.status(f"starting SuperLink and {len(sites)} SuperNodes (TLS, node auth)...",
+                        spinner="dots") as status:
+        federation = LocalFederation(work, sites)
+        with federation:
+            t = federation.timings
+            console.print(
+                f"federation up in {time.monotonic() - t0:.1f} s: SuperLink "
+                f"{federation.address} (TLS), {len(sites)} registered SuperNodes "
+                f"[dim](superlink {t.superlink:.1f} s, register {t.register:.1f} s, "
+                f"supernodes {t.supernodes:.1f} s)[/dim]"
+            )
+            status.update("submitting the analysis...")
+            view = _ProgressView(console, status, len(sites))
+            outcome = run_analysis(federation, spec, out, on_event=view.show, timeout=timeout)
+            console.print(f"run {outcome.run_id} {outcome.status} in {outcome.elapsed:.1f} s")
+            status.update("stopping the federation...")
+
+
+class _ProgressView:
+    """Turns progress events into a status line and a few printed milestones."""
+
+    def __init__(self, console: Any, status: Any, sites: int) -> None:
+        self.console, self.status, self.sites = console, status, sites
+        self.answers = 0
+
+    def show(self, event: dict[str, Any]) -> None:
+        name = event.get("event", "")
+        at = f"[dim]{event.get('elapsed', 0):6.1f} s[/dim]"
+        if name == "query_sent":
+            self.status.update(f"query sent to {event.get('sites')} sites, waiting for answers")
+        elif name in ("site_accepted", "site_refused", "site_no_answer"):
+            self.answers += 1
+            verdict = {"site_accepted": "[green]accepted[/green]",
+                       "site_refused": "[red]refused[/red]",
+                       "site_no_answer": "[yellow]no answer[/yellow]"}[name]
+            reason = f" ({event.get('reason_code')}: {event.get('message')})" \
+                if name == "site_refused" else ""
+            self.console.print(f"{at} site {event.get('site')} {verdict}{reason}")
+            self.status.update(f"answers {self.answers}/{self.sites}")
+        elif name == "secagg_started":
+            self.console.print(f"{at} SecAgg+ with {event.get('participants')} sites")
+            self.status.update("SecAgg+ 1/4 setup")
+        elif name == "stage_done":
+            stage = str(event.get("stage"))
+            self.console.print(f"{at} SecAgg+ {STAGE_LABELS.get(stage, stage)}: "
+                               f"{event.get('replied')}/{event.get('sent')} replied "
+                               f"({float(event.get('seconds', 0)):.1f} s)")
+            self.status.update(f"SecAgg+ after {STAGE_LABELS.get(stage, stage)}")
+        elif name in ("site_dropped", "attempt_aborted", "request_failed"):
+            self.console.print(f"{at} [yellow]{name.replace('_', ' ')}[/yellow]: "
+                               f"{event.get('site', '')} {event.get('reason', '')}")
+        elif name == "request_done":
+            self.console.print(f"{at} secure sum over {event.get('contributed')} sites done")
+            self.status.update("pooled estimates, report and plots...")
+        elif name == "outputs_written":
+            self.console.print(f"{at} outputs written")
+            self.status.update("finishing the run...")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

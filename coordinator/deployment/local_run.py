@@ -1,0 +1,119 @@
+"""One fedsurv analysis over a loopback federation: sites from data files, spec, outputs.
+
+Shared by ``fedsurv demo``, the integration tests and the federation benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, RunConfigValue, write_bundle
+from coordinator.deployment.federation import LocalFederation, NodeConfigValue, Site
+from coordinator.deployment.runner import RunOutcome
+from protocol.spec import AnalysisSpec
+
+PROGRESS_FILE = "progress.jsonl"
+
+
+def site_id_of(path: Path) -> str:
+    """``site_03.csv`` -> ``03``; any other file name -> its stem."""
+    stem = path.stem
+    return stem.removeprefix("site_") or stem
+
+
+def sites_from_files(
+    files: Sequence[Path],
+    state_root: Path,
+    min_participants: int = 3,
+    policy: dict[str, Any] | None = None,
+) -> list[Site]:
+    """One :class:`Site` per data file, each with its own state directory (audit, ledger).
+
+    ``policy`` (a release policy as a dict) is passed to every site as node config ``policy``.
+    """
+    sites = []
+    for path in files:
+        site_id = site_id_of(path)
+        config: dict[str, NodeConfigValue] = {
+            "data-path": str(path.resolve()),
+            "state-dir": str((state_root / f"site-{site_id}").resolve()),
+            "min-participants": min_participants,
+        }
+        if policy is not None:
+            config["policy"] = json.dumps(policy, separators=(",", ":"))
+        sites.append(Site(site_id, config))
+    if len({s.site_id for s in sites}) != len(sites):
+        raise ValueError("two data files map to the same site id; rename them")
+    return sites
+
+
+def analysis_run_config(
+    spec: AnalysisSpec, out_dir: Path, options: dict[str, RunConfigValue] | None = None
+) -> dict[str, RunConfigValue]:
+    """Run config of a fedsurv ServerApp run: the spec text, the output dir, options."""
+    return {"spec": spec.model_dump_json(), "out-dir": str(out_dir.resolve()), **(options or {})}
+
+
+def run_analysis(
+    federation: LocalFederation,
+    spec: AnalysisSpec,
+    out_dir: Path,
+    *,
+    options: dict[str, RunConfigValue] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float = 900.0,
+) -> RunOutcome:
+    """Submit the fedsurv apps with ``spec`` to a running federation; wait for the outputs.
+
+    ``on_event`` receives every new line of ``<out_dir>/progress.jsonl`` as it appears.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = analysis_run_config(spec, out_dir, options)
+    bundle = write_bundle(
+        federation.workdir / f"bundle-{int(time.time() * 1000)}",
+        config={**RUN_CONFIG_DEFAULTS, **{k: _default_like(v) for k, v in config.items()}},
+    )
+    tail = ProgressTail(out_dir / PROGRESS_FILE)
+    tick = (lambda: [on_event(e) for e in tail.new_events()]) if on_event else None
+    return federation.run(bundle, config, timeout=timeout, on_tick=tick)
+
+
+def _default_like(value: RunConfigValue) -> RunConfigValue:
+    """A neutral default of the same TOML type (the bundle declares every key it accepts)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return type(value)(0)
+    return ""
+
+
+@dataclass
+class ProgressTail:
+    """Reads the JSON lines appended to a progress file since the last call."""
+
+    path: Path
+    offset: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def new_events(self) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        fresh = []
+        for line in complete.splitlines():
+            try:
+                fresh.append(json.loads(line))
+            except ValueError:
+                continue
+        self.events.extend(fresh)
+        return fresh
