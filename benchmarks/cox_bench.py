@@ -57,7 +57,7 @@ def run(n_sites: int, patients: int, seed: int, stratified: bool) -> dict[str, f
     default = CoxPHFitter().fit(frame, "T", "E", strata=strata)
     lifelines_seconds = time.perf_counter() - start
     tight = CoxPHFitter().fit(frame, "T", "E", strata=strata,
-                              fit_options={"precision": 1e-12, "r_precision": 1e-15,
+                              fit_options={"precision": 1e-16, "r_precision": 1e-16,
                                            "step_size": 1.0})
     coef = np.array([result.coefficients[t].coef for t in spec.terms])
     se = np.array([result.coefficients[t].se for t in spec.terms])

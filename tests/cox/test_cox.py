@@ -35,7 +35,7 @@ from tests.cox.cohorts import make_site, model, pooled_frame
 GRID = TimeGrid(bin_days=1, horizon_days=20000)
 RTOL = 1e-6
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "r" / "cox"
-LIFELINES_OPTIONS = {"precision": 1e-12, "r_precision": 1e-15, "step_size": 1.0}
+LIFELINES_OPTIONS = {"precision": 1e-16, "r_precision": 1e-16, "step_size": 1.0}
 
 
 def federated(spec: CoxModelSpec, sites: list[Endpoints], grid: TimeGrid = GRID) -> CoxResult:
