@@ -6,12 +6,10 @@ from coordinator.report.labels import PROPORTION_METHOD_TEXT, TRANSFORM_TEXT
 from coordinator.results import Results
 from protocol.spec import AnalysisSpec
 
-AJ_VARIANCE_TEXT = (
-    "the delta-method (Greenwood-type) variance (Marubini and Valsecchi 1995; as SAS PROC "
-    "LIFETEST)"
-)
-"""How the Aalen-Johansen variance is described; matches ``cumulative_incidence``'s default
-``variance="delta"`` in :mod:`coordinator.estimators.aalen_johansen`."""
+AJ_VARIANCE_TEXT = "the delta-method (Greenwood-type) variance as in R survival::survfit"
+"""How the Aalen-Johansen variance is described: ``cumulative_incidence``'s default
+``variance="delta"`` (:mod:`coordinator.estimators.aalen_johansen`), whose standard error
+equals R ``survfit``'s multi-state (infinitesimal-jackknife) one, checked there against R."""
 
 ENDPOINTS_TEXT = (
     "Times were measured in days from CAR-T cell infusion. Overall survival (OS) counted death "
