@@ -68,13 +68,16 @@ def query(msg: Message, context: Context) -> Message:
             str(record["spec"]), str(record["fingerprint"]), int(record["announced-sites"]),
             context.node_config,
         )
+    records = context.state.config_records
     if decision.accept:
         spec = AnalysisSpec.model_validate_json(str(record["spec"]))
-        context.state.config_records[ACCEPTED_STATE] = ConfigRecord({
+        records[ACCEPTED_STATE] = ConfigRecord({
             "request-id": str(spec.request_id),
             "spec-sha256": spec.sha256(),
             "spec": spec.model_dump_json(),
         })
+    elif ACCEPTED_STATE in records:  # state can outlive a run (Flower run series): forget it
+        del records[ACCEPTED_STATE]
     reply = ConfigRecord({
         "accept": decision.accept,
         "reason-code": decision.reason_code,
