@@ -52,15 +52,16 @@ def check_files(config: SiteConfig) -> list[tuple[bool | None, str, str]]:
             results.append((None, key, f"{path} is readable by group/others; chmod 600 it"))
         else:
             results.append((True, key, str(path)))
-    for key, folder in (("state_dir", config.state_dir),
-                        ("audit_log", Path(config.audit_log or config.state_dir).parent)):
+    audit_log = Path(config.audit_log or config.state_dir / "audit.log")
+    for key, folder in (("state_dir", config.state_dir), ("audit_log", audit_log.parent)):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             writable = os.access(folder, os.W_OK)
         except OSError as exc:
             results.append((False, key, f"cannot create {folder}: {exc}"))
             continue
-        results.append((writable, key, str(folder) if writable else f"{folder} is not writable"))
+        shown = audit_log if key == "audit_log" else folder
+        results.append((writable, key, str(shown) if writable else f"{folder} is not writable"))
     return results
 
 
@@ -192,10 +193,13 @@ def _print_policy(config: SiteConfig) -> None:
 # -- start --------------------------------------------------------------------------------
 
 
-def _literal(key: str, value: str) -> str:
-    if "'" in value or "\n" in value:
-        raise FedsurvError(f"{key}: a path with a quote or newline cannot be passed to Flower")
-    return f"'{value}'"
+def _quoted(key: str, value: str) -> str:
+    """``value`` as a TOML basic string for Flower's ``--node-config`` parser."""
+    if any(c in value for c in '"\\\n'):
+        raise FedsurvError(
+            f"{key}: a value with a double quote, backslash or newline cannot be passed to Flower"
+        )
+    return f'"{value}"'
 
 
 def node_config(config: SiteConfig) -> dict[str, str]:
@@ -218,7 +222,7 @@ def supernode_command(config: SiteConfig, executable: str | None = None) -> list
         Path(sys.executable).with_name("flower-supernode")
     )
     pairs = " ".join(
-        f"{k}={v if v.isdigit() else _literal(k, v)}" for k, v in node_config(config).items()
+        f"{k}={v if v.isdigit() else _quoted(k, v)}" for k, v in node_config(config).items()
     )
     return [
         exe,
