@@ -42,6 +42,7 @@ STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "svg.hashsalt": "fedsurv",
+    "text.parse_math": False,  # labels come from data (strata levels): "$" is a dollar sign
 }
 SHARED = "shared risk set"
 """Row key of the at-risk table when all curves share one risk set (printed without label)."""
@@ -128,11 +129,11 @@ def plot_incidence(
 
 
 def save_figure(fig: Figure, stem: Path) -> dict[str, Path]:
-    """Save ``fig`` as ``stem.png`` (200 dpi) and ``stem.svg`` (fonts as paths, no date)."""
+    """Save ``fig`` as ``stem.png`` (300 dpi) and ``stem.svg`` (fonts as paths, no date)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
     with matplotlib.rc_context(STYLE):
-        fig.savefig(png, dpi=200, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(png, dpi=300, bbox_inches="tight", metadata={"Software": None})
         fig.savefig(svg, bbox_inches="tight", metadata={"Date": None})
     return {"png": png, "svg": svg}
 

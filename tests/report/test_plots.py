@@ -143,3 +143,12 @@ def test_saved_files_are_deterministic(hand_results: Results, tmp_path: Path) ->
     b = save_figure(plot_survival(curve).figure, tmp_path / "b")
     assert a["svg"].read_bytes() == b["svg"].read_bytes()
     assert a["png"].read_bytes() == b["png"].read_bytes()
+
+
+def test_labels_are_plain_text(hand_results: Results, tmp_path: Path) -> None:
+    odd = "cost $5 and $x^2$ {50%}"
+    drawn = plot_survival({odd: hand_results.survival["os"], "b": hand_results.survival["efs"]})
+    save_figure(drawn.figure, tmp_path / "odd")
+    legend = [t.get_text() for t in drawn.ax.get_legend().get_texts()]
+    assert legend[0].startswith(odd)
+    assert all(not t.get_parse_math() for t in drawn.ax.get_legend().get_texts())
