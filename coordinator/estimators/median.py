@@ -10,9 +10,10 @@ with tolerance ``tol = sqrt(machine epsilon)``. For ``y(t) = 1 - S(t)`` and ``p 
 - ``None`` when the curve never reaches 0.5 ("not reached").
 
 lifelines' ``median_survival_time_`` is the smallest ``t`` with ``S(t) <= 0.5`` (exact float
-comparison, no midpoint): the two agree except when S sits at exactly 0.5 on a flat stretch
-(and, with lifelines, when rounding puts a product that is mathematically 0.5 just above
-it). We follow R.
+comparison, no midpoint): the two agree except when S sits at exactly 0.5 on a flat stretch.
+lifelines also computes ``S`` as ``exp(sum log(1 - d/n))``, so an ``S`` that is exactly 0.5
+can come out as ``0.5 + 1e-16``, moving its median to a later time or to infinity (e.g. six
+patients at day 0, three deaths: R's and our median is 0, lifelines' is inf). We follow R.
 
 References: Brookmeyer R., Crowley J. (1982) A confidence interval for the median survival
 time. Biometrics 38:29-41. Schemper M., Smith T.L. (1996) A note on quantifying follow-up in

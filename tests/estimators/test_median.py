@@ -37,7 +37,8 @@ def _r_median(fitter: KaplanMeierFitter) -> float | None:
     with the last observed time if the curve ends there)."""
     sf = fitter.survival_function_.iloc[:, 0]
     times, surv = sf.index.to_numpy(dtype=float), sf.to_numpy()
-    if surv.min() > 0.5:
+    # lifelines computes S as exp(sum log(1 - d/n)): an exact 0.5 can come out 0.5 + 1e-16
+    if surv.min() > 0.5 + 1e-12:
         return None
     t1 = times[np.argmax(surv <= 0.5 + TOLERANCE)]
     below = surv < 0.5 - TOLERANCE
@@ -69,6 +70,14 @@ def test_median_equals_r_rule_and_lifelines_off_exact_half(sites) -> None:
 
 def test_median_deterministic_cohort() -> None:
     _check_median(deterministic_cohort())
+
+
+def test_curve_ending_at_half_on_day_zero() -> None:
+    # found by hypothesis: lifelines' S(0) = exp(log 0.5) > 0.5 and its median is inf; R's is 0
+    sites = [(np.zeros(6, dtype=np.int64), np.array([0, 0, 0, 1, 1, 1]))]
+    tally = summed_tally(sites, TimeGrid(bin_days=1, horizon_days=5))
+    assert median_survival(kaplan_meier(tally)) == 0.0
+    assert median_ci(tally) == (0.0, None)
 
 
 def test_flat_half_uses_r_midpoint_not_lifelines() -> None:
