@@ -1,0 +1,87 @@
+"""Real deployment: TLS SuperLink, authenticated SuperNodes, SecAgg+, on 127.0.0.1.
+
+(a) the full analysis equals lifelines / plain counts on the pooled data;
+(b) a SuperNode whose key was never registered is refused;
+(d) a second secure sum for the same request id is refused by every site.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lifelines import KaplanMeierFitter
+
+from coordinator.commands.demo import model_study_spec
+from coordinator.deployment.federation import LocalFederation
+from coordinator.deployment.local_run import ProgressTail, run_analysis
+from coordinator.deployment.runner import RunFailed
+from site_node.data import load_site_data
+from site_node.endpoints import derive_endpoints
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def first_run(federation3: LocalFederation, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out-a")
+    outcome = run_analysis(federation3, model_study_spec(), out, timeout=300)
+    assert outcome.status == "finished:completed"
+    return out
+
+
+def _pooled_endpoints(files: list[Path]) -> dict[str, np.ndarray]:
+    parts = [derive_endpoints(load_site_data(path)) for path in files]
+    pooled = {
+        "os_days": np.concatenate([p.os_days for p in parts]),
+        "os_event": np.concatenate([p.os_event for p in parts]),
+    }
+    for name in parts[0].flags:
+        pooled[name] = np.concatenate([p.flags[name] for p in parts])
+    return pooled
+
+
+def test_full_analysis_equals_pooled_lifelines(federation3, first_run):
+    results = json.loads((first_run / "results.json").read_text())
+    pooled = _pooled_endpoints(federation3.data_files)
+    assert results["sites"]["contributed"] == 3
+    assert results["sites"]["dropped"] == []
+    assert pooled["os_days"].size == 43
+
+    for name, result in results["proportions"].items():
+        flags = pooled[name]
+        assert (result["count"], result["n"]) == (int(flags.sum()), int(flags.size)), name
+
+    kmf = KaplanMeierFitter().fit(pooled["os_days"], pooled["os_event"].astype(bool))
+    table = results["survival"]["os"]["table"]
+    event_times = np.unique(pooled["os_days"][pooled["os_event"].astype(bool)])
+    by_time = {row["time"]: row for row in table}
+    assert set(event_times.tolist()) <= set(by_time)
+    for t in event_times:
+        expected = float(kmf.survival_function_at_times(float(t)).iloc[0])
+        assert abs(by_time[int(t)]["estimate"] - expected) <= 1e-9, t
+
+
+def test_unregistered_node_is_refused(federation3):
+    intruder = federation3.start_unregistered_node("intruder")
+    with pytest.raises(RuntimeError, match=r"refused|exited"):
+        federation3.wait_supernode("intruder", timeout=60)
+    log = intruder.log_text()
+    assert "Failed to activate SuperNode" in log or "PERMISSION_DENIED" in log, log[-2000:]
+    federation3.supervisor.stop(intruder)
+
+
+def test_second_sum_for_same_request_is_refused_by_every_site(
+    federation3, first_run, tmp_path
+):
+    out = tmp_path / "again"
+    with pytest.raises(RunFailed):
+        run_analysis(federation3, model_study_spec(), out, timeout=300)
+    events = ProgressTail(out / "progress.jsonl").new_events()
+    refused = {e["site"]: e["reason_code"] for e in events if e["event"] == "site_refused"}
+    assert refused == {"1": "already_contributed", "2": "already_contributed",
+                       "3": "already_contributed"}, events
+    assert not (out / "results.json").exists()
+    assert not any(e["event"] == "secagg_started" for e in events)
