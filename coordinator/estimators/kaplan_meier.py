@@ -48,8 +48,8 @@ def reverse_kaplan_meier(
     The Kaplan-Meier estimator with the roles swapped: censorings are the events and events
     (of any cause) are censorings, ``G(t_k) = prod_{j <= k} (1 - c_j / n_j)``. The at-risk
     counts are unchanged: within a bin the events (now "censored") are still at risk at the
-    censorings, which is what lifelines' ``KaplanMeierFitter().fit(T, 1 - E)`` does with tied
-    times (R's ``prodlim(reverse=TRUE)`` instead removes the events first).
+    censorings. This is what lifelines' ``KaplanMeierFitter().fit(T, 1 - E)`` and R's
+    ``survfit(Surv(time, 1 - status) ~ 1)`` do with tied times (both checked in the tests).
     """
     return product_limit(
         tally.time, tally.at_risk, tally.censored, tally.total_events, level, transform
