@@ -6,10 +6,16 @@ layout both sides derive from the model spec, the grid and the request alone, an
 aggregation returns the **sum** of those vectors. Three kinds of round exist:
 
 ``moments`` (round 0, once)
-    ``sites | n | d[bin] for every grid bin | sum x | sum x x'`` (upper triangle) in raw
-    covariate units. Gives the pooled centre ``c``, scale ``s`` and covariance of the design
-    columns, the pooled event counts ``d_k`` (the same numbers a Kaplan-Meier tally carries)
-    and so the bins with events and with ties.
+    ``sites | n | d[bin] for every grid bin | sum x | W`` in raw covariate units, where
+    ``W = sum_i (x_i - xbar_site)(x_i - xbar_site)'`` (upper triangle) is the site's scatter
+    about its own mean (numerically stable: no ``sum x^2 - n xbar^2`` cancellation). Gives the
+    pooled centre ``c = sum x / n``, a scale ``s = sqrt(diag(W) / n)`` (within-site SD; any
+    positive scale gives the same fit), the pooled event counts ``d_k`` (the numbers a
+    Kaplan-Meier tally carries) and so the bins with events and with ties. Raw units can be
+    large (age in days) or small (a concentration in mol/L), so these values travel as *wide*
+    fixed point: ``round(v * 2**32)`` split into three int64 words ``hi * 2**64 + mid * 2**32
+    + lo`` (``mid, lo`` in ``[0, 2**32)``), summed word-wise and recombined exactly with
+    Python integers: range ``|v| < 2**85``, resolution ``2**-32``.
 
 ``pooled`` (Newton-Raphson rounds of the pooled model; Cox 1972, Efron 1977, Breslow 1974)
     With ``z = (x - c) / s`` (standardised design), ``w = exp(z'b - shift)``, and, at every bin
@@ -26,10 +32,10 @@ aggregation returns the **sum** of those vectors. Three kinds of round exist:
 
 Fixed point (every float slot; ``sites``, ``n`` and ``d`` are plain counts)
     ``x -> round(x * 2**F)`` as int64 with ``F = FIXED_POINT_BITS = 32`` (the tally layout's
-    scale) for ``pooled`` and ``stratum`` rounds, and ``F = MOMENT_BITS = 16`` for the raw-unit
-    ``moments`` (their values only choose ``c`` and ``s``, which need not be exact: the partial
-    likelihood is invariant to centring and the fit is mapped back from standardised units
-    exactly). Vectors add in int64 two's complement, i.e. modulo ``2**64``; the decoded sum is
+    scale) for ``pooled`` and ``stratum`` rounds (``moments``: the wide form above). ``c`` and
+    ``s`` need not be exact: the partial likelihood is invariant to centring and the fit is
+    mapped back from standardised units exactly; they only keep ``z`` of order 1.
+    Vectors add in int64 two's complement, i.e. modulo ``2**64``; the decoded sum is
     exact whenever the true sum lies in ``[-2**63, 2**63)``, which every site guarantees by
     refusing (never clipping) a vector with a value ``|v| >= 2**53`` (:data:`SITE_VALUE_LIMIT`,
     the same limit as the secure encoding's wide slots), so up to 1023 sites cannot overflow.
@@ -61,8 +67,8 @@ from protocol.layout import FIXED_POINT_BITS
 from protocol.spec import SurvivalName, TimeGrid
 from protocol.version import PROTOCOL_VERSION
 
-MOMENT_BITS = 16
-"""Fixed-point scale ``2**16`` of the raw-unit ``moments`` round (centre and scale only)."""
+WIDE_WORDS = 3
+"""Words of one wide fixed-point value (``moments`` round): hi, mid, lo."""
 SITE_VALUE_LIMIT = 1 << 53
 """A site refuses a vector holding ``|v| >= 2**53``: 1023 such vectors still sum inside int64."""
 
@@ -257,15 +263,45 @@ def decode_fixed(values: np.ndarray, bits: int) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).astype(np.float64) / float(1 << bits)
 
 
+def encode_wide(values: np.ndarray) -> np.ndarray:
+    """Wide fixed point: ``A = round(v * 2**32)`` as words ``[hi..., mid..., lo...]``.
+
+    ``A = hi * 2**64 + mid * 2**32 + lo`` with ``0 <= mid, lo < 2**32``: word sums over up to
+    1023 sites stay far inside int64 and recombine exactly (:func:`decode_wide`).
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        raise CoxOverflow("a Cox moment is not finite: check the covariate columns")
+    mask = (1 << 32) - 1
+    words = np.zeros((WIDE_WORDS, values.size), dtype=np.int64)
+    for j, v in enumerate(values):
+        a = int(np.rint(v * 2.0**32))
+        hi = a >> 64
+        if abs(hi) >= SITE_VALUE_LIMIT:
+            raise CoxOverflow(f"Cox moment {v:.3g} exceeds the wide fixed-point range 2**85")
+        words[:, j] = (hi, (a >> 32) & mask, a & mask)
+    return words.ravel()
+
+
+def decode_wide(words: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_wide` on a (word-wise summed) vector, exact until float64."""
+    words = np.asarray(words, dtype=np.int64).reshape(WIDE_WORDS, -1)
+    out = np.empty(words.shape[1])
+    for j in range(words.shape[1]):
+        hi, mid, lo = (int(w) for w in words[:, j])
+        out[j] = float((hi << 64) + (mid << 32) + lo) / 2.0**32
+    return out
+
+
 @dataclass(frozen=True)
 class MomentSums:
-    """Decoded ``moments`` round: counts, per-bin events and raw first/second moments."""
+    """Decoded ``moments`` round: counts, per-bin events, ``sum x`` and within-site scatter."""
 
     sites: int
     n: int
     events: np.ndarray  # (n_bins,) pooled event count per grid bin
     sum_x: np.ndarray  # (p,)
-    sum_xx: np.ndarray  # (p, p)
+    scatter: np.ndarray  # (p, p)
 
 
 @dataclass(frozen=True)
@@ -309,9 +345,10 @@ class CoxRoundLayout:
         self.p = model.p
         q = block_size(self.p)
         if self.kind == "moments":
-            self.sizes = {"sites": 1, "n": 1, "events": grid.n_bins, "sum_x": self.p,
-                          "sum_xx": tri_size(self.p)}
-            self.bits = MOMENT_BITS
+            self.sizes = {"sites": 1, "n": 1, "events": grid.n_bins,
+                          "sum_x": WIDE_WORDS * self.p,
+                          "scatter": WIDE_WORDS * tri_size(self.p)}
+            self.bits = FIXED_POINT_BITS
             self.counts = ("sites", "n", "events")
         elif self.kind == "pooled":
             if max(request.risk_bins, default=0) >= grid.n_bins:
@@ -349,14 +386,21 @@ class CoxRoundLayout:
         start = self.offsets[name]
         return vector[start:start + self.sizes[name]]
 
+    def _is_wide(self, name: str) -> bool:
+        return self.kind == "moments" and name in ("sum_x", "scatter")
+
     def encode(self, parts: dict[str, np.ndarray]) -> np.ndarray:
         """One site's vector from named parts (counts as integers, the rest as floats)."""
         vector = np.zeros(self.length, dtype=np.int64)
         for name, size in self.sizes.items():
             value = np.asarray(parts[name]).ravel()
-            if value.size != size:
-                raise ValueError(f"Cox part {name!r} has {value.size} values, layout {size}")
-            if name in self.counts:
+            wide = self._is_wide(name)
+            expected = size // WIDE_WORDS if wide else size
+            if value.size != expected:
+                raise ValueError(f"Cox part {name!r} has {value.size} values, layout {expected}")
+            if wide:
+                self._part(vector, name)[:] = encode_wide(value)
+            elif name in self.counts:
                 ints = np.asarray(value, dtype=np.int64)
                 if np.any(np.abs(ints) >= SITE_VALUE_LIMIT):
                     raise CoxOverflow(f"Cox count {name!r} too large")
@@ -380,8 +424,9 @@ class CoxRoundLayout:
 
         if self.kind == "moments":
             return MomentSums(sites, int(self._part(vector, "n")[0]),
-                              self._part(vector, "events").copy(), fixed("sum_x"),
-                              unpack_tri(fixed("sum_xx"), self.p))
+                              self._part(vector, "events").copy(),
+                              decode_wide(self._part(vector, "sum_x")),
+                              unpack_tri(decode_wide(self._part(vector, "scatter")), self.p))
         if self.kind == "pooled":
             q = block_size(self.p)
             return PooledSums(sites, fixed("risk").reshape(-1, q), fixed("ties").reshape(-1, q),

@@ -173,14 +173,16 @@ def _standardised(
 
 
 def cox_moment_sums(endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid) -> dict:
-    """Round 0 parts: ``n``, events per grid bin, ``sum x`` and ``triu(sum x x')`` (raw units)."""
+    """Round 0 parts: ``n``, events per grid bin, ``sum x`` and the scatter about the site's
+    own mean ``triu(sum (x - xbar)(x - xbar)')`` (raw units)."""
     x, bins, event = model_cohort(endpoints, model, grid)
+    centred = x - x.mean(axis=0) if x.shape[0] else x
     return {
         "sites": 1,
         "n": x.shape[0],
         "events": np.bincount(bins[event], minlength=grid.n_bins),
         "sum_x": x.sum(axis=0),
-        "sum_xx": pack_tri(x.T @ x),
+        "scatter": pack_tri(centred.T @ centred),
     }
 
 

@@ -59,13 +59,25 @@ LOGLIK_NOISE = 1e-12
 class CoxTerms:
     """Partial log-likelihood, score ``U`` and information ``I`` at one ``beta``.
 
-    ``score_error``: bound on ``|dU|`` per component from fixed-point rounding (0 if exact).
+    ``score_error`` / ``loglik_error``: bounds on ``|dU|`` (per component) and ``|dloglik|``
+    from fixed-point rounding (None / 0 when computed exactly).
     """
 
     loglik: float
     score: np.ndarray
     information: np.ndarray
     score_error: np.ndarray | None = None
+    loglik_error: float = 0.0
+
+    def step_noise(self) -> np.ndarray:
+        """First-order bound on the Newton step's error, ``|I^-1| |dU|`` (0 if exact)."""
+        if self.score_error is None:
+            return np.zeros_like(self.score)
+        try:
+            inverse = np.abs(linalg.inv(self.information))
+        except (linalg.LinAlgError, ValueError):
+            return np.zeros_like(self.score)
+        return inverse @ self.score_error
 
 
 def _expand_ties(d: np.ndarray, ties: str) -> tuple[np.ndarray, np.ndarray]:
@@ -119,11 +131,12 @@ def partial_likelihood_terms(
     event_z = np.asarray(event_z, dtype=np.float64)
     loglik = float(event_z @ beta - np.sum(np.log(s0)) - shift * s0.size)
     score = event_z - mean.sum(axis=0)
-    score_error = None
+    score_error, loglik_error = None, 0.0
     if sum_error > 0:
-        per_pair = (sum_error * (1.0 + frac))[:, None] * (1.0 + np.abs(mean)) / s0[:, None]
-        score_error = per_pair.sum(axis=0) + sum_error
-    return CoxTerms(loglik, score, information, score_error)
+        relative = sum_error * (1.0 + frac) / s0
+        score_error = (relative[:, None] * (1.0 + np.abs(mean))).sum(axis=0) + sum_error
+        loglik_error = float(relative.sum() + sum_error * np.abs(beta).sum())
+    return CoxTerms(loglik, score, information, score_error, loglik_error)
 
 
 def pooled_terms(
@@ -144,7 +157,7 @@ def stratum_terms_from_sums(sums: StratumSums) -> CoxTerms:
     """Summed site-stratum terms; each component errs by <= m * 2**-33."""
     error = sums.sites * 2.0 ** -(FIXED_POINT_BITS + 1)
     return CoxTerms(sums.loglik, sums.score, sums.information,
-                    np.full(sums.score.size, error))
+                    np.full(sums.score.size, error), error)
 
 
 @dataclass
@@ -193,13 +206,16 @@ def fit_cox(
     max_rounds: int = 30,
     tol: float = 1e-9,
     z_covariance: np.ndarray | None = None,
+    terms: list[str] | None = None,
 ) -> CoxFit:
     """Newton-Raphson for the partial likelihood; every ``evaluate`` call is one round.
 
     ``beta_{t+1} = beta_t + h I(beta_t)^-1 U(beta_t)`` with ``h = 1, 1/2, 1/4, ...`` until the
     log-likelihood does not decrease (step halving; a site refusing an overflowing round also
     halves). Converged when ``max |I^-1 U| < tol``: the last step then moves the estimate by
-    less than ``tol`` and, Newton converging quadratically, the remaining error is far smaller.
+    less than ``tol`` and, Newton converging quadratically, the remaining error is far smaller;
+    or when every step component is within twice the fixed-point noise ``|I^-1| |dU|`` (no
+    further round can improve the estimate).
 
     Monotone likelihood (separation) is declared, with the diverging columns named, when the
     linear predictor's SD ``sqrt(b'Cb)`` (``C``: covariance of ``z``) exceeds
@@ -208,6 +224,10 @@ def fit_cox(
     large (R's ``coxph`` rule), or when refusals persist through :data:`MAX_HALVINGS` halvings.
     """
     cov = np.eye(p) if z_covariance is None else np.asarray(z_covariance)
+
+    def names(columns: list[int]) -> list[str]:
+        return [terms[j] if terms else f"column {j}" for j in columns]
+
     beta = np.zeros(p)
     current = evaluate(beta)
     rounds = 1
@@ -220,12 +240,15 @@ def fit_cox(
 
     step = _newton_step(current)
     if step is None:
+        diag = np.diag(current.information)
+        flat = [j for j in range(p) if not diag[j] > 1e-10 * max(float(diag.max()), 1e-300)]
         raise CoxDataError(
-            "the information matrix at beta = 0 is singular: some design columns are constant "
-            "or collinear in the pooled cohort (e.g. a level without patients); drop them"
+            f"the information matrix at beta = 0 is singular: design column(s) "
+            f"{names(flat) if flat else 'some'} do not vary among patients at risk at the "
+            "events, or columns are collinear (e.g. a level without patients); drop them"
         )
     while True:
-        if np.max(np.abs(step)) < tol:
+        if np.max(np.abs(step)) < tol or np.all(np.abs(step) <= 2.0 * current.step_noise()):
             return done("converged")
         if rounds >= max_rounds:
             warnings.append(f"no convergence within max_rounds={max_rounds}; "
@@ -243,7 +266,8 @@ def fit_cox(
                 halving += 1
                 continue
             rounds += 1
-            noise = LOGLIK_NOISE * max(1.0, abs(current.loglik))
+            noise = max(LOGLIK_NOISE * max(1.0, abs(current.loglik)),
+                        2.0 * (current.loglik_error + trial.loglik_error))
             if np.isfinite(trial.loglik) and trial.loglik >= current.loglik - noise:
                 accepted = trial
                 break
@@ -354,22 +378,25 @@ RoundFn = Callable[[CoxRoundRequest], np.ndarray]
 """The federated round: broadcast a request, return the secure sum of the sites' vectors."""
 
 
-def standardisation(moments: MomentSums, terms: list[str]) -> tuple[np.ndarray, np.ndarray,
-                                                                     np.ndarray]:
-    """Pooled centre, scale (population SD) and covariance of ``z`` from the moments round."""
+def standardisation(moments: MomentSums) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pooled centre ``c = sum x / n``, scale ``s`` and covariance of ``z`` (moments round).
+
+    ``s_j = sqrt(W_jj / n)`` from the summed within-site scatter ``W``; a column constant
+    within every site (a site-level covariate, or a truly constant one) gets
+    ``s_j = max(1, |c_j|)``: any positive scale gives the same fit, and a truly constant
+    column is refused at ``beta = 0`` (singular information).
+    """
     n = moments.n
     center = moments.sum_x / n
-    cov_x = moments.sum_xx / n - np.outer(center, center)
-    var = np.diag(cov_x).copy()
-    constant = [t for t, v, c in zip(terms, var, center, strict=True)
-                if not v > (1e-6 * max(1.0, abs(c))) ** 2]
-    if constant:
-        raise CoxDataError(
-            f"design column(s) {constant} do not vary in the pooled cohort (every patient has "
-            "the same value, or a level has no patient); drop them from the model"
-        )
-    scale = np.sqrt(var)
-    return center, scale, cov_x / np.outer(scale, scale)
+    within = moments.scatter / n
+    var = np.diag(within).copy()
+    ok = var > (1e-13 * np.maximum(1.0, np.abs(center))) ** 2
+    scale = np.where(ok, np.sqrt(np.where(ok, var, 1.0)), np.maximum(1.0, np.abs(center)))
+    z_cov = within / np.outer(scale, scale)
+    z_cov[~ok, :] = 0.0
+    z_cov[:, ~ok] = 0.0
+    z_cov[np.diag_indices_from(z_cov)] = 1.0
+    return center, scale, z_cov
 
 
 def run_cox_model(
@@ -390,7 +417,7 @@ def run_cox_model(
     if moments.n == 0 or events == 0:
         raise CoxDataError(f"model {model.name!r}: the pooled cohort has "
                            f"{moments.n} patients and {events} events; nothing to fit")
-    center, scale, z_cov = standardisation(moments, model.terms)
+    center, scale, z_cov = standardisation(moments)
     risk_bins = [int(k) for k in np.flatnonzero(moments.events > 0)]
     tie_bins = ([int(k) for k in np.flatnonzero(moments.events > 1)]
                 if model.ties == "efron" else [])
@@ -418,6 +445,6 @@ def run_cox_model(
         assert isinstance(sums, StratumSums)
         return stratum_terms_from_sums(sums)
 
-    fit = fit_cox(evaluate, p, model.max_rounds, model.tol, z_cov)
+    fit = fit_cox(evaluate, p, model.max_rounds, model.tol, z_cov, model.terms)
     return summarize_fit(model, fit, center, scale, moments.n, events, moments.sites,
                          fit.rounds + 1, level, lengths[-1] if lengths else 0)

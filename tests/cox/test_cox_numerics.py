@@ -1,0 +1,102 @@
+"""Newton-Raphson guards and fixed-point precision under awkward scales."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lifelines import CoxPHFitter
+
+from coordinator.estimators.cox import CoxTerms, fit_cox
+from protocol.cox_spec import CoxOverflow
+from tests.cox.cohorts import make_site, model, pooled_frame
+from tests.cox.test_cox import LIFELINES_OPTIONS, assert_matches_lifelines, federated
+
+
+def _quadratic(center: np.ndarray, overflow_beyond: float | None = None, calls: list | None = None):
+    """A concave log-likelihood -(b - c)'A(b - c)/2 - 10 with a fixed information A."""
+    a = np.array([[2.0, 0.5], [0.5, 1.0]])
+
+    def evaluate(beta: np.ndarray) -> CoxTerms:
+        if calls is not None:
+            calls.append(beta.copy())
+        if overflow_beyond is not None and np.max(np.abs(beta)) > overflow_beyond:
+            raise CoxOverflow("too large")  # a site refuses: the round yields no sum
+        r = beta - center
+        # a non-quadratic term makes the first full Newton step overshoot in loglik
+        return CoxTerms(float(-r @ a @ r / 2 - 10 - 0.05 * np.sum(r**4)),
+                        -a @ r - 0.2 * r**3, a + np.diag(0.6 * r**2))
+
+    return evaluate
+
+
+def test_overflow_refusals_halve_the_step_and_still_converge() -> None:
+    calls: list[np.ndarray] = []
+    fit = fit_cox(_quadratic(np.array([3.0, -2.0]), overflow_beyond=1.0, calls=calls), 2,
+                  max_rounds=60, tol=1e-10)
+    assert np.max(np.abs(calls[1])) > 1.0, "the first full step must be refused"
+    assert fit.rounds == len(calls)
+    assert np.max(np.abs(fit.beta)) <= 1.0  # every accepted step stayed representable
+    assert fit.loglik_history == sorted(fit.loglik_history)
+    # refused everywhere beyond the optimum's reach: reported as suspected monotone likelihood
+    assert fit.status in {"monotone_likelihood", "max_rounds"}
+
+
+def test_refusal_then_convergence() -> None:
+    calls: list[np.ndarray] = []
+    evaluate = _quadratic(np.array([0.5, -0.3]), calls=calls)
+
+    def refuse_second(beta: np.ndarray) -> CoxTerms:
+        if len(calls) == 1:
+            calls.append(beta.copy())
+            raise CoxOverflow("refused once")
+        return evaluate(beta)
+
+    fit = fit_cox(refuse_second, 2, max_rounds=30, tol=1e-10)
+    assert fit.status == "converged"
+    np.testing.assert_allclose(fit.beta, [0.5, -0.3], atol=1e-9)
+    assert np.allclose(calls[2], calls[1] / 2)  # the refused step was halved
+
+
+def test_step_halving_and_max_rounds() -> None:
+    fit = fit_cox(_quadratic(np.array([4.0, -3.0])), 2, max_rounds=60, tol=1e-10)
+    assert fit.status == "converged"
+    np.testing.assert_allclose(fit.beta, [4.0, -3.0], atol=1e-9)
+    assert all(b >= a - 1e-12 for a, b in zip(fit.loglik_history, fit.loglik_history[1:],
+                                               strict=False))
+    short = fit_cox(_quadratic(np.array([4.0, -3.0])), 2, max_rounds=3, tol=1e-10)
+    assert short.status == "max_rounds" and short.rounds == 3
+    assert any("max_rounds" in w for w in short.warnings)
+
+
+def test_awkward_scales_keep_full_precision() -> None:
+    """Age in days, a lab value in 1e-4 units with a 1e4 offset, strong effects."""
+    rng = np.random.default_rng(11)
+    sites = [make_site(rng, n, extra_numeric=1, beta=(0.06, 1.2, -0.9, -1.5, 1.4, 1.1))
+             for n in (300, 200, 150, 5, 1)]
+    for site in sites:
+        site.covariates["age"] = site.covariates["age"] * 365 + 17
+        site.covariates["lab_1"] = site.covariates["lab_1"] * 1e-4 + 1e4
+    spec = model(extra_numeric=1)
+    result = federated(spec, sites)
+    frame = pooled_frame(sites, spec).drop(columns="site")
+    fitter = CoxPHFitter().fit(frame, "T", "E", fit_options=LIFELINES_OPTIONS)
+    deviations = assert_matches_lifelines(result, fitter)
+    assert deviations["coef"] < 1e-8
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_cohorts(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    sizes = [int(s) for s in rng.integers(1, 120, rng.integers(3, 9))]
+    scale = float(rng.choice([10.0, 60.0, 300.0]))
+    sites = [make_site(rng, n, time_scale=scale, extra_numeric=1) for n in sizes]
+    for stratified in (False, True):
+        for ties in ("efron",):
+            spec = model(extra_numeric=1, stratify_by_site=stratified, ties=ties)
+            frame = pooled_frame(sites, spec)
+            if not stratified:
+                frame = frame.drop(columns="site")
+            fitter = CoxPHFitter().fit(frame, "T", "E",
+                                       strata=["site"] if stratified else None,
+                                       fit_options=LIFELINES_OPTIONS)
+            assert_matches_lifelines(federated(spec, sites), fitter)
