@@ -119,6 +119,8 @@ def cumulative_incidence(
 def _delta_variance(
     n: np.ndarray, d: np.ndarray, dk: np.ndarray, s_before: np.ndarray, f: np.ndarray
 ) -> np.ndarray:
+    """The ``"delta"`` variance of :func:`cumulative_incidence`, expanded in powers of ``F``
+    so that every bin's value is a combination of running sums."""
     alive = n > d
     a = np.divide(d, n * (n - d), out=np.zeros_like(n), where=alive)
     occupied = n > 0
@@ -144,6 +146,9 @@ def _aalen_variance(
     s_before: np.ndarray,
     f: np.ndarray,
 ) -> np.ndarray:
+    """The ``"aalen"`` variance of :func:`cumulative_incidence`: cmprsk's running sums
+    ``v1, v2, v3`` (Fortran ``cinc``) with ``Var F = v1 + F^2 v3 - 2 F v2`` at every bin
+    (cuminc reports it at the cause's event times; in between the terms added vanish)."""
     occupied = n > 0
     alive = s_after > 0.0
     inv_s = np.divide(1.0, s_after, out=np.zeros_like(n), where=alive)
