@@ -32,9 +32,10 @@ class Progress:
         self.start = time.monotonic()
         self.path: Path | None = None
         self.events: list[dict[str, Any]] = []
-        if out_dir is not None:
+        if out_dir is not None:  # one request per output directory: start a fresh file
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             self.path = Path(out_dir) / PROGRESS_FILE
+            self.path.write_text("", encoding="utf-8")
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         """Record one event (fields must be JSON-serialisable)."""

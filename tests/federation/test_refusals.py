@@ -106,3 +106,24 @@ def test_value_out_of_range_is_refused_not_clipped(
     outcome = simulate_federation(spec, paths, state_root=tmp_path / "st")
     assert outcome.sites.refused["site3"].startswith("value_out_of_range")
     assert np.array_equal(outcome.vector, np.full(layout.length, 3))
+
+
+def test_sites_refuse_a_secure_round_without_an_accepted_query(
+    site_files: list[Path], spec: AnalysisSpec
+) -> None:
+    """A coordinator that skips the query round gets no masked vector (site guard)."""
+    from coordinator import secure_sum
+    from coordinator.inprocess import InProcessGrid, SimulatedSite
+    from site_node.flower.client_app import app as client_app
+
+    sites = [SimulatedSite({"site-id": f"s{i}", "data-path": str(p),
+                            "state-dir": str(p.parent / f"st{i}")})
+             for i, p in enumerate(site_files)]
+    grid = InProcessGrid(client_app, sites)
+    nodes = list(grid.get_node_ids())
+    names = {nid: f"n{nid}" for nid in nodes}
+    with pytest.raises(secure_sum._Retry) as lost:
+        secure_sum._secagg(grid, spec, nodes, 1, secure_sum.SecureSumOptions(), Progress(),
+                           names, [])
+    assert set(lost.value.lost) == set(nodes)
+    assert all("not_accepted" in reason for reason in lost.value.lost.values())
