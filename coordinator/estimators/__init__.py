@@ -7,6 +7,7 @@
 - :mod:`.aalen_johansen`: cumulative incidence with competing risks.
 - :mod:`.proportions`: Wald, Wilson and Clopper-Pearson intervals.
 - :mod:`.logrank`: K-sample and stratified log-rank tests (numpy-only import).
+- :mod:`.cox`: Cox regression from site sums (see that module).
 
 On a 1-day grid every estimate equals the pooled analysis of the raw data (tests/estimators,
 against lifelines and R fixtures); on a coarser grid it equals the analysis of times rounded
