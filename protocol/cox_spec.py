@@ -49,6 +49,15 @@ Error bound
     about ``m * 1e-10 / n_k``. The coordinator propagates the bound to the coefficients
     (first order: ``|db| <= |I^-1| |dU|``) and reports it (``numerics.coef_error_bound``);
     it is typically below 1e-9 relative, well inside the 1e-6 acceptance.
+
+Disclosure (what the coordinator learns beyond the fit)
+    ``pooled`` rounds reveal pooled per-bin sums. Differences of consecutive at-risk sums are
+    the sums over the patients leaving between two event bins; where a single patient leaves
+    (common on a 1-day grid) they reveal that patient's covariates (the ``beta = 0`` round
+    gives ``z`` directly), though not which site the patient belongs to. The same holds for
+    tied-event sums of a bin with few events. A coarser grid, or the ``stratum`` model (only
+    ``1 + p + p(p+1)/2`` aggregate numbers per round), discloses far less; sites should allow
+    the pooled model only where this is acceptable (release policy).
 """
 
 from __future__ import annotations
@@ -385,6 +394,18 @@ class CoxRoundLayout:
     def _part(self, vector: np.ndarray, name: str) -> np.ndarray:
         start = self.offsets[name]
         return vector[start:start + self.sizes[name]]
+
+    @cached_property
+    def wide_mask(self) -> np.ndarray:
+        """True for every value that is not a plain count (fixed point or a wide word).
+
+        ``protocol.secure_encoding.SecureEncoding(layout.length, layout.wide_mask)`` carries
+        this layout over SecAgg+: counts as one 30-bit limb, the rest as three.
+        """
+        mask = np.ones(self.length, dtype=bool)
+        for name in self.counts:
+            mask[self.offsets[name]:self.offsets[name] + self.sizes[name]] = False
+        return mask
 
     def _is_wide(self, name: str) -> bool:
         return self.kind == "moments" and name in ("sum_x", "scatter")

@@ -53,10 +53,11 @@ def _as_level_strings(series: pd.Series) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series):
         return np.where(series.to_numpy(dtype=bool), "yes", "no").astype(object)
     if pd.api.types.is_numeric_dtype(series):
-        values = series.to_numpy(dtype=np.float64)
-        out = np.empty(values.size, dtype=object)
-        for i, v in enumerate(values):
-            out[i] = "" if np.isnan(v) else (str(int(v)) if float(v).is_integer() else repr(v))
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        integral = np.isfinite(values) & (values == np.round(values))
+        out = values.astype(str).astype(object)
+        out[integral] = values[integral].astype(np.int64).astype(str)
+        out[np.isnan(values)] = ""
         return out
     return series.astype("string").fillna("").str.strip().to_numpy(dtype=object)
 
