@@ -4,7 +4,8 @@ Each line: ``{"time": ISO-8601, "elapsed": seconds since start, "event": name, .
 the same event goes to the ``fedsurv.progress`` logger, so a CLI can tail the file or attach a
 logging handler. Events emitted by :mod:`coordinator.secure_sum`:
 
-``request_started`` (request_id, spec_sha256, nodes), ``query_sent`` (sites),
+``request_started`` (request_id, spec_sha256), ``nodes_connected`` (nodes, expected),
+``query_sent`` (sites),
 ``site_accepted`` / ``site_refused`` (site, reason_code, message), ``site_no_answer`` (site),
 ``secagg_started`` (attempt, participants), ``stage_done`` (attempt, stage, sent, replied,
 seconds), ``site_dropped`` (attempt, stage, site, reason), ``attempt_aborted`` (attempt,

@@ -68,8 +68,9 @@ class SecureSumOptions:
     Attributes:
         query_timeout: seconds to wait for query answers [``query-timeout``].
         stage_timeout: seconds to wait for each SecAgg+ stage [``stage-timeout``].
-        node_wait_timeout: seconds to wait for ``spec.min_sites`` nodes to connect
-            [``node-wait-timeout``].
+        expected_sites: nodes to wait for before querying (0: ``spec.min_sites``)
+            [``expected-sites``]; after ``node_wait_timeout`` seconds the request goes to
+            whoever is connected [``node-wait-timeout``].
         share_fraction: SecAgg+ ``num_shares`` as a fraction of participants (1.0 = every
             site is every site's neighbour) [``share-fraction``].
         reconstruction_threshold: fraction of shares needed to unmask [``reconstruction-
@@ -80,6 +81,7 @@ class SecureSumOptions:
     query_timeout: float = 300.0
     stage_timeout: float = 300.0
     node_wait_timeout: float = 60.0
+    expected_sites: int = 0
     share_fraction: float = 1.0
     reconstruction_threshold: float = 0.67
     max_retries: int = 1
@@ -90,6 +92,7 @@ class SecureSumOptions:
             "query-timeout": ("query_timeout", float),
             "stage-timeout": ("stage_timeout", float),
             "node-wait-timeout": ("node_wait_timeout", float),
+            "expected-sites": ("expected_sites", int),
             "share-fraction": ("share_fraction", float),
             "reconstruction-threshold": ("reconstruction_threshold", float),
             "max-retries": ("max_retries", int),
@@ -169,10 +172,12 @@ def _run(
     grid: Grid, spec: AnalysisSpec, layout: TallyLayout, options: SecureSumOptions,
     progress: Progress,
 ) -> RequestOutcome:
-    nodes = _wait_for_nodes(grid, spec.min_sites, options.node_wait_timeout)
+    wanted = options.expected_sites or spec.min_sites
+    nodes = _wait_for_nodes(grid, wanted, options.node_wait_timeout)
+    progress.emit("nodes_connected", nodes=len(nodes), expected=wanted)
     rounds: list[RoundInfo] = []
     answers = _query(grid, spec, layout, nodes, options, progress, rounds)
-    names = {nid: (answers[nid].site if answers.get(nid) else f"node-{nid}") for nid in nodes}
+    names = _site_names(nodes, answers)
     refused = {names[nid]: f"{a.reason_code}: {a.message}" for nid, a in answers.items()
                if a is not None and not a.accept}
     refused.update({names[nid]: "no_answer: no reply to the query" for nid in nodes
@@ -232,6 +237,13 @@ def _require(count: int, spec: AnalysisSpec, what: str) -> None:
         raise TooFewSites("secure aggregation needs at least 2 sites")
     if count > MAX_SITES:
         raise SecureSumFailed(f"{count} sites exceed the encoding's limit of {MAX_SITES}")
+
+
+def _site_names(nodes: list[int], answers: Mapping[int, _Answer | None]) -> dict[int, str]:
+    """Site id per node (as the site reported it); ``<id>@<node>`` when two report the same."""
+    names = {nid: (a.site if (a := answers.get(nid)) else f"node-{nid}") for nid in nodes}
+    repeated = {name for name in names.values() if list(names.values()).count(name) > 1}
+    return {nid: (f"{name}@{nid}" if name in repeated else name) for nid, name in names.items()}
 
 
 def _wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:

@@ -6,8 +6,8 @@ Run config (``flwr run . --run-config '...'`` or ``[tool.flwr.app.config]``):
 * ``out-dir``: where ``results.json``, tables, plots and ``progress.jsonl`` go
   (default ``fedsurv-out``);
 * options of :class:`coordinator.secure_sum.SecureSumOptions`: ``query-timeout``,
-  ``stage-timeout``, ``node-wait-timeout``, ``share-fraction``, ``reconstruction-threshold``,
-  ``max-retries``.
+  ``stage-timeout``, ``node-wait-timeout``, ``expected-sites``, ``share-fraction``,
+  ``reconstruction-threshold``, ``max-retries``.
 
 Importing this module installs the ChaCha20 mask generator in Flower's SecAgg+ workflow
 (:func:`protocol.secure_prg.install`), in every ``flwr-serverapp`` process that runs this app.
