@@ -194,7 +194,8 @@ def _run(
             break
         except _Retry as retry:
             dropped += [names[nid] for nid in retry.lost]
-            participants = [nid for nid in participants if nid not in retry.lost]
+            participants = _feasible([nid for nid in participants if nid not in retry.lost],
+                                     answers, names, refused, progress)
             if attempt > options.max_retries:
                 raise SecureSumFailed(
                     f"secure aggregation aborted in attempt {attempt} ({retry}); "
