@@ -176,6 +176,42 @@ def _attempt(message: Message) -> int | None:
         return None
 
 
+def federation_grid(
+    site_data_paths: Sequence[Path | str],
+    *,
+    state_root: Path | str | None = None,
+    node_configs: Sequence[Mapping[str, Any]] | None = None,
+    drops: Mapping[int, str] | None = None,
+) -> InProcessGrid:
+    """An in-process federation of the real ClientApp, one site per data file.
+
+    Site ``i`` gets node config ``site-id = "site{i+1}"``, ``data-path`` = its file,
+    ``state-dir = <state_root>/site{i+1}``, updated with ``node_configs[i]``. Without
+    ``state_root`` a fresh temporary directory is used, so the simulated sites' ledgers start
+    empty (pass one to simulate repeated requests against the same sites). ``drops`` maps a
+    site index to the stage at which that site vanishes.
+
+    Run the whole ServerApp on it with
+    ``coordinator.flower.server_app.run_request_and_publish(grid, run_config)``.
+    """
+    from site_node.flower.client_app import app as client_app
+
+    root = Path(state_root) if state_root is not None else Path(
+        tempfile.mkdtemp(prefix="fedsurv-sim-state-")
+    )
+    sites = []
+    for i, path in enumerate(site_data_paths):
+        config: dict[str, Any] = {
+            "site-id": f"site{i + 1}",
+            "data-path": str(Path(path)),
+            "state-dir": str(root / f"site{i + 1}"),
+        }
+        if node_configs is not None:
+            config.update(node_configs[i])
+        sites.append(SimulatedSite(config, drop_at=(drops or {}).get(i)))
+    return InProcessGrid(client_app, sites)
+
+
 def simulate_federation(
     spec: AnalysisSpec,
     site_data_paths: Sequence[Path | str],
@@ -187,32 +223,13 @@ def simulate_federation(
     progress: Progress | None = None,
     grid_out: list[InProcessGrid] | None = None,
 ) -> RequestOutcome:
-    """Run one request through the real ServerApp logic and ClientApps, in this process.
+    """One request through :func:`run_request` and the real ClientApps, in this process.
 
-    Site ``i`` gets node config ``site-id = "site{i+1}"``, ``data-path`` = its file,
-    ``state-dir = <state_root>/site{i+1}``, updated with ``node_configs[i]``. Without
-    ``state_root`` each call uses a fresh temporary directory, so the simulated sites' ledgers
-    start empty (pass one to simulate repeated requests against the same sites). ``drops``
-    maps a site index to the stage at which that site vanishes. ``grid_out``, when given,
-    receives the grid (for inspection).
+    Sites as in :func:`federation_grid`; ``grid_out``, when given, receives the grid (for
+    inspection).
     """
-    from site_node.flower.client_app import app as client_app
-
-    root = Path(state_root) if state_root is not None else Path(
-        tempfile.mkdtemp(prefix="fedsurv-sim-state-")
-    )
-    sites = []
-    for i, path in enumerate(site_data_paths):
-        path = Path(path)
-        config: dict[str, Any] = {
-            "site-id": f"site{i + 1}",
-            "data-path": str(path),
-            "state-dir": str(root / f"site{i + 1}"),
-        }
-        if node_configs is not None:
-            config.update(node_configs[i])
-        sites.append(SimulatedSite(config, drop_at=(drops or {}).get(i)))
-    grid = InProcessGrid(client_app, sites)
+    grid = federation_grid(site_data_paths, state_root=state_root, node_configs=node_configs,
+                           drops=drops)
     if grid_out is not None:
         grid_out.append(grid)
     return run_request(grid, spec, options or SecureSumOptions(node_wait_timeout=0.0), progress)

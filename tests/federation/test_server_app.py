@@ -8,17 +8,13 @@ from pathlib import Path
 from flwr.app import Context, RecordDict
 
 from coordinator.flower.server_app import app as server_app
-from coordinator.inprocess import InProcessGrid, SimulatedSite
+from coordinator.inprocess import federation_grid
 from protocol.spec import AnalysisSpec
-from site_node.flower.client_app import app as client_app
 
 
 def test_server_app_writes_results(tmp_path: Path, site_files: list[Path],
                                    spec: AnalysisSpec) -> None:
-    sites = [SimulatedSite({"site-id": f"h{i}", "data-path": str(p),
-                            "state-dir": str(tmp_path / f"st{i}")})
-             for i, p in enumerate(site_files)]
-    grid = InProcessGrid(client_app, sites)
+    grid = federation_grid(site_files, state_root=tmp_path / "st")
     out = tmp_path / "out"
     run_config = {"spec": spec.model_dump_json(), "out-dir": str(out), "node-wait-timeout": 0.0}
     server_app(grid, Context(run_id=1, node_id=1, node_config={}, state=RecordDict(),
