@@ -22,5 +22,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/tally_bench.py
 
+# Container images + a containerised site node against a containerised coordinator on
+# 127.0.0.1 (podman; several minutes on a cold cache). Not part of `make test`. See deploy/README.md.
+test-deploy: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHON="$(CURDIR)/$(BIN)/python" bash deploy/test-deploy.sh
+
 clean:
 	rm -rf $(VENV) fedsurv-demo .pytest_cache .ruff_cache

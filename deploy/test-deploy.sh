@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Container test (`make test-deploy`): build the wheelhouse and both images, then on 127.0.0.1
+#   1. start the coordinator image (TLS SuperLink, node auth, site registered from the allow-list)
+#   2. run `fedsurv site check --config` in the site image: --read-only, non-root, data read-only
+#   3. check refusals are explained: wrong CA (TLS), invalid data
+#   4. start the site image as a node and wait until the coordinator lists it online;
+#      run the image's HEALTHCHECK for both containers
+# Prints the time of every step. Needs podman (see ../shared/CONTAINERS.md or deploy/README.md).
+#
+# Environment: BASE (base image; default localhost/debian:bookworm if present, else
+# debian:bookworm-slim), PYTHON (host python with pip; default .venv/bin/python),
+# KEEP=1 keeps the containers and the work directory for inspection, SKIP_BUILD=1 reuses images.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")   # absolute, not resolved
+FEDSURV=$(dirname "$PYTHON")/fedsurv
+TAG=${TAG:-dev}
+SITE_IMAGE=localhost/fedsurv-site:$TAG
+COORD_IMAGE=localhost/fedsurv-coordinator:$TAG
+RUN_ID=fedsurv-test-$$
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/fedsurv-test-deploy.XXXXXX")
+export FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1
+# podman without systemd (CI, these machines) cannot run healthcheck timers; we run them by hand
+PODMAN_RUN=(podman run --network=host --read-only --tmpfs /tmp --health-interval=disable)
+
+if [[ -z "${BASE:-}" ]]; then
+    if podman image exists localhost/debian:bookworm; then BASE=localhost/debian:bookworm
+    else BASE=debian:bookworm-slim; fi
+fi
+
+T0=$(date +%s.%N)
+LAST=$T0
+TIMINGS=()
+seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
+step() {  # step NAME: record the time since the previous step
+    local now; now=$(date +%s.%N)
+    TIMINGS+=("$(printf '%-52s %6s s' "$1" "$(seconds "$now" "$LAST")")")
+    echo "== $1: $(seconds "$now" "$LAST") s"
+    LAST=$now
+}
+fail() { echo "test-deploy: FAIL: $*" >&2; exit 1; }
+free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+owned_by_node() {  # give files to uid 10001 (the image's user), rootless or not
+    if [[ $(id -u) -eq 0 ]]; then chown -R 10001:10001 "$@"; else podman unshare chown -R 10001:10001 "$@"; fi
+}
+cleanup() {
+    local rc=$?
+    if [[ "${KEEP:-0}" == 1 ]]; then
+        echo "KEEP=1: containers ${RUN_ID}-* and $WORK are left for inspection"
+    else
+        podman rm -f -t 2 "${RUN_ID}-site" "${RUN_ID}-coordinator" >/dev/null 2>&1 || true
+        podman volume rm -f "${RUN_ID}-site-state" "${RUN_ID}-coordinator-state" >/dev/null 2>&1 || true
+        if [[ $(id -u) -eq 0 ]]; then rm -rf "$WORK"; else podman unshare rm -rf "$WORK"; fi
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+
+command -v podman >/dev/null || fail "podman is not installed (see deploy/README.md, Prerequisites)"
+
+# -- build ---------------------------------------------------------------------------------
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    rm -f deploy/.wheelhouse/fedsurv-*.whl
+    "$PYTHON" -m pip wheel --quiet --find-links deploy/.wheelhouse --wheel-dir deploy/.wheelhouse . \
+        2> >(grep -v "^WARNING: Location" >&2) || fail "pip wheel failed"
+    step "wheelhouse (pip wheel)"
+    VERSION=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("fedsurv"))')
+    WHEEL=deploy/.wheelhouse/fedsurv-$VERSION-py3-none-any.whl
+    [[ -f $WHEEL ]] || fail "$WHEEL was not built"
+    SHA=$(sha256sum "$WHEEL" | cut -d' ' -f1)
+    for image in site coordinator; do
+        podman build --quiet --format docker --network=host \
+            --build-arg "BASE=$BASE" --build-arg "FEDSURV_VERSION=$VERSION" \
+            --build-arg "FEDSURV_WHEEL_SHA256=$SHA" \
+            -t "localhost/fedsurv-$image:$TAG" -f "deploy/$image.Containerfile" deploy >/dev/null \
+            || fail "building the $image image failed"
+        step "image fedsurv-$image (base $BASE)"
+    done
+fi
+podman image exists "$SITE_IMAGE" || fail "no image $SITE_IMAGE (run without SKIP_BUILD)"
+
+# -- key material, configs, data (as the runbook does it) ------------------------------------
+PORT=$(free_port)
+NODE_PORT=$(free_port)
+mkdir -p "$WORK/coordinator/tls" "$WORK/site/config/certs" "$WORK/site/config/keys" "$WORK/site/data"
+(
+    cd "$WORK"
+    "$FEDSURV" keys ca --out ca >/dev/null
+    "$FEDSURV" keys server --ca ca --san 127.0.0.1 --san localhost --out coordinator/tls >/dev/null
+    cp ca/ca.crt coordinator/tls/ca.crt
+    "$FEDSURV" keys site site-01 --out site-keys >/dev/null
+    "$FEDSURV" keys enrol site-keys/site-01.enrol.json --allow-list coordinator/allow-list.csv >/dev/null
+    cp ca/ca.crt site/config/certs/ca.pem
+    cp site-keys/site-01.node site-keys/site-01.audit.key site/config/keys/
+    cp "$ROOT/examples/demo_sites/site_01.csv" site/data/
+    cp "$ROOT/examples/demo_sites/site_02.csv" site/data/
+)
+cat > "$WORK/site/config/site.toml" <<EOF
+site_id = "site-01"
+
+[coordinator]
+address = "127.0.0.1:$PORT"
+ca_cert = "certs/ca.pem"
+
+[keys]
+node_auth_private_key = "keys/site-01.node"
+audit_signing_key = "keys/site-01.audit.key"
+
+[data]
+kind = "file"
+path = "/data/site_01.csv"
+EOF
+printf 'patient_id,infusion_date\nP1,not-a-date\n' > "$WORK/site/data/broken.csv"
+chmod 600 "$WORK"/site/config/keys/* "$WORK/coordinator/tls/server.key"
+owned_by_node "$WORK/site/config" "$WORK/coordinator"
+step "keys, configs (fedsurv keys ca|server|site|enrol)"
+
+# -- coordinator ---------------------------------------------------------------------------
+"${PODMAN_RUN[@]}" -d --name "${RUN_ID}-coordinator" \
+    -e FEDSURV_SUPERLINK_HOST=127.0.0.1 -e FEDSURV_SUPERLINK_PORT="$PORT" \
+    -v "$WORK/coordinator/tls:/config/tls:ro" \
+    -v "$WORK/coordinator/allow-list.csv:/config/allow-list.csv:ro" \
+    -v "${RUN_ID}-coordinator-state:/var/lib/fedsurv" \
+    "$COORD_IMAGE" >/dev/null
+for _ in $(seq 1 120); do
+    podman logs "${RUN_ID}-coordinator" 2>&1 | grep -q "site-01 (SHA256:.*registered" && break
+    podman container exists "${RUN_ID}-coordinator" \
+        && [[ $(podman inspect -f '{{.State.Running}}' "${RUN_ID}-coordinator") == true ]] \
+        || { podman logs "${RUN_ID}-coordinator"; fail "the coordinator container exited"; }
+    sleep 0.5
+done
+podman logs "${RUN_ID}-coordinator" 2>&1 | grep "site-01 (SHA256:" \
+    || { podman logs "${RUN_ID}-coordinator"; fail "the coordinator did not register site-01"; }
+podman healthcheck run "${RUN_ID}-coordinator" >/dev/null \
+    || fail "coordinator HEALTHCHECK is not healthy"
+step "coordinator container up, site-01 registered"
+
+# -- site check in the site image ------------------------------------------------------------
+SITE_MOUNTS=(-v "$WORK/site/config:/config:ro" -v "$WORK/site/data:/data:ro"
+             -v "${RUN_ID}-site-state:/var/lib/fedsurv")
+out=$("${PODMAN_RUN[@]}" --rm "${SITE_MOUNTS[@]}" "$SITE_IMAGE" \
+      site check --config /config/site.toml 2>&1) || { echo "$out"; fail "site check failed"; }
+echo "$out" | grep -E '^\[(ok  |warn|FAIL)\]'
+for expected in "coordinator TLS: 127.0.0.1:$PORT: TLS" "data: 11 patients, valid" \
+                "state_dir: /var/lib/fedsurv"; do
+    grep -qF "[ok  ] $expected" <<<"$out" || fail "site check output lacks '[ok  ] $expected'"
+done
+[[ $("${PODMAN_RUN[@]}" --rm --entrypoint id "$SITE_IMAGE" -u) == 10001 ]] \
+    || fail "the site image does not run as uid 10001"
+step "fedsurv site check in the site image (--read-only)"
+
+# refusals that site IT will meet: a wrong CA, invalid data (both must fail, with the reason)
+cp "$WORK/ca/ca.crt" "$WORK/ca-right.pem"
+(cd "$WORK" && "$FEDSURV" keys ca --out other-ca --name "another CA" >/dev/null)
+out=$("${PODMAN_RUN[@]}" --rm "${SITE_MOUNTS[@]}" -v "$WORK/other-ca/ca.crt:/other-ca.pem:ro" \
+      -e FEDSURV_SITE__COORDINATOR__CA_CERT=/other-ca.pem "$SITE_IMAGE" \
+      site check --config /config/site.toml 2>&1) && fail "site check passed with a wrong CA"
+grep -F "[FAIL] coordinator TLS" <<<"$out" || fail "no TLS failure reported: $out"
+out=$("${PODMAN_RUN[@]}" --rm "${SITE_MOUNTS[@]}" -e FEDSURV_SITE__DATA__PATH=/data/broken.csv \
+      "$SITE_IMAGE" site check --config /config/site.toml 2>&1) && fail "site check passed bad data"
+grep -F "[FAIL] data" <<<"$out" | head -3 || fail "no data failure reported: $out"
+step "site check refusals (wrong CA, invalid data)"
+
+# -- the node connects ---------------------------------------------------------------------
+"${PODMAN_RUN[@]}" -d --name "${RUN_ID}-site" "${SITE_MOUNTS[@]}" "$SITE_IMAGE" \
+    site start --config /config/site.toml -- --port "$NODE_PORT" >/dev/null
+for _ in $(seq 1 120); do
+    podman logs "${RUN_ID}-site" 2>&1 | grep -q "SuperNode ID:" && break
+    [[ $(podman inspect -f '{{.State.Running}}' "${RUN_ID}-site") == true ]] \
+        || { podman logs "${RUN_ID}-site"; fail "the site container exited"; }
+    sleep 0.5
+done
+podman logs "${RUN_ID}-site" 2>&1 | grep "SuperNode ID:" \
+    || { podman logs "${RUN_ID}-site"; fail "the site node did not connect"; }
+online=""
+for _ in $(seq 1 40); do
+    online=$(podman exec "${RUN_ID}-coordinator" flwr supernode list fedsurv --format json 2>/dev/null \
+        | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); print(sum(n["status"]=="online" for n in json.loads(t[t.index("{"):])["nodes"]))' \
+        2>/dev/null || true)
+    [[ "$online" == 1 ]] && break
+    sleep 0.5
+done
+[[ "$online" == 1 ]] || fail "the coordinator does not list the node as online"
+podman healthcheck run "${RUN_ID}-site" >/dev/null || fail "site HEALTHCHECK is not healthy"
+podman exec "${RUN_ID}-site" fedsurv site health
+step "site container connected (online at the coordinator)"
+
+echo
+echo "test-deploy: PASS"
+printf '  %s\n' "${TIMINGS[@]}"
+printf '  %-52s %6s s\n' "total" "$(seconds "$(date +%s.%N)" "$T0")"
