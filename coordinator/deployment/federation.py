@@ -7,13 +7,15 @@
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.deployment import fastpoll
+from coordinator.deployment import fastpoll, zygote
 from coordinator.deployment.fab import RunConfigValue
 from coordinator.deployment.pki_setup import FederationPKI, NodeKeys, add_node_keys, setup_pki
 from coordinator.deployment.processes import (
@@ -29,6 +31,7 @@ from coordinator.deployment.runner import RunOutcome, register_nodes, run_app, w
 
 NodeConfigValue = str | int | float | bool
 SUPERNODE_READY = "SuperNode ID:"
+DEFAULT_PRELOAD = "site_node.flower.client_app"
 SUPERNODE_REFUSED = ("Failed to activate SuperNode", "PERMISSION_DENIED", "Unauthenticated")
 
 
@@ -60,6 +63,8 @@ class LocalFederation:
         *,
         fast_poll: bool = True,
         poll_interval: float | None = None,
+        zygote: bool = True,
+        preload: tuple[str, ...] = (DEFAULT_PRELOAD,),
         startup_timeout: float = 60.0,
     ) -> None:
         self.workdir = workdir.resolve()
@@ -67,6 +72,10 @@ class LocalFederation:
         self.fast_poll = fast_poll
         self.poll_interval = poll_interval or fastpoll.DEFAULT_POLL_INTERVAL
         self.startup_timeout = startup_timeout
+        self.use_zygote = zygote
+        self.preload = preload
+        self.zygote: ManagedProcess | None = None
+        self.zygote_socket = self._zygote_socket()
         self.flwr_home = self.workdir / "flwr-home"
         self.timings = FederationTimings()
         self.pki: FederationPKI | None = None
@@ -81,11 +90,32 @@ class LocalFederation:
     def _environment(self) -> dict[str, str]:
         extra: list[Path] = []
         overrides = {"FLWR_HOME": str(self.flwr_home)}
+        bin_dir = self.workdir / "bin"
+        if self.use_zygote:
+            zygote.write_wrapper(bin_dir, self.zygote_socket)
         if self.fast_poll:
-            extra.append(fastpoll.write_wrappers(self.workdir / "bin"))
+            fastpoll.write_wrappers(bin_dir)
             overrides[fastpoll.POLL_ENV] = str(self.poll_interval)
-            overrides["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = str(self.poll_interval)
+        if self.use_zygote or self.fast_poll:
+            extra.append(bin_dir)
         return flower_env(extra, **overrides)
+
+    def _zygote_socket(self) -> Path:
+        path = self.workdir.resolve() / "zygote.sock"
+        if len(str(path)) > 100:  # AF_UNIX path limit
+            path = Path(tempfile.mkdtemp(prefix="fedsurv-")) / "zygote.sock"
+        return path
+
+    def start_zygote(self) -> ManagedProcess:
+        """Start the ClientApp fork server (see :mod:`coordinator.deployment.zygote`)."""
+        argv = [sys.executable, "-m", "coordinator.deployment.zygote", "serve",
+                str(self.zygote_socket), *self.preload]
+        self.zygote = self.supervisor.start("zygote", argv)
+        process = self.zygote
+        wait_until(lambda: "zygote ready" in process.log_text(), self.startup_timeout,
+                   "the ClientApp zygote", fail_fast=lambda: None if process.alive()
+                   else f"exited:\n{process.tail()}")
+        return process
 
     def __enter__(self) -> LocalFederation:
         try:
@@ -103,6 +133,8 @@ class LocalFederation:
         t0 = time.monotonic()
         self.pki = setup_pki(self.workdir / "pki", [s.site_id for s in self.sites])
         t1 = time.monotonic()
+        if self.use_zygote:
+            self.start_zygote()
         self.start_superlink()
         t2 = time.monotonic()
         keys = {f"site-{s.site_id}": self.pki.nodes[s.site_id].public_key for s in self.sites}
