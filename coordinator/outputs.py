@@ -19,7 +19,7 @@ def write_outputs(
     spec: AnalysisSpec | None = None,
     *,
     min_cell_count: int | None = None,
-    time_unit: str = "months",
+    time_unit: str | None = None,
 ) -> dict[str, Path]:
     """Write all outputs to ``out_dir`` and return their paths by name.
 
@@ -30,6 +30,7 @@ def write_outputs(
     (``proportions.csv``, ``landmarks.csv``, ``curve_os.csv``, ...), and ``<figure>.png`` /
     ``<figure>.svg`` per figure.
 
+    ``min_cell_count`` and ``time_unit`` default to the spec's ``report`` options.
     Raises ``ValueError`` if ``spec`` is given and its hash differs from ``results``.
     """
     from coordinator.report.content import build_content
@@ -44,6 +45,10 @@ def write_outputs(
             f"spec hash {spec.sha256()} does not match results.spec_sha256 "
             f"{results.spec_sha256}: these results were not computed for this spec"
         )
+    if spec is not None:
+        min_cell_count = min_cell_count or spec.report.min_cell_count
+        time_unit = time_unit or spec.report.time_unit
+    time_unit = time_unit or "months"
     if min_cell_count is not None and min_cell_count < 1:
         raise ValueError("min_cell_count must be >= 1")
     out_dir = Path(out_dir)

@@ -83,6 +83,15 @@ class CIOptions(_Strict):
     level: float = Field(0.95, gt=0.0, lt=1.0)
 
 
+class ReportOptions(_Strict):
+    """Presentation only (never changes a tally): small-cell masking and time unit."""
+
+    min_cell_count: int | None = Field(
+        None, ge=1, description='Print at-risk counts below k as "<k" in plots and reports.'
+    )
+    time_unit: Literal["days", "months"] = "months"
+
+
 class AnalysisSpec(_Strict):
     """One federated request. See DESIGN.md sections 4, 5 and 7."""
 
@@ -99,6 +108,7 @@ class AnalysisSpec(_Strict):
     landmarks: list[int] = Field(default_factory=list)
     ci: CIOptions = Field(default_factory=CIOptions)
     min_sites: int = Field(3, ge=1)
+    report: ReportOptions = Field(default_factory=ReportOptions)
     site_stratified_logrank: bool = Field(
         False, description="Also send per-site log-rank terms (needs strata)."
     )
