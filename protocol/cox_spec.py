@@ -73,7 +73,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from protocol.errors import FedsurvError, ProtocolMismatch
 from protocol.layout import FIXED_POINT_BITS
-from protocol.spec import SurvivalName, TimeGrid
+from protocol.spec import TimeGrid
 from protocol.version import PROTOCOL_VERSION
 
 WIDE_WORDS = 3
@@ -82,6 +82,10 @@ SITE_VALUE_LIMIT = 1 << 53
 """A site refuses a vector holding ``|v| >= 2**53``: 1023 such vectors still sum inside int64."""
 
 CoxRoundKind = Literal["moments", "pooled", "stratum"]
+CoxEndpoint = Literal["os", "efs", "os_remission", "efs_remission", "cir", "nrm"]
+"""Survival endpoints (DESIGN section 4), or a cause-specific hazard among remitters: ``cir``
+(relapse; death without relapse censors) and ``nrm`` (death without relapse; relapse censors),
+as in Prentice et al. (1978). These are cause-specific, not Fine-Gray subdistribution, models."""
 
 
 class CoxOverflow(FedsurvError):
@@ -160,7 +164,7 @@ class CoxModelSpec(_Strict):
     """
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    endpoint: SurvivalName
+    endpoint: CoxEndpoint
     covariates: list[Covariate] = Field(min_length=1)
     ties: Literal["efron", "breslow"] = "efron"
     stratify_by_site: bool = False

@@ -30,8 +30,11 @@ from protocol.cox_spec import (
     pack_tri,
 )
 from protocol.spec import TimeGrid
-from site_node.endpoints import Endpoints
+from site_node.endpoints import NRM, RELAPSE, Endpoints
 from site_node.tally import SURVIVAL_SOURCES, bin_times
+
+CAUSE_CODES = {"cir": RELAPSE, "nrm": NRM}
+"""Cause-specific endpoints -> ``cir_cause`` code of the event of interest."""
 
 
 def _column(endpoints: Endpoints, column: str) -> pd.Series:
@@ -109,11 +112,20 @@ def design_matrix(endpoints: Endpoints, model: CoxModelSpec) -> np.ndarray:
 def model_cohort(
     endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(x, bin, event)`` of the patients the model's endpoint covers, binned on ``grid``."""
-    days_attr, event_attr, remitters_only = SURVIVAL_SOURCES[model.endpoint]
+    """``(x, bin, event)`` of the patients the model's endpoint covers, binned on ``grid``.
+
+    ``cir`` / ``nrm``: remitters, time to relapse or death or last follow-up, event = that
+    cause (the competing cause censors: cause-specific hazard).
+    """
     x = design_matrix(endpoints, model)
-    days = np.asarray(getattr(endpoints, days_attr), dtype=np.int64)
-    event = np.asarray(getattr(endpoints, event_attr)).astype(np.int64)
+    if model.endpoint in CAUSE_CODES:
+        days = np.asarray(endpoints.cir_days, dtype=np.int64)
+        event = (np.asarray(endpoints.cir_cause) == CAUSE_CODES[model.endpoint]).astype(np.int64)
+        remitters_only = True
+    else:
+        days_attr, event_attr, remitters_only = SURVIVAL_SOURCES[model.endpoint]
+        days = np.asarray(getattr(endpoints, days_attr), dtype=np.int64)
+        event = np.asarray(getattr(endpoints, event_attr)).astype(np.int64)
     if remitters_only:
         keep = np.asarray(endpoints.remission, dtype=bool)
         x, days, event = x[keep], days[keep], event[keep]

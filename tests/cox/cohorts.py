@@ -37,19 +37,23 @@ def make_site(
     for j in range(extra_numeric):
         lp = lp + beta[5 + j % (len(beta) - 5)] * labs[:, j]
     event_time = np.ceil(rng.exponential(time_scale, n) * np.exp(-lp)).astype(np.int64)
+    relapse_time = np.ceil(rng.exponential(time_scale * 1.5, n) * np.exp(lp / 2)).astype(np.int64)
     censor_time = rng.integers(30, max_day, n)
     died = event_time <= censor_time
     os_days = np.where(died, event_time, censor_time)
     remission = rng.random(n) < 0.8
     efs_event = died | ~remission
     efs_days = np.where(remission, os_days, 0)
+    relapsed = remission & (relapse_time < os_days)
+    cir_days = np.where(relapsed, relapse_time, os_days)
+    cir_cause = np.where(relapsed, 1, np.where(died, 2, 0)).astype(np.int8)
     covariates = pd.DataFrame({"age": age, "donor_type": donor, "mrd_negative": mrd.astype(int)})
     for j in range(extra_numeric):
         covariates[f"lab_{j + 1}"] = np.round(labs[:, j], 3)
     flags = {"remission": remission, "crs_severe": crs_severe}
     return Endpoints(
         remission=remission, os_days=os_days, os_event=died, efs_days=efs_days,
-        efs_event=efs_event, cir_days=os_days, cir_cause=np.zeros(n, dtype=np.int8),
+        efs_event=efs_event, cir_days=cir_days, cir_cause=cir_cause,
         flags=flags, covariates=covariates,
     )
 
@@ -71,13 +75,21 @@ def pooled_frame(sites: list[Endpoints], spec: CoxModelSpec) -> pd.DataFrame:
     from site_node.cox_sums import design_matrix
     from site_node.tally import SURVIVAL_SOURCES
 
-    days_attr, event_attr, remitters_only = SURVIVAL_SOURCES[spec.endpoint]
+    cause = {"cir": 1, "nrm": 2}.get(spec.endpoint)
+    if cause is None:
+        days_attr, event_attr, remitters_only = SURVIVAL_SOURCES[spec.endpoint]
+    else:
+        remitters_only = True
     parts = []
     for k, site in enumerate(sites):
         x = design_matrix(site, spec)
         frame = pd.DataFrame(x, columns=spec.terms)
-        frame["T"] = getattr(site, days_attr)
-        frame["E"] = getattr(site, event_attr).astype(int)
+        if cause is None:
+            frame["T"] = getattr(site, days_attr)
+            frame["E"] = getattr(site, event_attr).astype(int)
+        else:
+            frame["T"] = site.cir_days
+            frame["E"] = (site.cir_cause == cause).astype(int)
         frame["site"] = k
         if remitters_only:
             frame = frame[np.asarray(site.remission, dtype=bool)]

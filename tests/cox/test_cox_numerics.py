@@ -100,3 +100,25 @@ def test_random_cohorts(seed: int) -> None:
                                        strata=["site"] if stratified else None,
                                        fit_options=LIFELINES_OPTIONS)
             assert_matches_lifelines(federated(spec, sites), fitter)
+
+
+def test_site_level_covariate_and_an_empty_site() -> None:
+    """A covariate constant within each site (scale fallback) and a site with no remitters."""
+    from protocol.cox_spec import CoxModelSpec, NumericCovariate
+
+    rng = np.random.default_rng(21)
+    sites = [make_site(rng, n) for n in (120, 90, 60, 30)]
+    for k, site in enumerate(sites):
+        site.covariates["centre_volume"] = [50, 120, 300, 75][k]
+    empty = make_site(rng, 2)
+    empty.remission[:] = False
+    empty.covariates["centre_volume"] = 10
+    sites.append(empty)
+    base = model(endpoint="os_remission")
+    spec = CoxModelSpec(name="m", endpoint="os_remission",
+                        covariates=[*base.covariates, NumericCovariate(column="centre_volume")])
+    result = federated(spec, sites)
+    frame = pooled_frame(sites, spec).drop(columns="site")
+    fitter = CoxPHFitter().fit(frame, "T", "E", fit_options=LIFELINES_OPTIONS)
+    assert_matches_lifelines(result, fitter)
+    assert result.sites == 5
