@@ -122,3 +122,31 @@ def test_site_level_covariate_and_an_empty_site() -> None:
     fitter = CoxPHFitter().fit(frame, "T", "E", fit_options=LIFELINES_OPTIONS)
     assert_matches_lifelines(result, fitter)
     assert result.sites == 5
+
+
+def test_common_weight_shift_leaves_terms_unchanged() -> None:
+    """``w = exp(z'b - shift)``: a common factor on every site's weights cancels exactly."""
+    from coordinator.estimators.cox import pooled_terms
+    from protocol.cox_spec import CoxRoundLayout, CoxRoundRequest
+    from protocol.spec import TimeGrid
+    from site_node.cox_sums import cox_moment_sums, cox_round_sums
+
+    rng = np.random.default_rng(5)
+    sites = [make_site(rng, n) for n in (80, 50, 20)]
+    spec = model()
+    grid = TimeGrid(bin_days=1, horizon_days=2000)
+    d = sum(cox_moment_sums(s, spec, grid)["events"] for s in sites)
+    risk = [int(k) for k in np.flatnonzero(d)]
+    ties = [int(k) for k in np.flatnonzero(d > 1)]
+    results = []
+    for shift in (0.0, 1.5, -2.0):
+        request = CoxRoundRequest(model=spec.name, kind="pooled", beta=[0.3, -0.2, 0.1, 0.4, -0.5],
+                                  center=[52, 0.3, 0.3, 0.5, 0.2], scale=[13, 0.5, 0.5, 0.5, 0.4],
+                                  shift=shift, risk_bins=risk, tie_bins=ties)
+        layout = CoxRoundLayout(spec, grid, request)
+        total = np.sum([cox_round_sums(s, spec, grid, request) for s in sites], axis=0)
+        results.append(pooled_terms(layout.decode(total), request, d[risk], "efron"))
+    for other in results[1:]:
+        assert other.loglik == pytest.approx(results[0].loglik, rel=1e-9)
+        np.testing.assert_allclose(other.score, results[0].score, rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(other.information, results[0].information, rtol=1e-7)
