@@ -50,6 +50,15 @@ Error bound
     (first order: ``|db| <= |I^-1| |dU|``) and reports it (``numerics.coef_error_bound``);
     it is typically below 1e-9 relative, well inside the 1e-6 acceptance.
 
+Headroom
+    With ``F = 32`` and the ``2**53`` limit a site's values must satisfy ``|v| < 2**21``
+    (about 2.1e6) in standardised units, e.g. ``sum_i w_i z_ij^2 < 2.1e6``: a 10,000-patient
+    site has room for a mean ``w z^2`` of 200, i.e. linear predictors up to about +5 for
+    typical patients. A vector beyond that is refused (:class:`CoxOverflow`), never clipped;
+    the coordinator treats a refusal as a too-long Newton step and halves it, and persistent
+    refusals as monotone likelihood. ``shift`` (a common ``exp(-shift)`` on every weight; the
+    terms are invariant to it) is available to recentre the weights, default 0.
+
 Disclosure (what the coordinator learns beyond the fit)
     ``pooled`` rounds reveal pooled per-bin sums. Differences of consecutive at-risk sums are
     the sums over the patients leaving between two event bins; where a single patient leaves
@@ -160,7 +169,7 @@ class CoxModelSpec(_Strict):
     of their stratum's log-likelihood, score and information.
     ``max_rounds``: Newton-Raphson evaluations allowed (each is one secure-sum round).
     ``tol``: convergence when every Newton step component, in standardised units
-    (coefficient x pooled SD of its column), is below ``tol``.
+    (coefficient x the scale ``s`` of its column: its within-site SD), is below ``tol``.
     """
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
