@@ -24,7 +24,10 @@ RUN_ID=fedsurv-test-$$
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fedsurv-test-deploy.XXXXXX")
 export FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1
 # podman without systemd (CI, these machines) cannot run healthcheck timers; we run them by hand
-PODMAN_RUN=(podman run --network=host --read-only --tmpfs /tmp --health-interval=disable)
+podman_run() {
+    podman run --network=host --read-only --tmpfs /tmp --health-interval=disable "$@" \
+        2> >(grep -v "unable to get systemd connection" >&2)
+}
 
 if [[ -z "${BASE:-}" ]]; then
     if podman image exists localhost/debian:bookworm; then BASE=localhost/debian:bookworm
@@ -37,7 +40,7 @@ TIMINGS=()
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 step() {  # step NAME: record the time since the previous step
     local now; now=$(date +%s.%N)
-    TIMINGS+=("$(printf '%-52s %6s s' "$1" "$(seconds "$now" "$LAST")")")
+    TIMINGS+=("$(printf '%-58s %6s s' "$1" "$(seconds "$now" "$LAST")")")
     echo "== $1: $(seconds "$now" "$LAST") s"
     LAST=$now
 }
@@ -119,7 +122,7 @@ owned_by_node "$WORK/site/config" "$WORK/coordinator"
 step "keys, configs (fedsurv keys ca|server|site|enrol)"
 
 # -- coordinator ---------------------------------------------------------------------------
-"${PODMAN_RUN[@]}" -d --name "${RUN_ID}-coordinator" \
+podman_run -d --name "${RUN_ID}-coordinator" \
     -e FEDSURV_SUPERLINK_HOST=127.0.0.1 -e FEDSURV_SUPERLINK_PORT="$PORT" \
     -v "$WORK/coordinator/tls:/config/tls:ro" \
     -v "$WORK/coordinator/allow-list.csv:/config/allow-list.csv:ro" \
@@ -141,31 +144,31 @@ step "coordinator container up, site-01 registered"
 # -- site check in the site image ------------------------------------------------------------
 SITE_MOUNTS=(-v "$WORK/site/config:/config:ro" -v "$WORK/site/data:/data:ro"
              -v "${RUN_ID}-site-state:/var/lib/fedsurv")
-out=$("${PODMAN_RUN[@]}" --rm "${SITE_MOUNTS[@]}" "$SITE_IMAGE" \
+out=$(podman_run --rm "${SITE_MOUNTS[@]}" "$SITE_IMAGE" \
       site check --config /config/site.toml 2>&1) || { echo "$out"; fail "site check failed"; }
 echo "$out" | grep -E '^\[(ok  |warn|FAIL)\]'
 for expected in "coordinator TLS: 127.0.0.1:$PORT: TLS" "data: 11 patients, valid" \
                 "state_dir: /var/lib/fedsurv"; do
     grep -qF "[ok  ] $expected" <<<"$out" || fail "site check output lacks '[ok  ] $expected'"
 done
-[[ $("${PODMAN_RUN[@]}" --rm --entrypoint id "$SITE_IMAGE" -u) == 10001 ]] \
+[[ $(podman_run --rm --entrypoint id "$SITE_IMAGE" -u) == 10001 ]] \
     || fail "the site image does not run as uid 10001"
 step "fedsurv site check in the site image (--read-only)"
 
 # refusals that site IT will meet: a wrong CA, invalid data (both must fail, with the reason)
 cp "$WORK/ca/ca.crt" "$WORK/ca-right.pem"
 (cd "$WORK" && "$FEDSURV" keys ca --out other-ca --name "another CA" >/dev/null)
-out=$("${PODMAN_RUN[@]}" --rm "${SITE_MOUNTS[@]}" -v "$WORK/other-ca/ca.crt:/other-ca.pem:ro" \
+out=$(podman_run --rm "${SITE_MOUNTS[@]}" -v "$WORK/other-ca/ca.crt:/other-ca.pem:ro" \
       -e FEDSURV_SITE__COORDINATOR__CA_CERT=/other-ca.pem "$SITE_IMAGE" \
       site check --config /config/site.toml 2>&1) && fail "site check passed with a wrong CA"
 grep -F "[FAIL] coordinator TLS" <<<"$out" || fail "no TLS failure reported: $out"
-out=$("${PODMAN_RUN[@]}" --rm "${SITE_MOUNTS[@]}" -e FEDSURV_SITE__DATA__PATH=/data/broken.csv \
+out=$(podman_run --rm "${SITE_MOUNTS[@]}" -e FEDSURV_SITE__DATA__PATH=/data/broken.csv \
       "$SITE_IMAGE" site check --config /config/site.toml 2>&1) && fail "site check passed bad data"
 grep -F "[FAIL] data" <<<"$out" | head -3 || fail "no data failure reported: $out"
 step "site check refusals (wrong CA, invalid data)"
 
 # -- the node connects ---------------------------------------------------------------------
-"${PODMAN_RUN[@]}" -d --name "${RUN_ID}-site" "${SITE_MOUNTS[@]}" "$SITE_IMAGE" \
+podman_run -d --name "${RUN_ID}-site" "${SITE_MOUNTS[@]}" "$SITE_IMAGE" \
     site start --config /config/site.toml -- --port "$NODE_PORT" >/dev/null
 for _ in $(seq 1 120); do
     podman logs "${RUN_ID}-site" 2>&1 | grep -q "SuperNode ID:" && break
@@ -191,4 +194,4 @@ step "site container connected (online at the coordinator)"
 echo
 echo "test-deploy: PASS"
 printf '  %s\n' "${TIMINGS[@]}"
-printf '  %-52s %6s s\n' "total" "$(seconds "$(date +%s.%N)" "$T0")"
+printf '  %-58s %6s s\n' "total" "$(seconds "$(date +%s.%N)" "$T0")"
