@@ -82,3 +82,43 @@ class CoxResult(_Model):
     def table_rows(self) -> list[dict[str, float | str]]:
         """One row per term (term, coef, se, HR, CI, p): for the report and CSV tables."""
         return [{"term": term, **c.model_dump()} for term, c in self.coefficients.items()]
+
+
+def _p(value: float) -> str:
+    """p-value for a table cell: ``<0.001`` or three decimals."""
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def cox_markdown(result: CoxResult) -> str:
+    """A Markdown section for the report: coefficients table, global tests, fit status."""
+    ties = "Efron" if result.ties == "efron" else "Breslow"
+    kind = "stratified by site" if result.stratified_by_site else "pooled"
+    lines = [
+        f"### Cox model `{result.name}` ({result.endpoint}, {kind}, {ties} ties)",
+        "",
+        f"{result.n} patients, {result.events} events, {result.sites} sites; "
+        f"status: {result.status} after {result.rounds} secure-sum rounds.",
+        "",
+    ]
+    if result.coefficients:
+        pct = f"{100 * result.level:g}%"
+        lines += [
+            f"| term | coef | SE (model) | HR | {pct} CI | p |",
+            "| --- | ---: | ---: | ---: | --- | ---: |",
+        ]
+        for term, c in result.coefficients.items():
+            lines.append(f"| {term} | {c.coef:.4f} | {c.se:.4f} | {c.hr:.3f} | "
+                         f"{c.hr_lower:.3f}-{c.hr_upper:.3f} | {_p(c.p_value)} |")
+        lines.append("")
+    tests = [("Likelihood ratio", result.lr_test), ("Score (log-rank)", result.score_test),
+             ("Wald", result.wald_test)]
+    for label, test in tests:
+        if test is not None:
+            lines.append(f"- {label} test: {test.statistic:.3f} on {test.df} df, "
+                         "p < 0.001" if test.p_value < 0.001 else f"p = {test.p_value:.3f}")
+    if result.loglik is not None:
+        lines.append(f"- Partial log-likelihood: {result.loglik:.4f} "
+                     f"(null {result.loglik_null:.4f})")
+    for warning in result.warnings:
+        lines.append(f"- **Warning:** {warning}")
+    return "\n".join(lines) + "\n"

@@ -394,3 +394,15 @@ def test_cause_specific_cox_equals_lifelines(endpoint: str, stratified: bool) ->
     result = federated(spec, sites)
     assert_matches_lifelines(result, lifelines_fit(spec, sites))
     assert result.events == int(frame["E"].sum())
+
+
+def test_markdown_section() -> None:
+    from coordinator.cox_result import cox_markdown
+
+    text = cox_markdown(federated(model(), cohort(1, [60, 40, 20])))
+    assert "| donor_type[haplo] |" in text and "Likelihood ratio test" in text
+    separated = CoxModelSpec(name="sep", endpoint="os",
+                             covariates=[NumericCovariate(column="marker"),
+                                         NumericCovariate(column="age")])
+    text = cox_markdown(federated(separated, _separated_sites()))
+    assert "monotone_likelihood" in text and "**Warning:**" in text and "| term |" not in text
