@@ -31,7 +31,11 @@ from coordinator.deployment.runner import RunOutcome, register_nodes, run_app, w
 
 NodeConfigValue = str | int | float | bool
 SUPERNODE_READY = "SuperNode ID:"
-DEFAULT_PRELOAD = "site_node.flower.client_app"
+DEFAULT_PRELOAD: tuple[str, ...] = (
+    "site_node.flower.client_app", "site_node.answer", "site_node.data", "site_node.endpoints",
+    "site_node.tally", "pandas",
+)
+"""fedsurv's ClientApp and the modules it imports lazily when it tallies (zygote preload)."""
 SUPERNODE_REFUSED = ("Failed to activate SuperNode", "PERMISSION_DENIED", "Unauthenticated")
 
 
@@ -64,7 +68,7 @@ class LocalFederation:
         fast_poll: bool = True,
         poll_interval: float | None = None,
         zygote: bool = True,
-        preload: tuple[str, ...] = (DEFAULT_PRELOAD,),
+        preload: tuple[str, ...] = DEFAULT_PRELOAD,
         startup_timeout: float = 60.0,
     ) -> None:
         self.workdir = workdir.resolve()

@@ -11,8 +11,10 @@ child and exits with the child's exit code. If the zygote is unreachable, the wr
 ``exec``s the real ``flwr-clientapp``. The child runs the unmodified ``flwr_clientapp()``
 entry point with the same arguments; only the process start-up is shared.
 
-Only for co-hosted loopback federations (demo, tests, benchmarks). A hospital's SuperNode
-starts the real ``flwr-clientapp``.
+Preload only the ClientApp the federation runs: a preloaded module's import side effects
+(fedsurv's ClientApp installs its mask generator in Flower's ``secaggplus_mod``) apply to
+every child. Only for co-hosted loopback federations (demo, tests, benchmarks). A hospital's
+SuperNode starts the real ``flwr-clientapp``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def serve(socket_path: str, preload: list[str]) -> None:
         importlib.import_module(module)
     import gc
 
+    threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+    if threads > 1:
+        sys.stdout.write(f"zygote warning: {threads} threads after preload; forking anyway\n")
     gc.collect()
     gc.freeze()  # keep preloaded objects out of the children's copy-on-write pages
     signal.signal(signal.SIGCHLD, _reap)

@@ -1,0 +1,211 @@
+"""Federation benchmark: real SuperLink + co-hosted SuperNodes (TLS, node auth) on 127.0.0.1.
+
+For each site count it starts one federation and times, on the same processes:
+
+* (a) ``bare``: a bare Flower SecAgg+ round (``coordinator.deployment.bare_secagg``) of a
+  vector as long as the spec's tally vector;
+* (b) ``fedsurv``: fedsurv's full analysis of the spec (query round, SecAgg+ round, pooled
+  estimates, report and plots).
+
+"run s" is ``flwr run`` submission to the run's end (what a user waits for); "CPU s" is the
+CPU time used meanwhile by every process of the federation (SuperLink, SuperNodes,
+SuperExecs, ServerApp/ClientApp processes, flwr CLI). ``--mode`` picks the launcher
+settings: ``tuned`` (ClientApp zygote + adaptive short polls, the default of fedsurv demo),
+``polls`` (short polls, a fresh ClientApp process per message) or ``flower`` (flwr's defaults).
+
+    python -m benchmarks.federation_bench                       # 9 and 3 sites, tuned
+    python -m benchmarks.federation_bench --sites 9 --mode flower --mode polls --mode tuned
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from coordinator.commands.demo import DEMO_POLICY, model_study_spec
+from coordinator.deployment import bare_secagg
+from coordinator.deployment.fab import write_bundle
+from coordinator.deployment.federation import DEFAULT_PRELOAD, LocalFederation
+from coordinator.deployment.local_run import ProgressTail, run_analysis, sites_from_files
+from coordinator.deployment.processes import descendants
+from protocol.layout import TallyLayout
+from site_node.demo_cohort import write_demo_sites
+
+MODES = {
+    "tuned": {"fast_poll": True, "zygote": True},
+    "polls": {"fast_poll": True, "zygote": False},
+    "flower": {"fast_poll": False, "zygote": False},
+}
+
+
+def site_files(work: Path, n_sites: int) -> list[Path]:
+    """The 9 demo sites, merged round-robin into ``n_sites`` files (all 43 patients)."""
+    demo = write_demo_sites(work / "demo")
+    if n_sites == len(demo):
+        return demo
+    out = work / f"sites{n_sites}"
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for index in range(n_sites):
+        group = demo[index::n_sites]
+        path = out / f"site_{index + 1}.csv"
+        pd.concat([pd.read_csv(p, dtype=str) for p in group]).to_csv(path, index=False)
+        files.append(path)
+    return files
+
+
+def tree_cpu(federation: LocalFederation) -> float:
+    """CPU seconds of every process of the federation (incl. reaped children) and ours."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = set()
+    for process in federation.supervisor.processes:
+        pids.update([process.pid, *descendants(process.pid)])
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])
+    own = os.times()
+    return total / tick + own.children_user + own.children_system
+
+
+def bench_bare(federation: LocalFederation, length: int, n_sites: int) -> dict[str, Any]:
+    out = federation.workdir / f"bare-{time.time_ns()}"
+    bundle = write_bundle(
+        federation.workdir / f"bundle-bare-{time.time_ns()}",
+        serverapp=bare_secagg.SERVERAPP, clientapp=bare_secagg.CLIENTAPP,
+        config={"length": 0, "nodes": 0, "out-dir": ""}, name="bare",
+    )
+    cpu0 = tree_cpu(federation)
+    outcome = federation.run(bundle, {"length": length, "nodes": n_sites, "out-dir": str(out)},
+                             timeout=900)
+    cpu = tree_cpu(federation) - cpu0
+    result = json.loads((out / "bare_result.json").read_text())
+    expected = sum(bare_secagg.value_vector(s.site_id, length) for s in federation.sites)
+    assert np.array_equal(np.asarray(result["sum"]), expected), "bare SecAgg+ sum not exact"
+    return {"run_s": outcome.elapsed, "cpu_s": cpu, "secagg_s": result["secagg_s"],
+            "stages_s": result["stages_s"]}
+
+
+def bench_fedsurv(federation: LocalFederation, spec_json: str, index: int) -> dict[str, Any]:
+    from protocol.spec import AnalysisSpec
+
+    spec = AnalysisSpec.model_validate_json(spec_json).model_copy(
+        update={"request_id": f"bench-{index}-{time.time_ns()}"}
+    )
+    out = federation.workdir / f"fedsurv-{time.time_ns()}"
+    cpu0 = tree_cpu(federation)
+    outcome = run_analysis(federation, spec, out, timeout=900)
+    cpu = tree_cpu(federation) - cpu0
+    events = ProgressTail(out / "progress.jsonl").new_events()
+    at = {e["event"]: e for e in events}
+    stages = {e["stage"]: e["seconds"] for e in events if e["event"] == "stage_done"}
+    results = json.loads((out / "results.json").read_text())
+    return {
+        "run_s": outcome.elapsed, "cpu_s": cpu,
+        "query_s": at["secagg_started"]["elapsed"] - at["query_sent"]["elapsed"],
+        "secagg_s": at["secagg_done"]["seconds"],
+        "outputs_s": at["outputs_written"]["elapsed"] - at["request_done"]["elapsed"],
+        "stages_s": stages, "contributed": results["sites"]["contributed"],
+    }
+
+
+def run_mode(n_sites: int, mode: str, repeat: int, poll: float | None) -> dict[str, Any]:
+    """(a) and (b) on two federations with the same settings (fresh processes each).
+
+    Separate federations because a zygote's preloaded app applies its import side effects
+    (fedsurv installs its mask generator in Flower's SecAgg+) to every ClientApp it forks.
+    """
+    spec = model_study_spec()
+    length = TallyLayout(spec).length
+    work = Path(tempfile.mkdtemp(prefix=f"fedsurv-bench-{n_sites}-{mode}-"))
+    files = site_files(work, n_sites)
+    record: dict[str, Any] = {"sites": n_sites, "mode": mode, "length": length,
+                              "bare": [], "fedsurv": [], "startup_s": []}
+    for kind, preload in (("bare", ("coordinator.deployment.bare_secagg",)),
+                          ("fedsurv", DEFAULT_PRELOAD)):
+        sites = sites_from_files(files, work / kind / "state", policy=DEMO_POLICY)
+        t0 = time.monotonic()
+        with LocalFederation(work / kind / "fed", sites, poll_interval=poll, preload=preload,
+                             **MODES[mode]) as federation:
+            record["startup_s"].append(time.monotonic() - t0)
+            for index in range(repeat):
+                if kind == "bare":
+                    record["bare"].append(bench_bare(federation, length, n_sites))
+                else:
+                    record["fedsurv"].append(
+                        bench_fedsurv(federation, spec.model_dump_json(), index))
+    for index in range(repeat):
+        _print_pair(record, index)
+    return record
+
+
+def _print_pair(record: dict[str, Any], index: int) -> None:
+    a, b = record["bare"][index], record["fedsurv"][index]
+    print(f"sites={record['sites']} mode={record['mode']} #{index + 1}: "
+          f"(a) bare SecAgg+ run {a['run_s']:.1f} s (secagg {a['secagg_s']:.1f} s, "
+          f"CPU {a['cpu_s']:.0f} s) | (b) fedsurv run {b['run_s']:.1f} s (query "
+          f"{b['query_s']:.1f}, secagg {b['secagg_s']:.1f}, outputs {b['outputs_s']:.1f}; "
+          f"CPU {b['cpu_s']:.0f} s) | b/a {b['run_s'] / a['run_s']:.2f}", flush=True)
+
+
+def import_cost() -> dict[str, Any]:
+    """Start-up cost of a ClientApp process: import time and CPU."""
+    py = sys.executable
+    out = subprocess.run([py, "-X", "importtime", "-c", "import site_node.flower.client_app"],
+                         capture_output=True, text=True, check=True).stderr
+    rows = []
+    for line in out.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if match:
+            rows.append((int(match.group(2)), len(match.group(3)), match.group(4)))
+    total = max(r[0] for r in rows) / 1e6
+    top = sorted((r for r in rows if r[1] <= 3), reverse=True)[:8]
+    cpu = {}
+    for label, code in [("client_app module", "import site_node.flower.client_app"),
+                        ("flwr-clientapp entry + app",
+                         "import flwr.supernode.cli.flwr_clientapp, site_node.flower.client_app")]:
+        start = os.times()
+        subprocess.run([py, "-c", code], check=True)
+        end = os.times()
+        cpu[label] = (end.children_user - start.children_user
+                      + end.children_system - start.children_system)
+    return {"importtime_s": total, "top": [(name, us / 1e6) for us, _, name in top], "cpu_s": cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", type=int, action="append", help="site counts (9 and 3)")
+    parser.add_argument("--mode", action="append", choices=sorted(MODES), help="(tuned)")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--poll", type=float, default=None, help="short poll interval, s")
+    parser.add_argument("--json", type=Path, default=None, help="write all figures here")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    cost = import_cost()
+    print(f"ClientApp start-up: -X importtime total {cost['importtime_s']:.2f} s; CPU "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in cost["cpu_s"].items()))
+    print("  largest imports: " + ", ".join(f"{n} {s:.2f}" for n, s in cost["top"]))
+    records = [run_mode(n, mode, args.repeat, args.poll)
+               for n in (args.sites or [9, 3]) for mode in (args.mode or ["tuned"])]
+    if args.json:
+        args.json.write_text(json.dumps({"load": load, "import": cost, "runs": records},
+                                        indent=2))
+
+
+if __name__ == "__main__":
+    main()
