@@ -55,8 +55,9 @@ def test_unknown_stratum_level_is_refused(site_files: list[Path], spec: Analysis
     frame = pd.read_csv(site_files[0], dtype=str, keep_default_na=False)
     frame.loc[0, "sex"] = "U"
     frame.to_csv(site_files[0], index=False)
-    stratified = spec.model_copy(update={"strata": {"column": "sex", "levels": ["F", "M"]}})
-    stratified = AnalysisSpec.model_validate(stratified.model_dump())
+    stratified = AnalysisSpec.model_validate(
+        {**spec.model_dump(), "strata": {"column": "sex", "levels": ["F", "M"]}}
+    )
     policy = STRATA_POLICY.replace("}", ', "min_stratum_size": 1}')
     outcome = simulate_federation(stratified, site_files, state_root=site_files[0].parent / "st",
                                   node_configs=[{"policy": policy}] * 4)
