@@ -14,7 +14,11 @@ class _Model(BaseModel):
 
 
 class CoxCoefficient(_Model):
-    """One design column: ``coef`` (log hazard ratio per unit), model-based SE, Wald CI, p."""
+    """One design column: ``coef`` (log hazard ratio per unit), model-based SE, Wald CI, p.
+
+    The CI, ``z`` and ``p_value`` use the model-based ``se``; ``robust_se`` is reported beside
+    it where available.
+    """
 
     coef: float
     se: float
@@ -25,6 +29,9 @@ class CoxCoefficient(_Model):
     hr_upper: float
     z: float
     p_value: float
+    robust_se: float | None = Field(
+        None, description="sandwich SE (Lin & Wei 1989); site-stratified models only"
+    )
 
 
 class CoxTest(_Model):
@@ -68,6 +75,9 @@ class CoxResult(_Model):
     rounds: int = Field(description="secure-sum rounds, including the moments round")
     coefficients: dict[str, CoxCoefficient] = Field(default_factory=dict)
     covariance: list[list[float]] = Field(default_factory=list, description="model-based")
+    robust_covariance: list[list[float]] | None = Field(
+        None, description="sandwich I^-1 (sum_i L_i L_i') I^-1; site-stratified models only"
+    )
     se_type: Literal["model"] = "model"
     level: float = 0.95
     loglik: float | None = None
@@ -102,12 +112,14 @@ def cox_markdown(result: CoxResult) -> str:
     ]
     if result.coefficients:
         pct = f"{100 * result.level:g}%"
+        robust = all(c.robust_se is not None for c in result.coefficients.values())
         lines += [
-            f"| term | coef | SE (model) | HR | {pct} CI | p |",
-            "| --- | ---: | ---: | ---: | --- | ---: |",
+            f"| term | coef | SE (model) |{' SE (robust) |' if robust else ''} HR | {pct} CI | p |",
+            f"| --- | ---: | ---: |{' ---: |' if robust else ''} ---: | --- | ---: |",
         ]
         for term, c in result.coefficients.items():
-            lines.append(f"| {term} | {c.coef:.4f} | {c.se:.4f} | {c.hr:.3f} | "
+            extra = f" {c.robust_se:.4f} |" if robust else ""
+            lines.append(f"| {term} | {c.coef:.4f} | {c.se:.4f} |{extra} {c.hr:.3f} | "
                          f"{c.hr_lower:.3f}-{c.hr_upper:.3f} | {_p(c.p_value)} |")
         lines.append("")
     tests = [("Likelihood ratio", result.lr_test), ("Score (log-rank)", result.score_test),

@@ -27,8 +27,10 @@ aggregation returns the **sum** of those vectors. Three kinds of round exist:
     ``numpy.triu_indices``), so one block is ``q = 1 + p + p(p+1)/2`` numbers.
 
 ``stratum`` (Cox stratified by site; Therneau & Grambsch 2000, section 3.3)
-    ``sites | loglik | U (p) | I (upper triangle)``: the site's own stratum's partial
-    log-likelihood, score and information at ``b`` (standardised units). Only their sums travel.
+    ``sites | loglik | U (p) | I (upper triangle) | M (upper triangle)``: the site's own
+    stratum's partial log-likelihood, score, information and ``M = sum_i L_i L_i'`` of its
+    patients' score residuals (the robust variance's middle term) at ``b`` (standardised
+    units). Only their sums travel.
 
 Fixed point (every float slot; ``sites``, ``n`` and ``d`` are plain counts)
     ``x -> round(x * 2**F)`` as int64 with ``F = FIXED_POINT_BITS = 32`` (the tally layout's
@@ -344,6 +346,7 @@ class StratumSums:
     loglik: float
     score: np.ndarray  # (p,)
     information: np.ndarray  # (p, p)
+    meat: np.ndarray  # (p, p): sum of score-residual outer products
 
 
 class CoxRoundLayout:
@@ -381,7 +384,7 @@ class CoxRoundLayout:
             self.counts = ("sites",)
         else:
             self.sizes = {"sites": 1, "loglik": 1, "score": self.p,
-                          "information": tri_size(self.p)}
+                          "information": tri_size(self.p), "meat": tri_size(self.p)}
             self.bits = FIXED_POINT_BITS
             self.counts = ("sites",)
         self.offsets: dict[str, int] = {}
@@ -466,4 +469,5 @@ class CoxRoundLayout:
             return PooledSums(sites, fixed("risk").reshape(-1, q), fixed("ties").reshape(-1, q),
                               fixed("event_z"))
         return StratumSums(sites, float(fixed("loglik")[0]), fixed("score"),
-                           unpack_tri(fixed("information"), self.p))
+                           unpack_tri(fixed("information"), self.p),
+                           unpack_tri(fixed("meat"), self.p))

@@ -15,10 +15,12 @@ cohort's, which is why the coordinator recovers the pooled partial likelihood ex
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
-from coordinator.estimators.cox import CoxTerms, partial_likelihood_terms
+from coordinator.estimators.cox import CoxTerms, partial_likelihood_terms, score_residuals
 from protocol.cox_spec import (
     CategoricalCovariate,
     CoxDataError,
@@ -208,9 +210,10 @@ def cox_round_sums(
         return layout.encode(cox_moment_sums(endpoints, model, grid))
     if request.kind == "stratum":
         terms = cox_stratum_terms(endpoints, model, grid, request)
+        meat = terms.meat if terms.meat is not None else np.zeros((model.p, model.p))
         return layout.encode({
             "sites": 1, "loglik": [terms.loglik], "score": terms.score,
-            "information": pack_tri(terms.information),
+            "information": pack_tri(terms.information), "meat": pack_tri(meat),
         })
     x, bins, event = model_cohort(endpoints, model, grid)
     z, w = _standardised(x, request)
@@ -231,7 +234,8 @@ cox_site_vector = cox_round_sums
 def cox_stratum_terms(
     endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid, request: CoxRoundRequest
 ) -> CoxTerms:
-    """This site's own stratum's Efron/Breslow ``(loglik, U, I)`` at ``request.beta``.
+    """This site's own stratum's Efron/Breslow ``(loglik, U, I)`` at ``request.beta``, with
+    ``meat = sum_i L_i L_i'`` of its patients' score residuals.
 
     Computed in float64 from the site's own risk sets (the same formulas the coordinator applies
     to pooled sums); the site-stratified model's terms are their sums over sites.
@@ -249,7 +253,8 @@ def cox_stratum_terms(
     )
     if not np.all(np.isfinite(terms.information)) or not np.isfinite(terms.loglik):
         raise CoxOverflow("Cox stratum terms are not finite at the proposed coefficients")
-    return terms
+    residuals = score_residuals(z, w, bins, event, rows, at_risk, tied, d, model.ties)
+    return replace(terms, meat=residuals.T @ residuals)
 
 
 __all__ = [
