@@ -13,16 +13,10 @@ import numpy as np
 
 from coordinator.analysis import analyse
 from coordinator.results import Results, SiteCounts
-from protocol.errors import FedsurvError
+from coordinator.secure_sum import TooFewSites
 from protocol.layout import TallyLayout
 from protocol.spec import AnalysisSpec
 from protocol.tally import TallySet
-
-
-class TooFewSites(FedsurvError):
-    """Fewer sites contributed than the spec's ``min_sites``: nothing is published."""
-
-    exit_code = 3
 
 
 def site_tallies(path: Path, spec: AnalysisSpec) -> TallySet:

@@ -92,7 +92,7 @@ class SiteSettings:
     """The node config, validated."""
 
     site_id: str
-    data_path: Path
+    data_path: Path | None
     state_dir: Path
     min_participants: int
     site_config: Path | None = None
@@ -102,8 +102,10 @@ class SiteSettings:
     def from_node_config(cls, node_config: Mapping[str, Any]) -> SiteSettings:
         site_id = str(node_config.get("site-id", "")).strip() or "site"
         data_path = str(node_config.get("data-path", "")).strip()
-        if not data_path:
-            raise Refusal("site_misconfigured", "node config lacks 'data-path' (the site table)")
+        site_config = str(node_config.get("site-config", "")).strip()
+        if not data_path and not site_config:
+            raise Refusal("site_misconfigured",
+                          "node config lacks 'data-path' (the site table) or 'site-config'")
         state = str(node_config.get("state-dir", "")).strip()
         default_state = Path.home() / ".fedsurv" / f"site-{site_id}"
         state_dir = Path(state).expanduser() if state else default_state
@@ -115,9 +117,8 @@ class SiteSettings:
             ) from None
         if minimum < 2:
             raise Refusal("site_misconfigured", "'min-participants' must be at least 2")
-        site_config = str(node_config.get("site-config", "")).strip()
         policy = str(node_config.get("policy", "")).strip()
-        return cls(site_id, Path(data_path).expanduser(), state_dir, minimum,
+        return cls(site_id, Path(data_path).expanduser() if data_path else None, state_dir, minimum,
                    Path(site_config).expanduser() if site_config else None, policy or None)
 
     @property
@@ -147,11 +148,17 @@ def analysis_sha256(spec: AnalysisSpec) -> str:
     return spec.model_copy(update={"request_id": None}).sha256()
 
 
-def load_frame(path: Path) -> pd.DataFrame:
-    """The validated site table (:func:`site_node.data.load_site_data`)."""
+def load_frame(settings: SiteSettings) -> pd.DataFrame:
+    """The validated site table: from the data source of ``site-config`` when given (file or
+    read-only SQL, with its column mapping), else from the file at ``data-path``."""
+    if settings.site_config is not None:
+        from site_node.sources import read_configured_source
+
+        return read_configured_source(settings.site_config)
     from site_node.data import load_site_data
 
-    return load_site_data(path)
+    assert settings.data_path is not None
+    return load_site_data(settings.data_path)
 
 
 def site_endpoints(settings: SiteSettings) -> Endpoints:
@@ -159,7 +166,7 @@ def site_endpoints(settings: SiteSettings) -> Endpoints:
     from site_node.endpoints import derive_endpoints
 
     try:
-        return derive_endpoints(load_frame(settings.data_path))
+        return derive_endpoints(load_frame(settings))
     except (FedsurvError, OSError, ValueError, KeyError) as exc:
         findings = getattr(exc, "findings", None)
         count = f" ({len(findings)} problem(s))" if findings else ""
