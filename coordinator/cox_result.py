@@ -122,7 +122,7 @@ def cox_markdown(result: CoxResult) -> str:
             lines.append(f"| {term} | {c.coef:.4f} | {c.se:.4f} |{extra} {c.hr:.3f} | "
                          f"{c.hr_lower:.3f}-{c.hr_upper:.3f} | {_p(c.p_value)} |")
         lines.append("")
-    tests = [("Likelihood ratio", result.lr_test), ("Score (log-rank)", result.score_test),
+    tests = [("Likelihood ratio", result.lr_test), ("Score", result.score_test),
              ("Wald", result.wald_test)]
     for label, test in tests:
         if test is not None:

@@ -15,6 +15,7 @@ cohort's, which is why the coordinator recovers the pooled partial likelihood ex
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -231,6 +232,19 @@ cox_site_vector = cox_round_sums
 """Alias: what a site's ClientApp answers to a Cox round request."""
 
 
+def in_process_round_fn(
+    sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid
+) -> Callable[[CoxRoundRequest], np.ndarray]:
+    """A round function for :func:`coordinator.estimators.cox.run_cox_model` without a network:
+    the plain int64 sum of every site's vector (what the secure sum returns)."""
+
+    def round_fn(request: CoxRoundRequest) -> np.ndarray:
+        vectors = [cox_round_sums(site, model, grid, request) for site in sites]
+        return np.sum(vectors, axis=0, dtype=np.int64)
+
+    return round_fn
+
+
 def cox_stratum_terms(
     endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid, request: CoxRoundRequest
 ) -> CoxTerms:
@@ -263,6 +277,7 @@ __all__ = [
     "cox_site_vector",
     "cox_stratum_terms",
     "design_matrix",
+    "in_process_round_fn",
     "model_cohort",
     "risk_set_sums",
 ]

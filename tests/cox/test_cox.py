@@ -318,7 +318,11 @@ def test_sites_must_be_the_same_every_round() -> None:
 
 
 def test_result_serialises() -> None:
-    result = federated(model(), cohort(1, [60, 40, 20]))
+    from site_node.cox_sums import in_process_round_fn
+
+    sites = cohort(1, [60, 40, 20])
+    result = federated(model(), sites)
+    assert run_cox_model(model(), GRID, in_process_round_fn(sites, model(), GRID)) == result
     again = CoxResult.model_validate_json(result.model_dump_json())
     assert again == result
     rows = result.table_rows()
