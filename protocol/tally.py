@@ -12,9 +12,14 @@ R's survfit).
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
+
+_T = TypeVar("_T", "EventTally", "ProportionTally")
 
 
 @dataclass(frozen=True)
@@ -113,20 +118,15 @@ class TallySet:
 
     def pooled_events(self, name: str) -> EventTally:
         """The tally of ``name`` summed over strata (the whole cohort)."""
-        parts = [t for (n, _), t in self.events.items() if n == name]
-        if not parts:
-            raise KeyError(name)
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total
+        return _sum_over_strata(self.events, name)
 
     def pooled_proportion(self, name: str) -> ProportionTally:
         """The proportion tally of ``name`` summed over strata."""
-        parts = [t for (n, _), t in self.proportions.items() if n == name]
-        if not parts:
-            raise KeyError(name)
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total
+        return _sum_over_strata(self.proportions, name)
+
+
+def _sum_over_strata(tallies: dict[tuple[str, str], _T], name: str) -> _T:
+    parts = [tally for (key, _), tally in tallies.items() if key == name]
+    if not parts:
+        raise KeyError(name)
+    return functools.reduce(operator.add, parts)
