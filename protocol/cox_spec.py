@@ -77,15 +77,20 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from protocol.errors import FedsurvError, ProtocolMismatch
-from protocol.layout import FIXED_POINT_BITS
-from protocol.spec import TimeGrid
 from protocol.version import PROTOCOL_VERSION
+
+if TYPE_CHECKING:  # protocol.spec will import this module (AnalysisSpec.cox): no runtime cycle
+    from protocol.spec import TimeGrid
+
+FIXED_POINT_BITS = 32
+"""Fixed-point scale of Cox rounds; equal to ``protocol.layout.FIXED_POINT_BITS`` (tested).
+Not imported from there: ``protocol.layout`` imports ``protocol.spec``, which imports this."""
 
 WIDE_WORDS = 3
 """Words of one wide fixed-point value (``moments`` round): hi, mid, lo."""

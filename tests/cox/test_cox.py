@@ -418,3 +418,21 @@ def test_markdown_section() -> None:
                                          NumericCovariate(column="age")])
     text = cox_markdown(federated(separated, _separated_sites()))
     assert "monotone_likelihood" in text and "**Warning:**" in text and "| term |" not in text
+
+
+def test_cox_spec_can_be_imported_by_protocol_spec() -> None:
+    """protocol.spec will import CoxModelSpec: cox_spec must not import spec/layout itself."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    code = ("import sys, types; package = types.ModuleType('protocol'); "
+            f"package.__path__ = [{str(root / 'protocol')!r}]; sys.modules['protocol'] = package; "
+            "import protocol.cox_spec; "
+            "assert 'protocol.spec' not in sys.modules and 'protocol.layout' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.startswith('protocol'))")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from protocol.cox_spec import FIXED_POINT_BITS as COX_BITS
+    from protocol.layout import FIXED_POINT_BITS
+
+    assert COX_BITS == FIXED_POINT_BITS
