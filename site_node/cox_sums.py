@@ -68,8 +68,13 @@ def _as_level_strings(series: pd.Series) -> np.ndarray:
     return series.astype("string").fillna("").str.strip().to_numpy(dtype=object)
 
 
-def design_matrix(endpoints: Endpoints, model: CoxModelSpec) -> np.ndarray:
+def design_matrix(
+    endpoints: Endpoints, model: CoxModelSpec, rows: np.ndarray | None = None
+) -> np.ndarray:
     """The ``(n, p)`` design matrix in spec order; dummy coding from the spec's level list.
+
+    ``rows`` (boolean mask) restricts it to the model's patients, so values of patients
+    outside the model (e.g. non-remitters for ``os_remission``) are never inspected.
 
     Refuses (:class:`CoxDataError`) a missing value, a non-numeric value in a numeric column,
     or a categorical value the spec does not list, so every site encodes identically.
@@ -77,6 +82,8 @@ def design_matrix(endpoints: Endpoints, model: CoxModelSpec) -> np.ndarray:
     blocks: list[np.ndarray] = []
     for covariate in model.covariates:
         series = _column(endpoints, covariate.column)
+        if rows is not None:
+            series = series[np.asarray(rows, dtype=bool)].reset_index(drop=True)
         if isinstance(covariate, NumericCovariate):
             if pd.api.types.is_bool_dtype(series):
                 values = series.to_numpy(dtype=np.float64)
@@ -108,7 +115,7 @@ def design_matrix(endpoints: Endpoints, model: CoxModelSpec) -> np.ndarray:
                 )
             blocks.append(np.stack([values == level for level in covariate.dummy_levels],
                                    axis=1).astype(np.float64))
-    n = endpoints.n
+    n = endpoints.n if rows is None else int(np.count_nonzero(rows))
     return np.hstack(blocks) if blocks else np.zeros((n, 0))
 
 
@@ -120,7 +127,6 @@ def model_cohort(
     ``cir`` / ``nrm``: remitters, time to relapse or death or last follow-up, event = that
     cause (the competing cause censors: cause-specific hazard).
     """
-    x = design_matrix(endpoints, model)
     if model.endpoint in CAUSE_CODES:
         days = np.asarray(endpoints.cir_days, dtype=np.int64)
         event = (np.asarray(endpoints.cir_cause) == CAUSE_CODES[model.endpoint]).astype(np.int64)
@@ -129,9 +135,10 @@ def model_cohort(
         days_attr, event_attr, remitters_only = SURVIVAL_SOURCES[model.endpoint]
         days = np.asarray(getattr(endpoints, days_attr), dtype=np.int64)
         event = np.asarray(getattr(endpoints, event_attr)).astype(np.int64)
-    if remitters_only:
-        keep = np.asarray(endpoints.remission, dtype=bool)
-        x, days, event = x[keep], days[keep], event[keep]
+    keep = (np.asarray(endpoints.remission, dtype=bool) if remitters_only
+            else np.ones(endpoints.n, dtype=bool))
+    x = design_matrix(endpoints, model, keep)
+    days, event = days[keep], event[keep]
     bins, event = bin_times(days, event, grid)
     return x, bins, event.astype(bool)
 

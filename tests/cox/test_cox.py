@@ -436,3 +436,16 @@ def test_cox_spec_can_be_imported_by_protocol_spec() -> None:
     from protocol.layout import FIXED_POINT_BITS
 
     assert COX_BITS == FIXED_POINT_BITS
+
+
+def test_values_outside_the_model_cohort_are_not_inspected() -> None:
+    """A missing age or unlisted level in a non-remitter does not block an os_remission model."""
+    sites = cohort(4, [60, 40, 20])
+    outsider = int(np.flatnonzero(~sites[0].remission)[0])
+    sites[0].covariates.loc[outsider, "age"] = np.nan
+    sites[0].covariates.loc[outsider, "donor_type"] = "cord_blood"
+    result = federated(model(endpoint="os_remission"), sites)
+    assert result.status == "converged"
+    assert result.n == sum(int(s.remission.sum()) for s in sites)
+    with pytest.raises(CoxDataError):
+        federated(model(endpoint="os"), sites)
