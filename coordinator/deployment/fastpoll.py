@@ -16,15 +16,26 @@ None of the first two is configurable, so the launcher starts ``flower-supernode
 ``time`` module *seen by that one flwr module* with a proxy whose ``sleep`` is shortened;
 every other sleep in the process is unchanged:
 
-* ServerApp grid: every poll sleep is capped at ``FEDSURV_POLL_INTERVAL`` (default 0.2 s);
-* SuperNode and SuperExec: *adaptive*. Idle polls use the short interval while the process is
-  "hot" (it handled a message or launched a task in the last ``HOT_WINDOW`` seconds, or just
-  started) and ``IDLE_INTERVAL`` (1 s) otherwise, so an idle federation costs little CPU;
-  the SuperNode's wait for a ClientApp reply polls in-memory state every 0.05 s.
+* with ``FEDSURV_WAKE_DIR`` set (co-hosted federations: every process sees one directory),
+  the processes *signal* each other through the modification time of files in it, and a
+  poll sleep ends as soon as the file it watches changes (checked every
+  ``WAKE_CHECK`` = 0.02 s, a ``stat`` call), else after at most ``IDLE_INTERVAL`` (1 s):
 
-Each poll is an HTTPS request (about 5 ms of CPU on each side), so shorter is not free: the
-benchmark (docs/benchmarks.md) shows the trade-off. Nothing is patched in the site's
-ClientApp. Remove this module when flwr makes the intervals configurable.
+  - the ServerApp touches ``push`` after pushing messages: SuperNodes waiting for messages
+    wake and pull;
+  - a SuperNode touches ``task-<runtime port>`` after storing a message for its ClientApp:
+    its SuperExec wakes and launches the ClientApp;
+  - a SuperNode touches ``reply`` after pushing a reply: the ServerApp wakes and pulls;
+
+* without it, poll sleeps are capped at ``FEDSURV_POLL_INTERVAL`` (default 0.2 s) while the
+  process is hot (it handled a message in the last ``HOT_WINDOW`` s, or just started) and at
+  ``IDLE_INTERVAL`` otherwise;
+* the SuperNode's wait for its ClientApp's reply (in-memory) polls every 0.05 s.
+
+Each network poll is an HTTPS request (5-10 ms of CPU on both sides): with 9 co-hosted
+SuperNodes, fixed 0.2 s polls cost 0.7 of a core, wake files about nothing. Nothing is patched
+in the site's ClientApp. Remove this module when flwr makes the intervals configurable or
+event-driven.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ from types import ModuleType
 from typing import Any
 
 POLL_ENV = "FEDSURV_POLL_INTERVAL"
+WAKE_ENV = "FEDSURV_WAKE_DIR"
+WAKE_CHECK = 0.02
 DEFAULT_POLL_INTERVAL = 0.2
 IDLE_INTERVAL = 1.0
 HOT_WINDOW = 30.0
@@ -99,6 +112,51 @@ class AdaptiveTime(CappedTime):
         self._last_return = time.monotonic()
 
 
+class WakeTime(CappedTime):
+    """Poll sleeps (>= ``min_poll`` s) end early when ``watch`` is touched (see module doc).
+
+    The file's modification time seen when the previous sleep ended is remembered, so a touch
+    that happens while the process is busy between two sleeps ends the next sleep at once.
+    """
+
+    def __init__(self, watch: Path, cap: float = IDLE_INTERVAL, min_poll: float = 0.4) -> None:
+        super().__init__(cap)
+        self.watch, self.min_poll = watch, min_poll
+        self.seen = _mtime(watch)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds < self.min_poll:
+            time.sleep(min(seconds, REPLY_WAIT_INTERVAL))
+            return
+        deadline = time.monotonic() + min(seconds, self.cap)
+        while (now := time.monotonic()) < deadline:
+            if _mtime(self.watch) != self.seen:
+                break
+            time.sleep(min(WAKE_CHECK, deadline - now))
+        self.seen = _mtime(self.watch)
+
+
+def touch(path: Path) -> None:
+    """Signal the processes watching ``path`` (updates its modification time)."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        path.touch()
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def wake_dir() -> Path | None:
+    """The directory of wake files (``FEDSURV_WAKE_DIR``), if set."""
+    raw = os.environ.get(WAKE_ENV, "")
+    return Path(raw) if raw else None
+
+
 def poll_interval() -> float:
     """The short interval from ``FEDSURV_POLL_INTERVAL`` (seconds), or the default."""
     raw = os.environ.get(POLL_ENV, "")
@@ -109,15 +167,30 @@ def poll_interval() -> float:
     return min(max(value, 0.01), 3.0)
 
 
-def patch(component: str, cap: float | None = None) -> CappedTime:
+def patch(component: str, argv: list[str] | None = None) -> CappedTime:
     """Shorten the idle sleeps of ``component``'s flwr module; returns the proxy."""
     import importlib
 
-    cap = poll_interval() if cap is None else cap
     module = importlib.import_module(PATCHED_MODULES[component])
     if getattr(module, "time", None) is not time:
         raise RuntimeError(f"{module.__name__} no longer uses `time` as expected; update fastpoll")
-    proxy = CappedTime(cap) if component == "flwr-serverapp" else AdaptiveTime(cap)
+    wake = wake_dir()
+    proxy: CappedTime
+    if wake is None:
+        proxy = CappedTime(poll_interval()) if component == "flwr-serverapp" \
+            else AdaptiveTime(poll_interval())
+    elif component == "flwr-serverapp":
+        proxy = WakeTime(wake / "reply")
+        _signal_after(module.HttpGrid, "push_messages", wake / "push")
+    elif component == "flower-supernode":
+        proxy = WakeTime(wake / "push")
+        port = _option(argv or [], "--port") or "9094"
+        _signal_after(module, "_pull_and_store_message", wake / f"task-{port}",
+                      when=lambda result: result is not None)
+        _signal_after(module, "_push_messages", wake / "reply")
+    else:  # flower-superexec
+        address = _option(argv or [], "--runtime-api-address") or ""
+        proxy = WakeTime(wake / f"task-{address.rsplit(':', 1)[-1]}")
     module.time = proxy  # type: ignore[attr-defined]
     if component == "flower-superexec" and isinstance(proxy, AdaptiveTime):
         original = module._handle_launch_result
@@ -130,6 +203,28 @@ def patch(component: str, cap: float | None = None) -> CappedTime:
     return proxy
 
 
+def _signal_after(owner: Any, name: str, path: Path, *, when: Any = None) -> None:
+    """Wrap ``owner.name`` so that it touches ``path`` after returning (if ``when(result)``)."""
+    original = getattr(owner, name)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if when is None or when(result):
+            touch(path)
+        return result
+
+    setattr(owner, name, wrapped)
+
+
+def _option(argv: list[str], flag: str) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg == flag and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m coordinator.deployment.fastpoll COMPONENT [ARGS...]``."""
     import importlib
@@ -139,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"usage: fastpoll {{{','.join(ENTRY_POINTS)}}} [ARGS...]\n")
         return 2
     component = args.pop(0)
-    patch(component)
+    patch(component, args)
     module_name, function = ENTRY_POINTS[component]
     sys.argv = [component, *args]
     result = getattr(importlib.import_module(module_name), function)()

@@ -67,6 +67,7 @@ class LocalFederation:
         *,
         fast_poll: bool = True,
         poll_interval: float | None = None,
+        wake_files: bool = True,
         zygote: bool = True,
         preload: tuple[str, ...] = DEFAULT_PRELOAD,
         startup_timeout: float = 60.0,
@@ -77,6 +78,7 @@ class LocalFederation:
         self.poll_interval = poll_interval or fastpoll.DEFAULT_POLL_INTERVAL
         self.startup_timeout = startup_timeout
         self.use_zygote = zygote
+        self.wake_files = wake_files and fast_poll
         self.preload = preload
         self.zygote: ManagedProcess | None = None
         self.zygote_socket = self._zygote_socket()
@@ -100,6 +102,10 @@ class LocalFederation:
         if self.fast_poll:
             fastpoll.write_wrappers(bin_dir)
             overrides[fastpoll.POLL_ENV] = str(self.poll_interval)
+        if self.wake_files:
+            wake = self.workdir / "wake"
+            wake.mkdir(exist_ok=True)
+            overrides[fastpoll.WAKE_ENV] = str(wake)
         if self.use_zygote or self.fast_poll:
             extra.append(bin_dir)
         return flower_env(extra, **overrides)
