@@ -27,8 +27,9 @@ cp ca/ca.crt coordinator/tls/ca.crt
 for n in $SITES; do
     site=site-$n
     "$FEDSURV" keys site "$site" --out "keys/$site" >/dev/null
-    "$FEDSURV" keys enrol "keys/$site/$site.enrol.json" --allow-list coordinator/allow-list.csv \
-        | head -1
+    enrolled=$("$FEDSURV" keys enrol "keys/$site/$site.enrol.json" \
+        --allow-list coordinator/allow-list.csv)
+    echo "${enrolled%%$'\n'*}"
     mkdir -p "$site/certs" "$site/keys"
     cp ca/ca.crt "$site/certs/ca.pem"
     cp "keys/$site/$site.node" "keys/$site/$site.audit.key" "$site/keys/"
@@ -49,6 +50,11 @@ audit_signing_key = "keys/$site.audit.key"
 [data]
 kind = "file"
 path = "/data/site_$n.csv"
+
+[policy]
+# demo only (as \`fedsurv demo\`): the demo sites hold 1-11 patients and the default (5)
+# would refuse 5 of the 9; a real site keeps min_cohort_size >= 5
+min_cohort_size = 1
 TOML
 done
 chmod 600 coordinator/tls/server.key

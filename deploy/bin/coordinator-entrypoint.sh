@@ -51,6 +51,8 @@ superlink)
     pid=$!
     trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
     register || echo "fedsurv-coordinator: registering the allow-list failed (see above)" >&2
+    # the HEALTHCHECK reports healthy from now on (sites may start: their keys are registered)
+    : > "${FEDSURV_READY_FILE:-/tmp/fedsurv-coordinator.ready}"
     status=0
     wait "$pid" || status=$?
     # a trapped signal interrupts the first wait; wait for the SuperLink to finish

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ALREADY = "already in use"
@@ -52,29 +53,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connection", default="fedsurv")
     parser.add_argument("--wait", type=float, default=0.0,
                         help="seconds to keep retrying while the SuperLink is not reachable")
+    parser.add_argument("--parallel", type=int, default=4, help="registrations at a time")
     args = parser.parse_args(argv)
 
-    from fedsurv.keys_cli import read_allow_list
+    from fedsurv.keys_cli import AllowListEntry, read_allow_list
 
     entries = read_allow_list(args.allow_list)
     if not entries:
         print(f"{args.allow_list}: no enrolled site")
         return 0
-    failures = 0
     deadline = time.monotonic() + args.wait
-    with tempfile.TemporaryDirectory(prefix="fedsurv-register-") as tmp:
-        for entry in entries:
-            pubkey = Path(tmp) / f"{entry.name}.pub"
-            pubkey.write_text(entry.node_public_key + "\n")
-            while True:
-                ok, message = register(pubkey, entry.name, args.connection)
-                retry = not ok and any(u in message for u in UNAVAILABLE)
-                if not retry or time.monotonic() > deadline:
-                    break
-                time.sleep(1.0)
-            print(f"{entry.name} ({entry.node_fingerprint}): {message}", flush=True)
-            failures += not ok
-    return 1 if failures else 0
+
+    def one(entry: AllowListEntry, folder: Path) -> bool:
+        pubkey = folder / f"{entry.name}.pub"
+        pubkey.write_text(entry.node_public_key + "\n")
+        while True:
+            ok, message = register(pubkey, entry.name, args.connection)
+            retry = not ok and any(u in message for u in UNAVAILABLE)
+            if not retry or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        print(f"{entry.name} ({entry.node_fingerprint}): {message}", flush=True)
+        return ok
+
+    with (tempfile.TemporaryDirectory(prefix="fedsurv-register-") as tmp,
+          ThreadPoolExecutor(max_workers=args.parallel) as pool):
+        results = list(pool.map(lambda e: one(e, Path(tmp)), entries))
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":
