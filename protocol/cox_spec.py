@@ -26,6 +26,14 @@ aggregation returns the **sum** of those vectors. Three kinds of round exist:
     and once ``sum_{events} z``. ``z z'`` travels as its upper triangle (row-major,
     ``numpy.triu_indices``), so one block is ``q = 1 + p + p(p+1)/2`` numbers.
 
+``pooled_robust`` (once, after convergence, when the model asks for robust SEs)
+    The robust (sandwich) variance needs ``sum_i L_i L_i'`` of the score residuals ``L_i``,
+    which depend on pooled risk-set quantities a site does not have. But ``L_i`` is affine in
+    ``(z_i, w_i z_i)`` with coefficients constant within a group of patients: the events of an
+    event bin, the censored of an event bin, and the patients leaving between two event bins.
+    Sites therefore send, per group, the ``(1, z, zz')`` blocks weighted by ``1, w, w^2``
+    (events) or ``w^2`` (the others), and the coordinator assembles the middle term exactly.
+
 ``stratum`` (Cox stratified by site; Therneau & Grambsch 2000, section 3.3)
     ``sites | loglik | U (p) | I (upper triangle) | M (upper triangle)``: the site's own
     stratum's partial log-likelihood, score, information and ``M = sum_i L_i L_i'`` of its
@@ -97,7 +105,7 @@ WIDE_WORDS = 3
 SITE_VALUE_LIMIT = 1 << 53
 """A site refuses a vector holding ``|v| >= 2**53``: 1023 such vectors still sum inside int64."""
 
-CoxRoundKind = Literal["moments", "pooled", "stratum"]
+CoxRoundKind = Literal["moments", "pooled", "stratum", "pooled_robust"]
 CoxEndpoint = Literal["os", "efs", "os_remission", "efs_remission", "cir", "nrm"]
 """Survival endpoints (DESIGN section 4), or a cause-specific hazard among remitters: ``cir``
 (relapse; death without relapse censors) and ``nrm`` (death without relapse; relapse censors),
@@ -175,6 +183,8 @@ class CoxModelSpec(_Strict):
     ``stratify_by_site``: a separate baseline hazard per site; sites then send only the sums
     of their stratum's log-likelihood, score and information.
     ``max_rounds``: Newton-Raphson evaluations allowed (each is one secure-sum round).
+    ``robust``: also report robust (sandwich) SEs. Free for the site-stratified model (always
+    reported); the pooled model needs one extra round after convergence.
     ``tol``: convergence when every Newton step component, in standardised units
     (coefficient x the scale ``s`` of its column: its within-site SD), is below ``tol``.
     """
@@ -184,6 +194,7 @@ class CoxModelSpec(_Strict):
     covariates: list[Covariate] = Field(min_length=1)
     ties: Literal["efron", "breslow"] = "efron"
     stratify_by_site: bool = False
+    robust: bool = False
     max_rounds: int = Field(30, ge=2, le=200)
     tol: float = Field(1e-9, gt=0.0, le=1e-3)
 
@@ -354,6 +365,23 @@ class StratumSums:
     meat: np.ndarray  # (p, p): sum of score-residual outer products
 
 
+@dataclass(frozen=True)
+class RobustSums:
+    """Decoded ``pooled_robust`` round: (1, z, zz') blocks of patient groups (see module doc).
+
+    ``event0/1/2``: the events of event bin ``j`` weighted by ``1, w, w^2``; ``censored2``: the
+    censored of event bin ``j``, by ``w^2``; ``between2[j]``: patients whose bin lies after
+    event bin ``j - 1`` and before event bin ``j`` (``j = K``: after the last), by ``w^2``.
+    """
+
+    sites: int
+    event0: np.ndarray  # (K, q)
+    event1: np.ndarray  # (K, q)
+    event2: np.ndarray  # (K, q)
+    censored2: np.ndarray  # (K, q)
+    between2: np.ndarray  # (K + 1, q)
+
+
 class CoxRoundLayout:
     """The int64 vector of one Cox round, derived from (model, grid, request) alone.
 
@@ -380,6 +408,14 @@ class CoxRoundLayout:
                           "scatter": WIDE_WORDS * tri_size(self.p)}
             self.bits = FIXED_POINT_BITS
             self.counts = ("sites", "n", "events")
+        elif self.kind == "pooled_robust":
+            if max(request.risk_bins, default=0) >= grid.n_bins:
+                raise ProtocolMismatch("risk_bins reach past the grid")
+            k = len(request.risk_bins)
+            self.sizes = {"sites": 1, "event0": k * q, "event1": k * q, "event2": k * q,
+                          "censored2": k * q, "between2": (k + 1) * q}
+            self.bits = FIXED_POINT_BITS
+            self.counts = ("sites",)
         elif self.kind == "pooled":
             if max(request.risk_bins, default=0) >= grid.n_bins:
                 raise ProtocolMismatch("risk_bins reach past the grid")
@@ -451,7 +487,9 @@ class CoxRoundLayout:
                 self._part(vector, name)[:] = encode_fixed(value, self.bits)
         return vector
 
-    def decode(self, vector: np.ndarray) -> MomentSums | PooledSums | StratumSums:
+    def decode(
+        self, vector: np.ndarray
+    ) -> MomentSums | PooledSums | StratumSums | RobustSums:
         """The named parts of a (summed) vector of this layout."""
         vector = np.asarray(vector)
         if vector.shape != (self.length,):
@@ -473,6 +511,10 @@ class CoxRoundLayout:
             q = block_size(self.p)
             return PooledSums(sites, fixed("risk").reshape(-1, q), fixed("ties").reshape(-1, q),
                               fixed("event_z"))
+        if self.kind == "pooled_robust":
+            q = block_size(self.p)
+            return RobustSums(sites, *(fixed(name).reshape(-1, q) for name in
+                                       ("event0", "event1", "event2", "censored2", "between2")))
         return StratumSums(sites, float(fixed("loglik")[0]), fixed("score"),
                            unpack_tri(fixed("information"), self.p),
                            unpack_tri(fixed("meat"), self.p))

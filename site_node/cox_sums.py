@@ -185,6 +185,34 @@ def risk_set_sums(
     return at_risk, tied
 
 
+def robust_group_sums(
+    z: np.ndarray, w: np.ndarray, bins: np.ndarray, event: np.ndarray, risk_bins: np.ndarray
+) -> dict[str, np.ndarray | int]:
+    """Parts of a ``pooled_robust`` round: ``(1, z, zz')`` blocks per patient group.
+
+    Groups (``j``: number of event bins before the patient's bin): the events of event bin
+    ``j`` (weights 1, w, w^2), the censored of event bin ``j`` (w^2), and the patients between
+    event bins ``j - 1`` and ``j`` (w^2). A patient's score residual is affine in
+    ``(z, w z)`` with coefficients constant within its group, so these sums give
+    ``sum_i L_i L_i'`` (:func:`coordinator.estimators.cox.robust_meat`).
+    """
+    k = risk_bins.size
+    position = np.searchsorted(risk_bins, bins, side="left")
+    own = position < k
+    own[own] = risk_bins[position[own]] == bins[own]
+    events, censored, between = own & event, own & ~event, ~own
+    w2 = _weighted_blocks(z, w * w)
+    return {
+        "sites": 1,
+        "event0": _group_sums(position[events], _weighted_blocks(z[events],
+                                                                 np.ones(int(events.sum()))), k),
+        "event1": _group_sums(position[events], _weighted_blocks(z[events], w[events]), k),
+        "event2": _group_sums(position[events], w2[events], k),
+        "censored2": _group_sums(position[censored], w2[censored], k),
+        "between2": _group_sums(position[between], w2[between], k + 1),
+    }
+
+
 def _standardised(
     x: np.ndarray, request: CoxRoundRequest
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +253,8 @@ def cox_round_sums(
         })
     x, bins, event = model_cohort(endpoints, model, grid)
     z, w = _standardised(x, request)
+    if request.kind == "pooled_robust":
+        return layout.encode(robust_group_sums(z, w, bins, event, np.asarray(request.risk_bins)))
     at_risk, tied = risk_set_sums(z, w, bins, event, np.asarray(request.risk_bins),
                                   np.asarray(request.tie_bins))
     return layout.encode({
@@ -287,4 +317,5 @@ __all__ = [
     "in_process_round_fn",
     "model_cohort",
     "risk_set_sums",
+    "robust_group_sums",
 ]

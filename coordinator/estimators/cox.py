@@ -25,7 +25,7 @@ finite estimate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import linalg, stats
@@ -40,6 +40,7 @@ from protocol.cox_spec import (
     CoxRoundRequest,
     MomentSums,
     PooledSums,
+    RobustSums,
     StratumSums,
     block_size,
     unpack_tri,
@@ -92,6 +93,72 @@ def _expand_ties(d: np.ndarray, ties: str) -> tuple[np.ndarray, np.ndarray]:
     return index, rank / d[index]
 
 
+def _residual_coefficients(
+    risk: np.ndarray, tied: np.ndarray, d: np.ndarray, ties: str, p: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per event bin ``k``: ``(a_k, b_k)`` = ``sum_l (1, zbar_kl) / S0_kl``, the same with
+    weights ``1 - f_kl`` (a subject among the bin's events), the cumulative sums of
+    ``(a, b)`` over the bins before each bin (``K + 1`` rows), and ``c_k = mean_l zbar_kl``."""
+    k = np.asarray(d).size
+    index, frac = _expand_ties(d, ties)
+    blocks = risk[index] - frac[:, None] * tied[index]
+    s0 = blocks[:, 0]
+    mean = blocks[:, 1:1 + p] / s0[:, None]
+
+    def per_bin(values: np.ndarray) -> np.ndarray:
+        return np.stack([np.bincount(index, weights=values[:, j], minlength=k)
+                         for j in range(values.shape[1])], axis=1)
+
+    inv = 1.0 / s0
+    a_all = per_bin(np.column_stack([inv, mean * inv[:, None]]))
+    a_tied = per_bin(np.column_stack([(1 - frac) * inv, mean * ((1 - frac) * inv)[:, None]]))
+    cum = np.vstack([np.zeros((1, 1 + p)), np.cumsum(a_all, axis=0)])
+    centre = per_bin(mean) / np.asarray(d)[:, None]
+    return a_all, a_tied, cum, centre
+
+
+def robust_meat(sums: RobustSums, risk: np.ndarray, tied: np.ndarray, d: np.ndarray,
+                ties: str, p: int) -> np.ndarray:
+    """``M = sum_i L_i L_i'`` over the pooled cohort from a ``pooled_robust`` round.
+
+    Within a group (see :func:`site_node.cox_sums.robust_group_sums`)
+    ``L_i = e (z_i - c) - w_i (alpha z_i - beta)`` with constant ``alpha, beta, c``, so with
+    ``n_r, m_r, Q_r`` the group's sums of ``w^r (1, z, zz')``:
+
+        sum L L' = e [Q_0 - c m_0' - m_0 c' + n_0 cc' - (X + X')]
+                   + alpha^2 Q_2 - alpha (m_2 beta' + beta m_2') + n_2 beta beta',
+        X = alpha Q_1 - m_1 beta' - alpha c m_1' + n_1 c beta'.
+
+    ``risk, tied, d``: the pooled round's blocks at the same ``beta`` (all ``(K, q)``).
+    """
+    a_all, a_tied, cum, centre = _residual_coefficients(risk, tied, d, ties, p)
+
+    def split(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return blocks[:, 0], blocks[:, 1:1 + p], unpack_tri(blocks[:, 1 + p:], p)
+
+    def weighted2(alpha: np.ndarray, beta: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+        n2, m2, q2 = split(blocks)
+        cross = np.einsum("g,gi,gj->ij", alpha, m2, beta)
+        return (np.einsum("g,gij->ij", alpha**2, q2) - cross - cross.T
+                + np.einsum("g,gi,gj->ij", n2, beta, beta))
+
+    k = centre.shape[0]
+    meat = weighted2(cum[:, 0], cum[:, 1:], sums.between2)
+    own = cum[:k] + a_all
+    meat += weighted2(own[:, 0], own[:, 1:], sums.censored2)
+    ev = cum[:k] + a_tied
+    alpha, beta = ev[:, 0], ev[:, 1:]
+    meat += weighted2(alpha, beta, sums.event2)
+    n0, m0, q0 = split(sums.event0)
+    n1, m1, q1 = split(sums.event1)
+    cm0 = np.einsum("gi,gj->ij", centre, m0)
+    meat += q0.sum(axis=0) - cm0 - cm0.T + np.einsum("g,gi,gj->ij", n0, centre, centre)
+    x = (np.einsum("g,gij->ij", alpha, q1) - np.einsum("gi,gj->ij", m1, beta)
+         - np.einsum("g,gi,gj->ij", alpha, centre, m1) + np.einsum("g,gi,gj->ij", n1, centre, beta))
+    meat -= x + x.T
+    return (meat + meat.T) / 2
+
+
 def score_residuals(
     z: np.ndarray,
     w: np.ndarray,
@@ -117,21 +184,8 @@ def score_residuals(
     cumulative sums over the event bins ``rows`` (``risk``, ``tied``, ``d`` at those bins).
     """
     p = z.shape[1]
-    index, frac = _expand_ties(d, ties)
-    blocks = risk[index] - frac[:, None] * tied[index]
-    s0 = blocks[:, 0]
-    mean = blocks[:, 1:1 + p] / s0[:, None]
     k = rows.size
-
-    def per_bin(values: np.ndarray) -> np.ndarray:
-        return np.stack([np.bincount(index, weights=values[:, j], minlength=k)
-                         for j in range(values.shape[1])], axis=1)
-
-    inv = 1.0 / s0
-    a_all = per_bin(np.column_stack([inv, mean * inv[:, None]]))  # (K, 1 + p)
-    a_tied = per_bin(np.column_stack([(1 - frac) * inv, mean * ((1 - frac) * inv)[:, None]]))
-    centre = per_bin(mean) / d[:, None]  # (1/d) sum_l zbar_kl
-    cum = np.vstack([np.zeros((1, 1 + p)), np.cumsum(a_all, axis=0)])  # sum over bins < j
+    a_all, a_tied, cum, centre = _residual_coefficients(risk, tied, d, ties, p)
     position = np.searchsorted(rows, bins, side="left")  # event bins strictly before b_i
     before = cum[position]
     own = (position < k) & (rows[np.minimum(position, k - 1)] == bins)
@@ -433,6 +487,7 @@ def summarize_fit(
     return result
 
 
+RoundSums = MomentSums | PooledSums | StratumSums | RobustSums
 RoundFn = Callable[[CoxRoundRequest], np.ndarray]
 """The federated round: broadcast a request, return the secure sum of the sites' vectors."""
 
@@ -483,14 +538,18 @@ def run_cox_model(
     d = moments.events[risk_bins]
     kind = "stratum" if model.stratify_by_site else "pooled"
     lengths: list[int] = []
+    last: dict[str, object] = {}
 
-    def evaluate(beta: np.ndarray) -> CoxTerms:
-        request = CoxRoundRequest(
-            model=model.name, kind=kind, beta=[float(b) for b in beta],
+    def request_for(beta: np.ndarray, round_kind: str) -> CoxRoundRequest:
+        pooled = round_kind != "stratum"
+        return CoxRoundRequest(
+            model=model.name, kind=round_kind, beta=[float(b) for b in beta],
             center=[float(c) for c in center], scale=[float(s) for s in scale],
-            risk_bins=risk_bins if kind == "pooled" else [],
-            tie_bins=tie_bins if kind == "pooled" else [],
+            risk_bins=risk_bins if pooled else [],
+            tie_bins=tie_bins if round_kind == "pooled" else [],
         )
+
+    def secure_round(request: CoxRoundRequest) -> RoundSums:
         layout = CoxRoundLayout(model, grid, request)
         lengths.append(layout.length)
         sums = layout.decode(round_fn(request))
@@ -499,11 +558,33 @@ def run_cox_model(
                 f"Cox model {model.name!r}: {sums.sites} sites answered this round but "
                 f"{moments.sites} the moments round; every round must sum the same sites"
             )
+        return sums
+
+    def evaluate(beta: np.ndarray) -> CoxTerms:
+        request = request_for(beta, kind)
+        sums = secure_round(request)
         if isinstance(sums, PooledSums):
+            last.update(beta=beta.copy(), sums=sums, request=request)
             return pooled_terms(sums, request, d, model.ties)
         assert isinstance(sums, StratumSums)
         return stratum_terms_from_sums(sums)
 
     fit = fit_cox(evaluate, p, model.max_rounds, model.tol, z_cov, model.terms)
+    rounds = fit.rounds + 1
+    newton_length = lengths[-1] if lengths else 0
+    if model.robust and kind == "pooled" and fit.converged:
+        if not np.array_equal(last.get("beta"), fit.beta):
+            evaluate(fit.beta)
+            rounds += 1
+        robust = secure_round(request_for(fit.beta, "pooled_robust"))
+        rounds += 1
+        assert isinstance(robust, RobustSums)
+        pooled = last["sums"]
+        assert isinstance(pooled, PooledSums)
+        tied = np.zeros_like(pooled.risk)
+        if tie_bins:
+            tied[np.searchsorted(risk_bins, tie_bins)] = pooled.ties
+        fit.terms = replace(fit.terms, meat=robust_meat(robust, pooled.risk, tied, d,
+                                                        model.ties, p))
     return summarize_fit(model, fit, center, scale, moments.n, events, moments.sites,
-                         fit.rounds + 1, level, lengths[-1] if lengths else 0)
+                         rounds, level, newton_length)

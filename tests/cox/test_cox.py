@@ -142,9 +142,10 @@ def test_equals_r_coxph(ties: str, stratified: bool) -> None:
     (lifelines' robust SEs use another residual definition with ties and differ by ~1%.)
     """
     sites, reference = _fixture_sites()
-    spec = model(ties=ties, stratify_by_site=stratified, extra_numeric=1)
+    spec = model(ties=ties, stratify_by_site=stratified, extra_numeric=1, robust=True)
     result = federated(spec, sites)
     assert result.status == "converged"
+    assert result.rounds == (6 if stratified else 7)  # pooled: + the robust round
     ref = reference[(reference.model == ("site_strata" if stratified else "pooled"))
                     & (reference.ties == ties)]
 
@@ -156,11 +157,10 @@ def test_equals_r_coxph(ties: str, stratified: bool) -> None:
     for term in spec.terms:
         assert result.coefficients[term].coef == pytest.approx(value("coef", term), rel=RTOL)
         assert result.coefficients[term].se == pytest.approx(value("se", term), rel=RTOL)
-        if stratified:  # sandwich SE from the sites' summed score-residual products
-            assert result.coefficients[term].robust_se == pytest.approx(
-                value("robust_se", term), rel=RTOL)
-        else:
-            assert result.coefficients[term].robust_se is None
+        # sandwich SE: stratified from the sites' summed score-residual products, pooled from
+        # the extra pooled_robust round's group sums
+        assert result.coefficients[term].robust_se == pytest.approx(
+            value("robust_se", term), rel=RTOL)
     assert result.loglik == pytest.approx(value("loglik"), rel=RTOL)
     assert result.loglik_null == pytest.approx(value("loglik_null"), rel=RTOL)
     assert result.score_test.statistic == pytest.approx(value("score_test"), rel=RTOL)
@@ -327,6 +327,8 @@ def test_result_serialises() -> None:
     assert again == result
     rows = result.table_rows()
     assert [r["term"] for r in rows] == result.terms
+    assert all(r["robust_se"] is None for r in rows)  # pooled without robust: no extra round
+    assert result.robust_covariance is None
     c = result.coefficients["age"]
     assert c.hr_lower < c.hr < c.hr_upper
     assert result.score_test.df == result.lr_test.df == 5
