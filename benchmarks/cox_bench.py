@@ -26,10 +26,10 @@ from tests.cox.cohorts import make_site, model, pooled_frame
 
 
 def run(n_sites: int, patients: int, seed: int, stratified: bool,
-        repeat: int = 3) -> dict[str, float]:
+        repeat: int = 3, robust: bool = False) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     sites = [make_site(rng, patients) for _ in range(n_sites)]
-    spec = model(stratify_by_site=stratified)
+    spec = model(stratify_by_site=stratified, robust=robust)
     grid = TimeGrid(bin_days=1, horizon_days=3650)
     site_seconds: list[float] = []
     slowest_site: list[float] = []
@@ -43,7 +43,7 @@ def run(n_sites: int, patients: int, seed: int, stratified: bool,
             times.append(time.perf_counter() - start)
         site_seconds.append(sum(times))
         slowest_site.append(max(times))
-        kind = "moments" if request.kind == "moments" else "newton"
+        kind = {"moments": "moments", "pooled_robust": "robust"}.get(request.kind, "newton")
         lengths[kind] = max(lengths.get(kind, 0), vectors[0].size)
         return np.sum(vectors, axis=0, dtype=np.int64)
 
@@ -75,7 +75,9 @@ def run(n_sites: int, patients: int, seed: int, stratified: bool,
     coef = np.array([result.coefficients[t].coef for t in spec.terms])
     se = np.array([result.coefficients[t].se for t in spec.terms])
     return {
-        "model": "site-stratified" if stratified else "pooled",
+        "model": ("site-stratified" if stratified else "pooled")
+        + (" + robust SE" if robust and not stratified else ""),
+        "vector_len_robust": lengths.get("robust", 0),
         "status": result.status,
         "rounds": result.rounds,
         "federated_s": federated_seconds,
@@ -103,19 +105,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--repeat", type=int, default=3, help="timings: best of this many")
     args = parser.parse_args()
-    rows = [run(args.sites, args.patients, args.seed, stratified, args.repeat)
-            for stratified in (False, True)]
+    rows = [run(args.sites, args.patients, args.seed, stratified, args.repeat, robust)
+            for stratified, robust in ((False, False), (False, True), (True, False))]
     print(f"{args.sites} sites x {args.patients} patients, 5 design columns "
           f"(n = {rows[0]['n']}, events = {rows[0]['events']}), 1-day grid, Efron ties, "
           f"best of {args.repeat} timings\n")
     print("| model | status | rounds | federated wall s | site s (sum / critical path) | "
-          "coordinator s | int64 values per site (moments / Newton round) | lifelines s | "
+          "coordinator s | int64 values per site (moments / Newton / robust round) | lifelines s | "
           "max rel. dev. coef / SE / loglik | propagated bound (rel.) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['model']} | {r['status']} | {r['rounds']} | {r['federated_s']:.2f} | "
               f"{r['site_s_total']:.2f} / {r['site_s_critical']:.2f} | "
-              f"{r['coordinator_s']:.2f} | {r['vector_len_moments']} / {r['vector_len_newton']} | "
+              f"{r['coordinator_s']:.2f} | {r['vector_len_moments']} / {r['vector_len_newton']}"
+              f"{' / ' + str(r['vector_len_robust']) if r['vector_len_robust'] else ''} | "
               f"{r['lifelines_s']:.2f} | "
               f"{r['coef_rel_dev']:.1e} / {r['se_rel_dev']:.1e} / {r['loglik_rel_dev']:.1e} | "
               f"{r['bound_rel']:.1e} |")
