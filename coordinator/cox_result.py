@@ -30,7 +30,8 @@ class CoxCoefficient(_Model):
     z: float
     p_value: float
     robust_se: float | None = Field(
-        None, description="sandwich SE (Lin & Wei 1989); site-stratified models only"
+        None, description="sandwich SE (Lin & Wei 1989): always for the site-stratified model, "
+        "for the pooled model when the spec asks (robust: true)"
     )
 
 
@@ -76,7 +77,7 @@ class CoxResult(_Model):
     coefficients: dict[str, CoxCoefficient] = Field(default_factory=dict)
     covariance: list[list[float]] = Field(default_factory=list, description="model-based")
     robust_covariance: list[list[float]] | None = Field(
-        None, description="sandwich I^-1 (sum_i L_i L_i') I^-1; site-stratified models only"
+        None, description="sandwich I^-1 (sum_i L_i L_i') I^-1, when robust SEs are reported"
     )
     se_type: Literal["model"] = "model"
     level: float = 0.95
