@@ -576,15 +576,20 @@ def run_cox_model(
         if not np.array_equal(last.get("beta"), fit.beta):
             evaluate(fit.beta)
             rounds += 1
-        robust = secure_round(request_for(fit.beta, "pooled_robust"))
         rounds += 1
-        assert isinstance(robust, RobustSums)
-        pooled = last["sums"]
-        assert isinstance(pooled, PooledSums)
-        tied = np.zeros_like(pooled.risk)
-        if tie_bins:
-            tied[np.searchsorted(risk_bins, tie_bins)] = pooled.ties
-        fit.terms = replace(fit.terms, meat=robust_meat(robust, pooled.risk, tied, d,
-                                                        model.ties, p))
+        try:
+            robust = secure_round(request_for(fit.beta, "pooled_robust"))
+        except CoxOverflow as exc:
+            fit.warnings.append(f"robust SEs not available: a site refused the robust round "
+                                f"({exc}); model-based SEs are reported")
+        else:
+            assert isinstance(robust, RobustSums)
+            pooled = last["sums"]
+            assert isinstance(pooled, PooledSums)
+            tied = np.zeros_like(pooled.risk)
+            if tie_bins:
+                tied[np.searchsorted(risk_bins, tie_bins)] = pooled.ties
+            fit.terms = replace(fit.terms, meat=robust_meat(robust, pooled.risk, tied, d,
+                                                            model.ties, p))
     return summarize_fit(model, fit, center, scale, moments.n, events, moments.sites,
                          rounds, level, newton_length)

@@ -451,3 +451,18 @@ def test_values_outside_the_model_cohort_are_not_inspected() -> None:
     assert result.n == sum(int(s.remission.sum()) for s in sites)
     with pytest.raises(CoxDataError):
         federated(model(endpoint="os"), sites)
+
+
+def test_refused_robust_round_keeps_the_model_based_fit() -> None:
+    sites = cohort(1, [60, 40, 20])
+    spec = model(robust=True)
+
+    def round_fn(request: CoxRoundRequest) -> np.ndarray:
+        if request.kind == "pooled_robust":
+            raise CoxOverflow("w^2 sums too large")
+        return np.sum([cox_round_sums(s, spec, GRID, request) for s in sites], axis=0)
+
+    result = run_cox_model(spec, GRID, round_fn)
+    assert result.status == "converged" and result.robust_covariance is None
+    assert any("robust SEs not available" in w for w in result.warnings)
+    assert result.coefficients == federated(model(), sites).coefficients
