@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES = ("simulate", "demo", "run", "spec")
+COMMAND_MODULES = ("simulate", "demo", "run", "spec", "coordinator")
 
 
 def register(app: typer.Typer) -> None:

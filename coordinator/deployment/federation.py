@@ -162,17 +162,8 @@ class LocalFederation:
         assert self.pki is not None
         port = free_port()
         self.address = f"127.0.0.1:{port}"
-        argv = [
-            str(venv_bin() / "flower-superlink"),
-            "--ssl-ca-certfile", str(self.pki.ca_cert),
-            "--ssl-certfile", str(self.pki.server_cert),
-            "--ssl-keyfile", str(self.pki.server_key),
-            "--enable-supernode-auth",
-            "--disable-runtime-dependency-installation",
-            "--database", str(self.workdir / "superlink-state.db"),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-        ]
+        argv = superlink_command(self.pki.ca_cert, self.pki.server_cert, self.pki.server_key,
+                                 self.workdir / "superlink-state.db", "127.0.0.1", port)
         self.superlink = self.supervisor.start("superlink", argv)
         link = self.superlink
         wait_until(
@@ -235,6 +226,23 @@ class LocalFederation:
     def stop(self) -> None:
         """Stop every process this federation started."""
         self.supervisor.stop_all()
+
+
+def superlink_command(
+    ca_cert: Path, server_cert: Path, server_key: Path, database: Path, host: str, port: int
+) -> list[str]:
+    """``flower-superlink`` argv: TLS, SuperNode auth, no runtime installs, one port."""
+    return [
+        str(venv_bin() / "flower-superlink"),
+        "--ssl-ca-certfile", str(ca_cert),
+        "--ssl-certfile", str(server_cert),
+        "--ssl-keyfile", str(server_key),
+        "--enable-supernode-auth",
+        "--disable-runtime-dependency-installation",
+        "--database", str(database),
+        "--host", host,
+        "--port", str(port),
+    ]
 
 
 def render_node_config(config: dict[str, NodeConfigValue]) -> str:

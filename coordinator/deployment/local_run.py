@@ -14,7 +14,8 @@ from typing import Any
 
 from coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, RunConfigValue, write_bundle
 from coordinator.deployment.federation import LocalFederation, NodeConfigValue, Site
-from coordinator.deployment.runner import RunOutcome
+from coordinator.deployment.processes import Supervisor
+from coordinator.deployment.runner import RunOutcome, run_app
 from protocol.spec import AnalysisSpec
 
 PROGRESS_FILE = "progress.jsonl"
@@ -72,15 +73,33 @@ def run_analysis(
 
     ``on_event`` receives every new line of ``<out_dir>/progress.jsonl`` as it appears.
     """
+    return submit_analysis(federation.supervisor, federation.workdir, spec, out_dir,
+                           options=options, on_event=on_event, timeout=timeout)
+
+
+def submit_analysis(
+    supervisor: Supervisor,
+    workdir: Path,
+    spec: AnalysisSpec,
+    out_dir: Path,
+    *,
+    options: dict[str, RunConfigValue] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float = 900.0,
+) -> RunOutcome:
+    """:func:`run_analysis` against any SuperLink the supervisor's ``FLWR_HOME`` connects to.
+
+    The thin bundle is written under ``workdir``; ``flwr run`` runs under ``supervisor``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     config = analysis_run_config(spec, out_dir, options)
     bundle = write_bundle(
-        federation.workdir / f"bundle-{int(time.time() * 1000)}",
+        workdir / f"bundle-{int(time.time() * 1000)}",
         config={**RUN_CONFIG_DEFAULTS, **{k: _default_like(v) for k, v in config.items()}},
     )
     tail = ProgressTail(out_dir / PROGRESS_FILE)
     tick = (lambda: [on_event(e) for e in tail.new_events()]) if on_event else None
-    return federation.run(bundle, config, timeout=timeout, on_tick=tick)
+    return run_app(supervisor, bundle, config, timeout=timeout, on_tick=tick)
 
 
 def _default_like(value: RunConfigValue) -> RunConfigValue:

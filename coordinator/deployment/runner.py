@@ -15,6 +15,8 @@ from coordinator.deployment.fab import RunConfigValue, toml_value
 from coordinator.deployment.processes import Supervisor, venv_bin
 
 CONNECTION = "fedsurv-local"
+EXISTING_OK = "--existing-ok"
+ALREADY_REGISTERED = "already in use"
 
 
 class RunFailed(RuntimeError):
@@ -59,13 +61,18 @@ def flwr_cli(env: dict[str, str], *args: str, timeout: float = 60.0) -> str:
     return result.stdout
 
 
-def register_nodes(env: dict[str, str], public_keys: dict[str, Path]) -> dict[str, int]:
+def register_nodes(
+    env: dict[str, str], public_keys: dict[str, Path], *, existing_ok: bool = False
+) -> dict[str, int]:
     """``flwr supernode register`` every key; returns name -> node id.
 
     The command runs in one helper process (``flwr``'s own CLI app, once per key) instead of
     one ``flwr`` process per key: same code path, one interpreter start-up instead of nine.
+    A key the SuperLink already knows fails the call, or with ``existing_ok`` maps to 0.
     """
     argv = [sys.executable, "-m", "coordinator.deployment.runner", "register", CONNECTION]
+    if existing_ok:
+        argv.append(EXISTING_OK)
     for name, path in public_keys.items():
         argv += [name, str(path)]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
@@ -83,26 +90,37 @@ def _register_main(connection: str, pairs: list[str]) -> int:
 
     from flwr.cli.app import app
 
+    existing_ok = pairs[:1] == [EXISTING_OK]
+    pairs = pairs[1:] if existing_ok else pairs
     node_ids: dict[str, int] = {}
     for name, path in zip(pairs[::2], pairs[1::2], strict=True):
         out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            try:
+        saved, sys.__stdout__ = sys.__stdout__, out  # flwr prints JSON to sys.__stdout__
+        try:
+            with contextlib.redirect_stdout(out):
                 app(["supernode", "register", path, connection, "--name", name,
                      "--format", "json"], standalone_mode=False)
-            except SystemExit as exc:
-                if exc.code not in (0, None):
-                    sys.stderr.write(f"{name}: {out.getvalue()}\n")
-                    return 1
-        node_ids[name] = _node_id(out.getvalue())
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                sys.stderr.write(f"{name}: {out.getvalue()}\n")
+                return 1
+        finally:
+            sys.__stdout__ = saved
+        node_id = _node_id(out.getvalue())
+        if node_id < 0 and not (existing_ok and ALREADY_REGISTERED in out.getvalue()):
+            sys.stderr.write(f"{name}: {out.getvalue()}\n")
+            return 1
+        node_ids[name] = max(node_id, 0)
     print(json.dumps(node_ids))
     return 0
 
 
 def _node_id(output: str) -> int:
+    """The registered node id, -1 when registration failed."""
     try:
-        return int(json.loads(output[output.index("{"):])["node-id"])
-    except (ValueError, KeyError, TypeError):
+        answer = json.loads(output[output.index("{"):])
+        return int(answer["node-id"]) if answer.get("success", True) else -1
+    except (ValueError, KeyError, TypeError, AttributeError):
         match = re.search(r"(\d{4,})", output)
         return int(match.group(1)) if match else -1
 

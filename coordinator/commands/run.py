@@ -1,0 +1,357 @@
+"""``fedsurv run SPEC --out DIR``: submit one analysis to the running coordinator, show progress.
+
+The spec is validated here, shipped as data in a thin bundle (no code, see
+:mod:`coordinator.deployment.fab`) with ``flwr run`` to the SuperLink that
+``fedsurv coordinator start`` runs, and the ServerApp's ``progress.jsonl`` in DIR is followed
+live (or printed as JSON lines with ``--json``). The exit code says how it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from protocol.errors import FedsurvError
+
+if TYPE_CHECKING:
+    from coordinator.config import CoordinatorConfig
+    from protocol.spec import AnalysisSpec
+
+EXIT_OK, EXIT_TOO_FEW_SITES, EXIT_REFUSED, EXIT_INFRASTRUCTURE = 0, 3, 4, 5
+EXIT_CODES_HELP = (
+    "Exit codes: 0 results published; 2 usage error (bad spec, config or options); "
+    "3 too few sites took part or survived (nothing published); 4 refused: too many sites "
+    "refused the request (reason codes listed; nothing published); 5 infrastructure failure "
+    "(coordinator unreachable, the run failed or timed out)."
+)
+STAGES = {
+    "setup": "SecAgg+ 1/4 setup",
+    "share_keys": "SecAgg+ 2/4 key sharing",
+    "collect_masked_vectors": "SecAgg+ 3/4 masked vectors",
+    "unmask": "SecAgg+ 4/4 unmasking",
+}
+NEXT_STAGE = {"setup": "share_keys", "share_keys": "collect_masked_vectors",
+              "collect_masked_vectors": "unmask", "unmask": "decoding"}
+
+
+class RunError(FedsurvError):
+    """A run that ended without published results; ``exit_code`` says why."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class SiteStatus:
+    status: str  # accepted | refused | no answer | dropped | contributed
+    detail: str = ""
+
+
+@dataclass
+class RunProgress:
+    """The run as the progress events tell it (no data: protocol fields only)."""
+
+    min_sites: int
+    started: float = field(default_factory=time.monotonic)
+    stage: str = "submitting to the coordinator"
+    nodes: int | None = None
+    sites: dict[str, SiteStatus] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    secagg_started: bool = False
+    secagg_done: bool = False
+    failed: str | None = None
+    done: bool = False
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Fold one ``progress.jsonl`` event into the state."""
+        self.events.append(event)
+        name, site = event.get("event", ""), str(event.get("site", ""))
+        if name == "request_started":
+            self.stage = "waiting for sites to connect"
+        elif name == "nodes_connected":
+            self.nodes = int(event.get("nodes", 0))
+            self.stage = f"{self.nodes} site(s) connected"
+        elif name == "query_sent":
+            self.stage = f"query sent to {event.get('sites')} site(s); waiting for answers"
+        elif name == "site_accepted":
+            self.sites[site] = SiteStatus("accepted")
+        elif name == "site_refused":
+            self.sites[site] = SiteStatus(
+                "refused", f"{event.get('reason_code')}: {event.get('message', '')}")
+        elif name == "site_no_answer":
+            self.sites[site] = SiteStatus("no answer", "no reply to the query")
+        elif name == "secagg_started":
+            self.secagg_started = True
+            self.stage = (f"{STAGES['setup']} (attempt {event.get('attempt')}, "
+                          f"{event.get('participants')} sites)")
+        elif name == "stage_done":
+            following = NEXT_STAGE.get(str(event.get("stage")), "")
+            self.stage = STAGES.get(following, following or "decoding")
+        elif name == "site_dropped":
+            self.sites[site] = SiteStatus(
+                "dropped", f"lost during {event.get('stage')}: {event.get('reason', '')}")
+        elif name == "attempt_aborted":
+            self.stage = f"attempt {event.get('attempt')} aborted: {event.get('reason', '')}"
+        elif name == "secagg_done":
+            self.secagg_done = True
+            self.stage = "decoding the secure sum"
+        elif name == "request_done":
+            for status in self.sites.values():
+                if status.status == "accepted":
+                    status.status = "contributed"
+            self.stage = "pooled estimates, report and plots"
+        elif name == "request_failed":
+            self.failed = str(event.get("reason", ""))
+            self.stage = "failed"
+        elif name == "outputs_written":
+            self.done = True
+            self.stage = "outputs written"
+
+    def refused(self) -> dict[str, str]:
+        return {s: v.detail for s, v in sorted(self.sites.items()) if v.status == "refused"}
+
+    def dropped(self) -> list[str]:
+        return sorted(s for s, v in self.sites.items() if v.status == "dropped")
+
+    def render(self) -> Any:
+        """A rich renderable: stage, elapsed time, one row per site."""
+        from rich.table import Table
+
+        table = Table(title=f"{self.stage}  [dim]({time.monotonic() - self.started:.0f} s)[/dim]",
+                      title_justify="left", expand=False)
+        table.add_column("site")
+        table.add_column("status")
+        table.add_column("detail", overflow="fold", max_width=70)
+        colours = {"accepted": "cyan", "contributed": "green", "refused": "red",
+                   "dropped": "yellow", "no answer": "yellow"}
+        for name, status in sorted(list(self.sites.items())):
+            colour = colours.get(status.status, "white")
+            table.add_row(name, f"[{colour}]{status.status}[/{colour}]", status.detail)
+        return table
+
+
+def classify(progress: RunProgress, failure: str | None, out_dir: Path) -> tuple[int, str]:
+    """(exit code, message) of a finished run. ``failure``: why the Flower run failed."""
+    refused = progress.refused()
+    listed = "; ".join(f"{site} ({reason})" for site, reason in refused.items())
+    if failure is None:
+        if (out_dir / "results.json").is_file():
+            return EXIT_OK, f"results published in {out_dir}"
+        return EXIT_INFRASTRUCTURE, f"the run finished but wrote no results.json in {out_dir}"
+    if progress.failed is None or progress.secagg_done:
+        return EXIT_INFRASTRUCTURE, f"the run failed: {failure}"
+    answered = sum(1 for s in progress.sites.values() if s.status != "no answer")
+    if not progress.secagg_started and refused and answered >= progress.min_sites:
+        return EXIT_REFUSED, (f"{len(refused)} site(s) refused the request: {listed}. "
+                              f"{progress.failed}")
+    extra = f" Refused: {listed}." if refused else ""
+    return EXIT_TOO_FEW_SITES, f"too few sites: {progress.failed}.{extra}"
+
+
+def run_options(config: CoordinatorConfig | None, expected_sites: int | None,
+                stage_timeout: float | None, query_timeout: float | None,
+                node_wait_timeout: float | None) -> dict[str, Any]:
+    """ServerApp run-config options: command line, else the config's ``[run]``."""
+    from coordinator.config import RunDefaults
+
+    defaults = config.run if config is not None else RunDefaults()
+    expected = defaults.expected_sites if expected_sites is None else expected_sites
+    if expected == 0 and config is not None:
+        from fedsurv.keys_cli import read_allow_list
+
+        expected = len(read_allow_list(config.allow_list))
+    options: dict[str, Any] = {
+        "expected-sites": int(expected),
+        "stage-timeout": float(stage_timeout or defaults.stage_timeout),
+        "query-timeout": float(query_timeout or defaults.query_timeout),
+        "node-wait-timeout": float(defaults.node_wait_timeout if node_wait_timeout is None
+                                   else node_wait_timeout),
+    }
+    if config is not None and config.audit is not None:
+        options["audit-log"] = str(config.audit.log)
+        options["audit-key"] = str(config.audit.signing_key)
+    return options
+
+
+def default_out_dir(config: CoordinatorConfig | None, spec: AnalysisSpec, spec_path: Path) -> Path:
+    root = config.output_root if config is not None and config.output_root else Path("runs")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{spec.request_id or spec_path.stem}-{stamp}"
+
+
+def _load_config(path: Path | None) -> CoordinatorConfig:
+    from coordinator.config import coordinator_config_path, load_coordinator_config
+
+    return load_coordinator_config(coordinator_config_path(path))
+
+
+def _reachable(config: CoordinatorConfig) -> None:
+    from coordinator.config import CoordinatorUnavailable
+    from coordinator.deployment.processes import port_open
+
+    host, port = config.local_address.rsplit(":", 1)
+    if not (config.flwr_home / "config.toml").is_file():
+        raise CoordinatorUnavailable(
+            f"no coordinator connection in {config.flwr_home} (start the coordinator with "
+            "`fedsurv coordinator start --config ...` first)")
+    if not port_open(int(port), host.strip("[]")):
+        raise CoordinatorUnavailable(f"the coordinator at {config.local_address} is not "
+                                     "reachable (is `fedsurv coordinator start` running?)")
+
+
+def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir: Path,
+           options: dict[str, Any], on_event: Any, timeout: float) -> str | None:
+    """Run the analysis through ``flwr run``; None when it completed, else why it failed."""
+    from coordinator.commands.coordinator import coordinator_env
+    from coordinator.deployment import local_run
+    from coordinator.deployment.processes import Supervisor
+    from coordinator.deployment.runner import RunFailed
+
+    supervisor = Supervisor(workdir / "logs", coordinator_env(config))
+    try:
+        local_run.submit_analysis(supervisor, workdir, spec, out_dir, options=options,
+                                  on_event=on_event, timeout=timeout)
+    except RunFailed as exc:
+        return str(exc)
+    except KeyboardInterrupt:
+        _stop_run(supervisor)
+        raise
+    finally:
+        supervisor.stop_all()
+    return None
+
+
+def _stop_run(supervisor: Any) -> None:
+    """Ask the SuperLink to stop the run ``flwr run`` started (Ctrl-C)."""
+    import contextlib
+    import re
+
+    from coordinator.deployment.runner import CONNECTION, flwr_cli
+
+    for process in supervisor.processes:
+        match = re.search(r"Successfully started run (\d+)", process.log_text())
+        if match:
+            with contextlib.suppress(RuntimeError, OSError):
+                flwr_cli(supervisor.env, "stop", match.group(1), CONNECTION, timeout=20)
+
+
+def run(
+    spec_path: Annotated[Path, typer.Argument(help="Analysis spec (YAML or JSON).")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output directory (default: <output_root>/<request_id>-<time>).")] = None,
+    config_path: Annotated[Path | None, typer.Option(
+        "--config", help="coordinator.toml (default: $FEDSURV_COORDINATOR_CONFIG, "
+        "./coordinator.toml).")] = None,
+    json_lines: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object per progress event (and a final "
+        "'run_finished' object) instead of the live display.")] = False,
+    expected_sites: Annotated[int | None, typer.Option(
+        "--expected-sites", help="Sites to wait for before querying (default: every enrolled "
+        "site).")] = None,
+    node_wait_timeout: Annotated[float | None, typer.Option(
+        "--node-wait-timeout", help="Seconds to wait for those sites.")] = None,
+    query_timeout: Annotated[float | None, typer.Option(
+        "--query-timeout", help="Seconds to wait for the sites' answers.")] = None,
+    stage_timeout: Annotated[float | None, typer.Option(
+        "--stage-timeout", help="Seconds per SecAgg+ stage before a site counts as dropped.")]
+    = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Give up after this many seconds.")]
+    = 3600.0,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite results already in the output directory.")] = False,
+) -> None:
+    """Run an analysis on the study network: validate SPEC, submit it, follow its progress.
+
+    Run this on the coordinator host (the coordinator writes the outputs into --out).
+    Exit codes are listed below the options.
+    """
+    from protocol.spec_file import load_spec
+
+    spec = load_spec(spec_path)
+    config = _load_config(config_path)
+    options = run_options(config, expected_sites, stage_timeout, query_timeout,
+                          node_wait_timeout)
+    out_dir = (out or default_out_dir(config, spec, spec_path)).expanduser().resolve()
+    if (out_dir / "results.json").exists() and not force:
+        raise FedsurvError(f"{out_dir} already holds results.json: choose another --out or "
+                           "pass --force")
+    _reachable(config)
+    for stale in ("results.json", "progress.jsonl"):
+        (out_dir / stale).unlink(missing_ok=True)
+    code, message = execute(config, spec, out_dir, options, json_lines, timeout)
+    if code != EXIT_OK:
+        raise RunError(message, code)
+
+
+def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
+            options: dict[str, Any], json_lines: bool, timeout: float) -> tuple[int, str]:
+    """Submit, display progress, classify; prints the outcome and returns (code, message)."""
+    from rich.console import Console
+    from rich.live import Live
+
+    progress = RunProgress(min_sites=spec.min_sites)
+    err = Console(stderr=True)
+    workdir = Path(tempfile.mkdtemp(prefix="fedsurv-run-"))
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+
+    def on_event(event: dict[str, Any]) -> None:
+        progress.apply(event)
+        if json_lines:
+            sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
+            sys.stdout.flush()
+
+    err.print(f"submitting {spec.title or 'analysis'} (min_sites {spec.min_sites}, expected "
+              f"sites {options['expected-sites']}) to {config.local_address}; outputs -> "
+              f"{out_dir}", highlight=False)
+    try:
+        if json_lines:
+            failure = submit(config, workdir, spec, out_dir, options, on_event, timeout)
+        else:
+            with Live(get_renderable=progress.render, console=Console(), refresh_per_second=4,
+                      transient=False):
+                failure = submit(config, workdir, spec, out_dir, options, on_event, timeout)
+    except KeyboardInterrupt:
+        err.print("interrupted: the run was stopped")
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    code, message = classify(progress, failure, out_dir)
+    report = out_dir / "report.html"
+    if code == EXIT_OK:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        message += f" (logs in {workdir / 'logs'})"
+    if json_lines:
+        summary = {"event": "run_finished", "exit_code": code, "message": message,
+                   "elapsed": round(time.monotonic() - progress.started, 3),
+                   "refused": progress.refused(), "dropped": progress.dropped(),
+                   "results": str(out_dir / "results.json") if code == EXIT_OK else None,
+                   "report": str(report) if code == EXIT_OK and report.exists() else None}
+        sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+        sys.stdout.flush()
+    elif code == EXIT_OK:
+        console = Console()
+        console.print(f"[green]done[/green] in {time.monotonic() - progress.started:.1f} s")
+        console.print(f"results: {out_dir / 'results.json'}", highlight=False)
+        if report.exists():
+            console.print(f"report:  {report}", highlight=False)
+    return code, message
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", epilog=EXIT_CODES_HELP)(run)
