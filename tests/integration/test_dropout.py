@@ -31,7 +31,7 @@ def test_site_killed_during_collection_leaves_exact_survivor_sum(
 
     out = tmp_path / "out"
     run_analysis(federation4, spec, out, on_event=on_event, timeout=300,
-                 options={"stage-timeout": 30.0})
+                 options={"stage-timeout": 20.0})
     assert killed == [VICTIM]
     results = json.loads((out / "results.json").read_text())
     assert results["sites"]["dropped"] == [VICTIM]
