@@ -10,11 +10,12 @@ For each site count it starts one federation and times, on the same processes:
 "run s" is ``flwr run`` submission to the run's end (what a user waits for); "CPU s" is the
 CPU time used meanwhile by every process of the federation (SuperLink, SuperNodes,
 SuperExecs, ServerApp/ClientApp processes, flwr CLI). ``--mode`` picks the launcher
-settings: ``tuned`` (ClientApp zygote + adaptive short polls, the default of fedsurv demo),
-``polls`` (short polls, a fresh ClientApp process per message) or ``flower`` (flwr's defaults).
+settings: ``tuned`` (ClientApp zygote + wake files, the default of fedsurv demo),
+``nozygote`` (wake files, a fresh ClientApp process per message) or ``flower`` (flwr's
+defaults: fresh processes, fixed 3 s / 1 s polls).
 
     python -m benchmarks.federation_bench                       # 9 and 3 sites, tuned
-    python -m benchmarks.federation_bench --sites 9 --mode flower --mode polls --mode tuned
+    python -m benchmarks.federation_bench --sites 9 --mode flower --mode nozygote --mode tuned
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from site_node.demo_cohort import write_demo_sites
 
 MODES = {
     "tuned": {"fast_poll": True, "zygote": True},
-    "polls": {"fast_poll": True, "zygote": False},
+    "nozygote": {"fast_poll": True, "zygote": False},
     "flower": {"fast_poll": False, "zygote": False},
 }
 

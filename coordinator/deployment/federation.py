@@ -221,7 +221,14 @@ class LocalFederation:
         self, bundle: Path, run_config: Mapping[str, RunConfigValue], **kwargs: Any
     ) -> RunOutcome:
         """Submit a run of ``bundle`` and wait until it finishes (see :func:`run_app`)."""
+        kwargs.setdefault("wake", self.submission_wake())
         return run_app(self.supervisor, bundle, run_config, **kwargs)
+
+    def submission_wake(self) -> Path | None:
+        """The wake file of the SuperLink's SuperExec (touched when a run is submitted)."""
+        if not self.wake_files or not self.address:
+            return None
+        return self.workdir / "wake" / f"task-{self.address.rsplit(':', 1)[-1]}"
 
     def stop(self) -> None:
         """Stop every process this federation started."""

@@ -74,7 +74,8 @@ def run_analysis(
     ``on_event`` receives every new line of ``<out_dir>/progress.jsonl`` as it appears.
     """
     return submit_analysis(federation.supervisor, federation.workdir, spec, out_dir,
-                           options=options, on_event=on_event, timeout=timeout)
+                           options=options, on_event=on_event, timeout=timeout,
+                           wake=federation.submission_wake())
 
 
 def submit_analysis(
@@ -86,6 +87,7 @@ def submit_analysis(
     options: dict[str, RunConfigValue] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     timeout: float = 900.0,
+    wake: Path | None = None,
 ) -> RunOutcome:
     """:func:`run_analysis` against any SuperLink the supervisor's ``FLWR_HOME`` connects to.
 
@@ -99,7 +101,7 @@ def submit_analysis(
     )
     tail = ProgressTail(out_dir / PROGRESS_FILE)
     tick = (lambda: [on_event(e) for e in tail.new_events()]) if on_event else None
-    return run_app(supervisor, bundle, config, timeout=timeout, on_tick=tick)
+    return run_app(supervisor, bundle, config, timeout=timeout, on_tick=tick, wake=wake)
 
 
 def _default_like(value: RunConfigValue) -> RunConfigValue:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coordinator.deployment.fab import RunConfigValue, toml_value
+from coordinator.deployment.fastpoll import touch
 from coordinator.deployment.processes import Supervisor, venv_bin
 
 CONNECTION = "fedsurv-local"
@@ -133,10 +134,13 @@ def run_app(
     timeout: float = 600.0,
     on_tick: Callable[[], None] | None = None,
     tick: float = 0.25,
+    wake: Path | None = None,
 ) -> RunOutcome:
     """``flwr run --stream BUNDLE`` and wait until the run ends; raise :class:`RunFailed`.
 
     ``on_tick`` is called every ``tick`` seconds while the run is going (progress display).
+    ``wake`` is touched once the run is submitted (the SuperLink's SuperExec watches it, see
+    :mod:`coordinator.deployment.fastpoll`).
     """
     name = f"flwr-run-{int(time.time() * 1000)}"
     config_file = supervisor.log_dir / f"{name}.toml"
@@ -146,13 +150,17 @@ def run_app(
     start = time.monotonic()
     process = supervisor.start(name, argv)
     deadline = start + timeout
+    submitted = False
     while process.alive():
+        if wake is not None and not submitted and "Successfully started run" in process.log_text():
+            submitted = True
+            touch(wake)
         if time.monotonic() > deadline:
             supervisor.stop(process)
             raise RunFailed(f"run did not finish within {timeout:.0f} s; log: {process.log_path}")
         if on_tick is not None:
             on_tick()
-        time.sleep(tick)
+        time.sleep(tick if submitted or wake is None else 0.05)
     if on_tick is not None:
         on_tick()
     elapsed = time.monotonic() - start
