@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coordinator.cox_result import CoxResult
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -110,5 +112,6 @@ class Results(_Model):
     proportions_by_stratum: dict[str, dict[str, ProportionResult]] = Field(default_factory=dict)
     followup: FollowUpResult | None = None
     logrank: list[LogrankResult] = Field(default_factory=list)
+    cox: dict[str, CoxResult] = Field(default_factory=dict)
     warnings: list[ResultWarning] = Field(default_factory=list)
     grid: dict[str, int] = Field(default_factory=dict)

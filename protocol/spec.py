@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protocol.cox_spec import CoxModelSpec
 from protocol.version import PROTOCOL_VERSION
 
 ProportionName = Literal[
@@ -109,6 +110,10 @@ class AnalysisSpec(_Strict):
     ci: CIOptions = Field(default_factory=CIOptions)
     min_sites: int = Field(3, ge=1)
     report: ReportOptions = Field(default_factory=ReportOptions)
+    cox: list[CoxModelSpec] = Field(
+        default_factory=list,
+        description="Cox models (protocol.cox_spec), fitted over extra secure-sum rounds.",
+    )
     site_stratified_logrank: bool = Field(
         False, description="Also send per-site log-rank terms (needs strata)."
     )
@@ -129,8 +134,13 @@ class AnalysisSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> AnalysisSpec:
-        if not (self.proportions or self.survival or self.incidence):
-            raise ValueError("the spec asks for nothing: list proportions, survival or incidence")
+        if not (self.proportions or self.survival or self.incidence or self.cox):
+            raise ValueError(
+                "the spec asks for nothing: list proportions, survival, incidence or cox"
+            )
+        names = [model.name for model in self.cox]
+        if len(set(names)) != len(names):
+            raise ValueError("cox model names must be unique")
         if self.site_stratified_logrank and self.strata is None:
             raise ValueError("site_stratified_logrank needs strata (the groups to compare)")
         late = [d for d in self.landmarks if d > self.grid.horizon_days]

@@ -67,3 +67,33 @@ def test_too_few_sites_publishes_nothing() -> None:
     spec = load_spec(ROOT / "examples" / "model_study.yaml")
     with pytest.raises(TooFewSites, match="min_sites=3"):
         simulate_plain(spec, site_files(DEMO)[:2])
+
+
+def test_cox_example_equals_lifelines_on_pooled_rows() -> None:
+    from lifelines import CoxPHFitter
+
+    spec = load_spec(ROOT / "examples" / "cox_os.yaml")
+    results = simulate_plain(spec, site_files(DEMO))
+    rows = []
+    for k, path in enumerate(site_files(DEMO)):
+        e = derive_endpoints(load_site_data(path))
+        cov = e.covariates
+        rows.append(pd.DataFrame({
+            "T": e.os_days, "E": e.os_event.astype(int), "site": k,
+            "age": cov["age"].to_numpy(float),
+            "crs_severe": e.flags["crs_severe"].astype(float),
+            "mrd_yes": (cov["mrd_negative"] == "yes").to_numpy(float),
+            "mud": (cov["donor_type"] == "MUD").to_numpy(float),
+            "haplo": (cov["donor_type"] == "haplo").to_numpy(float),
+        }))
+    pooled = pd.concat(rows, ignore_index=True)
+    fitter = CoxPHFitter().fit(pooled.drop(columns="site"), "T", "E",
+                               fit_options={"precision": 1e-16, "step_size": 1.0})
+    fit = results.cox["os_pooled"]
+    names = {"age": "age", "crs_severe": "crs_severe", "mrd_negative[yes]": "mrd_yes",
+             "donor_type[MUD]": "mud", "donor_type[haplo]": "haplo"}
+    for term, column in names.items():
+        assert fit.coefficients[term].coef == pytest.approx(fitter.params_[column], rel=1e-6)
+        assert fit.coefficients[term].se == pytest.approx(fitter.standard_errors_[column],
+                                                           rel=1e-6)
+    assert fit.loglik == pytest.approx(fitter.log_likelihood_, rel=1e-6)
