@@ -42,7 +42,12 @@ def check_files(config: SiteConfig) -> list[tuple[bool | None, str, str]]:
         ("keys.node_auth_private_key", config.keys.node_auth_private_key),
         ("keys.audit_signing_key", config.keys.audit_signing_key),
     ):
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except PermissionError:  # a folder on the way cannot be searched by this user
+            results.append((False, key, f"not readable by this user (uid {os.getuid()}): {path}"))
+            continue
+        if not found:
             results.append((False, key, f"file not found: {path}"))
         elif not os.access(path, os.R_OK):
             results.append((False, key, f"not readable by this user: {path}"))

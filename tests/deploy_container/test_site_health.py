@@ -97,3 +97,26 @@ def test_cli_start_forwards_args_after_double_dash(site_toml: Path) -> None:
                                       "--port", "9101"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("--port 9101")
+
+
+
+def test_check_files_reports_an_unsearchable_key_folder(
+    site_toml: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key folder the node's uid cannot search (e.g. 0700, other owner) is a FAIL line."""
+    from site_node.commands import check_files
+    from site_node.config import load_site_config
+
+    config = load_site_config(site_toml)
+    real_is_file = Path.is_file
+
+    def is_file(path: Path) -> bool:
+        if path.name == "k.node":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    results = {key: (ok, detail) for ok, key, detail in check_files(config)}
+    ok, detail = results["keys.node_auth_private_key"]
+    assert ok is False
+    assert "not readable by this user" in detail
