@@ -8,12 +8,22 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from coordinator.report.cox import cox_heading, cox_notes, cox_table
 from coordinator.report.figures import FigureFile
-from coordinator.report.labels import curve_label, pct_ci, proportion_label
+from coordinator.report.labels import curve_label, format_p, pct_ci, proportion_label
 from coordinator.report.methods import methods_paragraph
 from coordinator.report.tables import landmark_display, table1
 from coordinator.results import Results, ResultWarning
 from protocol.spec import AnalysisSpec
+
+
+@dataclass(frozen=True)
+class CoxSection:
+    """One Cox model: heading, coefficient table, notes (status, global tests, warnings)."""
+
+    heading: str
+    table: pd.DataFrame
+    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,7 @@ class ReportContent:
     landmarks: pd.DataFrame
     proportions_by_stratum: pd.DataFrame
     logrank: pd.DataFrame
+    cox: list[CoxSection]
     warnings: list[ResultWarning]
     methods: str
     sites: list[tuple[str, str]]
@@ -60,6 +71,7 @@ def build_content(
         landmarks=landmark_display(results, min_cell_count=min_cell_count),
         proportions_by_stratum=_strata_proportions(results, level),
         logrank=_logrank_display(results),
+        cox=[CoxSection(cox_heading(r), cox_table(r), cox_notes(r)) for r in results.cox.values()],
         warnings=list(results.warnings),
         methods=methods_paragraph(results, spec),
         sites=_sites(results),
@@ -108,10 +120,3 @@ def _logrank_display(results: Results) -> pd.DataFrame:
     cols = ["Endpoint", "Groups", "Observed/expected events", "χ² (df)", "p",
             "Stratified by site"]
     return pd.DataFrame(rows, columns=cols)
-
-
-def format_p(p: float) -> str:
-    """``"p < 0.001"`` or three decimals (two above 0.1), as journals print them."""
-    if p < 0.001:
-        return "< 0.001"
-    return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"

@@ -57,6 +57,10 @@ def render_html(content: ReportContent) -> str:
         _figure(f, i) for i, f in enumerate(c.figures, start=1)) or "<p>No curves.</p>"))
     if not c.logrank.empty:
         parts.append(_section("logrank", "Log-rank tests", _table(c.logrank)))
+    if c.cox:
+        parts.append(_section("cox", "Cox proportional-hazards models", "".join(
+            f"<h3>{escape(m.heading)}</h3>{_table(m.table)}"
+            + "".join(f"<p>{escape(note)}</p>" for note in m.notes) for m in c.cox)))
     parts.append(_section("warnings", "Small-sample warnings", _warnings(c)))
     parts.append(_section("methods", "Statistical methods",
                           f'<p class="methods">{escape(c.methods)}</p>'))

@@ -87,3 +87,10 @@ def months(days: float | None, digits: int = 1) -> str:
     if days is None:
         return "NE"
     return f"{days / (365.25 / 12):.{digits}f}"
+
+
+def format_p(p: float) -> str:
+    """``"p < 0.001"`` or three decimals (two above 0.1), as journals print them."""
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"

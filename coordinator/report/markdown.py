@@ -42,6 +42,12 @@ def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
                 f"**Figure {i}.** {fig.caption} (vector: [{svg}]({svg}))", ""]
     if not c.logrank.empty:
         out += ["## Log-rank tests", "", pipe_table(c.logrank), ""]
+    if c.cox:
+        out += ["## Cox proportional-hazards models", ""]
+        for m in c.cox:
+            out += [f"### {m.heading}", ""]
+            out += ([pipe_table(m.table), ""] if not m.table.empty else [])
+            out += [f"- {note}" for note in m.notes] + [""]
     out += ["## Small-sample warnings", ""]
     if c.warnings:
         out += ["Estimates below rest on few patients or have wide intervals; interpret with "

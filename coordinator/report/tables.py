@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from coordinator.report.cox import cox_frame
 from coordinator.report.curves import at_risk_at, mask_count, value_at
 from coordinator.report.labels import (
     SHORT_LABELS,
@@ -100,7 +101,8 @@ def slug(text: str) -> str:
 
 
 def write_csv_tables(results: Results, out_dir: Path) -> dict[str, Path]:
-    """Write proportions.csv, landmarks.csv, logrank.csv (if any), table1.csv, curve CSVs."""
+    """Write proportions.csv, landmarks.csv, logrank.csv and cox_<model>.csv (if any),
+    table1.csv and the curve CSVs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frames: dict[str, pd.DataFrame] = {
         "proportions.csv": proportions_frame(results),
@@ -109,6 +111,8 @@ def write_csv_tables(results: Results, out_dir: Path) -> dict[str, Path]:
     }
     if results.logrank:
         frames["logrank.csv"] = logrank_frame(results)
+    for name, fit in results.cox.items():
+        frames[f"cox_{slug(name)}.csv"] = cox_frame(fit)
     for _kind, name, stratum, curve in curve_items(results):
         frames[curve_csv_name(name, stratum)] = curve_frame(curve)
     paths: dict[str, Path] = {}

@@ -410,16 +410,19 @@ def test_cause_specific_cox_equals_lifelines(endpoint: str, stratified: bool) ->
     assert result.events == int(frame["E"].sum())
 
 
-def test_markdown_section() -> None:
-    from coordinator.cox_result import cox_markdown
+def test_report_section() -> None:
+    from coordinator.report.cox import cox_notes, cox_table
 
-    text = cox_markdown(federated(model(), cohort(1, [60, 40, 20])))
-    assert "| donor_type[haplo] |" in text and "Likelihood ratio test" in text
+    fit = federated(model(), cohort(1, [60, 40, 20]))
+    table, notes = cox_table(fit), " ".join(cox_notes(fit))
+    assert "donor_type[haplo]" in table["Term"].tolist()
+    assert "Likelihood-ratio test" in notes and "Score test" in notes and "Wald test" in notes
     separated = CoxModelSpec(name="sep", endpoint="os",
                              covariates=[NumericCovariate(column="marker"),
                                          NumericCovariate(column="age")])
-    text = cox_markdown(federated(separated, _separated_sites()))
-    assert "monotone_likelihood" in text and "**Warning:**" in text and "| term |" not in text
+    fit = federated(separated, _separated_sites())
+    notes = " ".join(cox_notes(fit))
+    assert "monotone_likelihood" in notes and "Warning:" in notes and cox_table(fit).empty
 
 
 def test_cox_spec_can_be_imported_by_protocol_spec() -> None:
