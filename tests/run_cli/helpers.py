@@ -1,0 +1,49 @@
+"""A study set up the way an operator does it: `fedsurv keys ...` and a coordinator.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from coordinator.deployment.pki_setup import NodeKeys
+from fedsurv.cli import app
+
+
+def fedsurv(*args: object) -> str:
+    """Run ``fedsurv ARGS`` in-process; return its output (fails the test on error)."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def make_study(root: Path, sites: list[str], port: int, *, poll_interval: float | None = None,
+               run: dict[str, float] | None = None) -> tuple[Path, dict[str, NodeKeys]]:
+    """CA, server certificate, enrolled site keys and ``coordinator.toml`` under ``root``."""
+    fedsurv("keys", "ca", "--out", root / "ca")
+    fedsurv("keys", "server", "--ca", root / "ca", "--san", "127.0.0.1", "--out", root / "tls")
+    keys = {}
+    for name in sites:
+        fedsurv("keys", "site", name, "--out", root / "sites" / name)
+        folder = root / "sites" / name
+        fedsurv("keys", "enrol", folder / f"{name}.enrol.json", "--allow-list",
+                root / "allow-list.csv")
+        keys[name] = NodeKeys(folder / f"{name}.node", folder / f"{name}.node.pub")
+    lines = [
+        f'listen = "127.0.0.1:{port}"',
+        'state_dir = "state"',
+        'allow_list = "allow-list.csv"',
+        *([f"poll_interval = {poll_interval}"] if poll_interval else []),
+        "",
+        "[tls]",
+        'ca_cert = "ca/ca.crt"',
+        'server_cert = "tls/server.pem"',
+        'server_key = "tls/server.key"',
+        "",
+        "[run]",
+        *(f"{key} = {value}" for key, value in (run or {}).items()),
+        "",
+    ]
+    config = root / "coordinator.toml"
+    config.write_text("\n".join(lines))
+    return config, keys
