@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from flwr.app import Context, Error, Message, RecordDict
@@ -35,6 +35,9 @@ from flwr.supercore.task_identity import TaskIdentity
 from coordinator.progress import Progress
 from coordinator.secure_sum import RequestOutcome, SecureSumOptions, run_request
 from protocol.spec import AnalysisSpec
+
+if TYPE_CHECKING:
+    from coordinator.audit_provision import FederationAudit
 
 QUERY_STAGE = "query"
 FIRST_NODE_ID = 10_001
@@ -182,11 +185,14 @@ def federation_grid(
     state_root: Path | str | None = None,
     node_configs: Sequence[Mapping[str, Any]] | None = None,
     drops: Mapping[int, str] | None = None,
+    audit: FederationAudit | None = None,
 ) -> InProcessGrid:
     """An in-process federation of the real ClientApp, one site per data file.
 
     Site ``i`` gets node config ``site-id = "site{i+1}"``, ``data-path`` = its file,
-    ``state-dir = <state_root>/site{i+1}``, updated with ``node_configs[i]``. Without
+    ``state-dir = <state_root>/site{i+1}``, its ``audit-log``/``audit-key`` when ``audit``
+    (:func:`coordinator.audit_provision.provision_audit`) names the site, updated with
+    ``node_configs[i]``. Without
     ``state_root`` a fresh temporary directory is used, so the simulated sites' ledgers start
     empty (pass one to simulate repeated requests against the same sites). ``drops`` maps a
     site index to the stage at which that site vanishes.
@@ -206,6 +212,8 @@ def federation_grid(
             "data-path": str(Path(path)),
             "state-dir": str(root / f"site{i + 1}"),
         }
+        if audit is not None and config["site-id"] in audit.sites:
+            config.update(audit.site_config(config["site-id"]))
         if node_configs is not None:
             config.update(node_configs[i])
         sites.append(SimulatedSite(config, drop_at=(drops or {}).get(i)))
@@ -222,14 +230,21 @@ def simulate_federation(
     drops: Mapping[int, str] | None = None,
     progress: Progress | None = None,
     grid_out: list[InProcessGrid] | None = None,
+    audit: FederationAudit | None = None,
 ) -> RequestOutcome:
     """One request through :func:`run_request` and the real ClientApps, in this process.
 
     Sites as in :func:`federation_grid`; ``grid_out``, when given, receives the grid (for
-    inspection).
+    inspection). With ``audit``, the sites and the coordinator write their audit logs.
     """
     grid = federation_grid(site_data_paths, state_root=state_root, node_configs=node_configs,
-                           drops=drops)
+                           drops=drops, audit=audit)
     if grid_out is not None:
         grid_out.append(grid)
-    return run_request(grid, spec, options or SecureSumOptions(node_wait_timeout=0.0), progress)
+    coordinator_audit = None
+    if audit is not None:
+        from coordinator.audit_trail import CoordinatorAudit
+
+        coordinator_audit = CoordinatorAudit.open(audit.coordinator.log, audit.coordinator.key)
+    return run_request(grid, spec, options or SecureSumOptions(node_wait_timeout=0.0), progress,
+                       audit=coordinator_audit)

@@ -17,15 +17,21 @@
    ``spec.min_sites`` aborts before unmasking.
 5. Exact decoding (:mod:`protocol.secure_encoding`), and the ``sites`` slot of the sum must
    equal the number of contributors, or nothing is returned.
+
+With ``audit`` (:class:`coordinator.audit_trail.CoordinatorAudit`) the request is logged
+before the query leaves (``request_received``) and its end is logged before the outcome is
+returned (``round_completed`` with the sites' receipts, or ``round_failed``); a log that
+cannot be written stops the request.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
@@ -47,6 +53,9 @@ from protocol.secure_encoding import (
 from protocol.spec import AnalysisSpec
 from protocol.tally import TallySet
 from protocol.version import PROTOCOL_VERSION
+
+if TYPE_CHECKING:
+    from coordinator.audit_trail import CoordinatorAudit
 
 
 class TooFewSites(FedsurvError):
@@ -113,6 +122,30 @@ class RoundInfo:
     lost: dict[str, str] = field(default_factory=dict)
     stage: str = ""
     seconds: float = 0.0
+    receipts: dict[str, str] = field(default_factory=dict)
+    """Site -> hash of its ``tally_released`` audit record, as returned with its vector."""
+
+
+@dataclass
+class RequestTrace:
+    """Who refused, who took part and every round so far (for the audit of a failure too)."""
+
+    refused: dict[str, str] = field(default_factory=dict)
+    participants: list[str] = field(default_factory=list)
+    rounds: list[RoundInfo] = field(default_factory=list)
+
+    def dropped(self) -> dict[str, str]:
+        """Site -> ``"stage: reason code"`` for sites lost during a SecAgg+ attempt."""
+        from coordinator.audit_trail import reason_code
+
+        lost: dict[str, str] = {}
+        for info in self.rounds:
+            if info.kind != "secagg":
+                continue
+            stage = info.stage or "collect_masked_vectors"
+            for site, reason in info.lost.items():
+                lost[site] = f"{stage} (attempt {info.attempt}): {reason_code(reason)}"
+        return lost
 
 
 @dataclass
@@ -148,6 +181,7 @@ def run_request(
     spec: AnalysisSpec,
     options: SecureSumOptions | None = None,
     progress: Progress | None = None,
+    audit: CoordinatorAudit | None = None,
 ) -> RequestOutcome:
     """Query, securely sum and decode one request (see module docstring)."""
     secure_prg.install(client=False, server=True)
@@ -157,8 +191,21 @@ def run_request(
     spec = bind_request_id(spec)
     layout = TallyLayout(spec)
     progress.emit("request_started", request_id=spec.request_id, spec_sha256=spec.sha256())
+    trace = RequestTrace()
     try:
-        outcome = _run(grid, spec, layout, options, progress)
+        if audit is not None:
+            audit.request_received(spec, layout.fingerprint)
+        try:
+            outcome = _run(grid, spec, layout, options, progress, trace)
+        except FedsurvError as exc:
+            if audit is not None:
+                _audit_failure(audit, spec, exc, trace)
+            raise
+        if audit is not None:
+            receipts = next((r.receipts for r in reversed(trace.rounds)
+                             if r.kind == "secagg" and r.status == "done"), {})
+            audit.round_completed(spec, layout.fingerprint, outcome.sites.contributor_ids,
+                                  trace.refused, trace.dropped(), receipts, outcome.vector)
     except FedsurvError as exc:
         progress.emit("request_failed", reason=str(exc), seconds=time.monotonic() - started)
         raise
@@ -168,22 +215,39 @@ def run_request(
     return outcome
 
 
+def _audit_failure(audit: CoordinatorAudit, spec: AnalysisSpec, exc: FedsurvError,
+                   trace: RequestTrace) -> None:
+    """``round_failed``, best effort: the original error is what the caller sees."""
+    from coordinator.audit_trail import AuditUnavailable
+
+    if isinstance(exc, AuditUnavailable):
+        return
+    try:
+        audit.round_failed(spec, f"{type(exc).__name__}: {exc}", trace.participants,
+                           trace.refused, trace.dropped())
+    except FedsurvError as audit_error:
+        logging.getLogger("fedsurv.server").error("%s", audit_error)
+
+
 def _run(
     grid: Grid, spec: AnalysisSpec, layout: TallyLayout, options: SecureSumOptions,
-    progress: Progress,
+    progress: Progress, trace: RequestTrace | None = None,
 ) -> RequestOutcome:
+    trace = trace if trace is not None else RequestTrace()
     wanted = options.expected_sites or spec.min_sites
     nodes = _wait_for_nodes(grid, wanted, options.node_wait_timeout)
     progress.emit("nodes_connected", nodes=len(nodes), expected=wanted)
-    rounds: list[RoundInfo] = []
+    rounds = trace.rounds
     answers = _query(grid, spec, layout, nodes, options, progress, rounds)
     names = _site_names(nodes, answers)
-    refused = {names[nid]: f"{a.reason_code}: {a.message}" for nid, a in answers.items()
-               if a is not None and not a.accept}
+    refused = trace.refused
+    refused.update({names[nid]: f"{a.reason_code}: {a.message}" for nid, a in answers.items()
+                    if a is not None and not a.accept})
     refused.update({names[nid]: "no_answer: no reply to the query" for nid in nodes
                     if answers.get(nid) is None})
     participants = _feasible([nid for nid in nodes if answers.get(nid) and answers[nid].accept],
                              answers, names, refused, progress)
+    trace.participants = [names[nid] for nid in participants]
     _require(len(participants), spec, "accepted and can take part")
     dropped: list[str] = []
     attempt = 1
@@ -392,6 +456,8 @@ def _secagg(
     info.status = "done"
     info.contributed = sorted(names[n] for n in strategy.contributors)
     info.lost = {names[n]: r for n, r in lost.items()}
+    info.receipts = {names[n]: h for n, h in round_grid.receipts.items()
+                     if n in strategy.contributors}
     progress.emit("secagg_done", attempt=attempt, contributed=len(strategy.contributors),
                   seconds=round(info.seconds, 3))
     return strategy.contributors, strategy.mean, lost

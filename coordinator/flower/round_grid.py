@@ -11,7 +11,8 @@ Wraps the real Grid handed to ``SecAggPlusWorkflow``:
   masked vector is requested (Flower would otherwise carry on and fail at unmasking, after
   sites had spent their one contribution); the caller retries without it;
 * after ``collect_masked_vectors``, fewer survivors than ``min_contributors`` raises
-  :class:`TooFewContributors` before unmasking, so that sum is never revealed.
+  :class:`TooFewContributors` before unmasking, so that sum is never revealed; the audit
+  receipts the sites returned with their masked vectors are kept (:attr:`RoundGrid.receipts`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from flwr.proto.node_pb2 import NodeInfo  # pylint: disable=E0611
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
+from protocol.audit.receipt import read_receipt
 from protocol.errors import FedsurvError
 from protocol.secure_encoding import ROUND_RECORD
 
@@ -70,6 +72,7 @@ class RoundGrid(Grid):
         self.on_stage = on_stage
         self.contributors: set[int] = set()
         self.lost: dict[str, dict[int, str]] = {}  # stage -> node -> reason
+        self.receipts: dict[int, str] = {}  # node -> hash of its tally_released audit record
         self.last_stage = ""
 
     # Delegation
@@ -122,6 +125,9 @@ class RoundGrid(Grid):
             raise SetupDropout(stage, lost)
         if stage == Stage.COLLECT_MASKED_VECTORS:
             self.contributors = replied & sent
+            self.receipts = {r.metadata.src_node_id: h for r in replies
+                             if not r.has_error() and r.metadata.src_node_id in sent
+                             and (h := read_receipt(r.content.config_records)) is not None}
             if len(self.contributors) < self.min_contributors:
                 raise TooFewContributors(self.contributors, lost, self.min_contributors)
         return replies

@@ -8,6 +8,10 @@ Run config (``flwr run . --run-config '...'`` or ``[tool.flwr.app.config]``):
 * options of :class:`coordinator.secure_sum.SecureSumOptions`: ``query-timeout``,
   ``stage-timeout``, ``node-wait-timeout``, ``expected-sites``, ``share-fraction``,
   ``reconstruction-threshold``, ``max-retries``.
+* ``audit-log`` and ``audit-key``: the coordinator's signed audit log and its Ed25519 key
+  (:mod:`coordinator.audit_trail`); optional ``requester`` names who asked. Unset: a warning.
+  A log that cannot be written stops the request; ``results.json`` is removed again if its
+  ``result_published`` record cannot be written.
 
 Importing this module installs the ChaCha20 mask generator in Flower's SecAgg+ workflow
 (:func:`protocol.secure_prg.install`), in every ``flwr-serverapp`` process that runs this app.
@@ -42,18 +46,37 @@ def main(grid: Grid, context: Context) -> None:
 def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     """Secure sum, analysis and outputs for one request; returns the output directory."""
     from coordinator.analysis import analyse
+    from coordinator.audit_trail import CoordinatorAudit
     from coordinator.outputs import write_outputs
     from coordinator.progress import Progress
     from coordinator.secure_sum import SecureSumOptions, run_request
 
     spec = spec_from_run_config(run_config)
     out_dir = Path(str(run_config.get("out-dir", "") or "fedsurv-out"))
+    audit = CoordinatorAudit.from_run_config(run_config)
     progress = Progress(out_dir)
-    outcome = run_request(grid, spec, SecureSumOptions.from_run_config(run_config), progress)
+    outcome = run_request(grid, spec, SecureSumOptions.from_run_config(run_config), progress,
+                          audit=audit)
     results = analyse(outcome.spec, outcome.tallies, outcome.sites)
-    write_outputs(results, out_dir, outcome.spec)
+    paths = write_outputs(results, out_dir, outcome.spec)
+    if audit is not None:
+        _audit_publication(audit, outcome, paths["results"], progress)
     progress.emit("outputs_written", out_dir=str(out_dir))
     return out_dir
+
+
+def _audit_publication(audit: Any, outcome: Any, results_path: Path, progress: Any) -> None:
+    """``result_published`` for the written ``results.json``; without it, no results."""
+    from coordinator.audit_trail import AuditUnavailable
+    from protocol.layout import TallyLayout
+
+    try:
+        audit.result_published(outcome.spec, TallyLayout(outcome.spec).fingerprint,
+                               outcome.sites.contributor_ids, results_path)
+    except AuditUnavailable as exc:
+        results_path.unlink(missing_ok=True)
+        progress.emit("request_failed", reason=f"{exc}; results.json withdrawn")
+        raise
 
 
 def spec_from_run_config(run_config: Mapping[str, Any]) -> AnalysisSpec:

@@ -124,6 +124,9 @@ class RoundCompleted(_Body):
     site_receipts: dict[Name, Sha256Hex] = Field(default_factory=dict)
     """Optional: each site's ``hash`` of its own ``tally_released`` record, as the site
     reported it; lets an auditor tie the coordinator log to exact site records."""
+    dropped: dict[Name, str] = Field(default_factory=dict)
+    """Optional: sites that accepted but were lost during the secure sum, with the stage and
+    reason code (e.g. ``"setup: no_reply"``); they are not in the aggregate."""
 
 
 class RoundFailed(_Body):
@@ -133,6 +136,8 @@ class RoundFailed(_Body):
     reason: str = Field(min_length=1, max_length=200)
     sites: list[Name] = Field(default_factory=list)
     refused: dict[Name, list[str]] = Field(default_factory=dict)
+    dropped: dict[Name, str] = Field(default_factory=dict)
+    """Optional: sites lost during the secure sum, with stage and reason code."""
 
 
 class ResultPublished(_Body):

@@ -11,6 +11,12 @@ def _short(digest: str) -> str:
     return digest[:12] + "…"
 
 
+def _dropped(body: dict) -> str:
+    dropped = body.get("dropped") or {}
+    return ("; dropped: " + "; ".join(f"{s} ({r})" for s, r in dropped.items())) if dropped \
+        else ""
+
+
 def summarize(record: AuditRecord) -> str:
     """Who asked what, what was decided/released, which sites answered, what was published."""
     b = record.body
@@ -34,10 +40,10 @@ def summarize(record: AuditRecord) -> str:
         if b["refused"]:
             text += "; refused: " + "; ".join(
                 f"{s} ({', '.join(r) or 'no reason'})" for s, r in b["refused"].items())
-        return text
+        return text + _dropped(b)
     if kind == RecordKind.ROUND_FAILED:
         return f"round failed: {b['reason']}; answered: {', '.join(b['sites']) or 'none'}"\
-            f" [request {rid}]"
+            f" [request {rid}]" + _dropped(b)
     if kind == RecordKind.RESULT_PUBLISHED:
         what = b.get("output") or "result"
         return (f"published {what} sha256 {_short(b['result_sha256'])} from "

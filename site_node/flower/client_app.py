@@ -13,6 +13,12 @@ A request is one query round then one SecAgg+ round (DESIGN section 5, issue 3):
   (:mod:`protocol.secure_encoding`), after claiming the request id in the ledger. The reply
   holds the masked vector, ``num_examples = 1`` and empty metrics: never data in metrics.
 
+Audit (:mod:`site_node.audit_trail`, node config ``audit-log`` + ``audit-key``): the query
+writes ``request_received`` then ``policy_decision``; the collect stage writes
+``tally_released`` (hashes only) after the ledger claim and before the masked vector leaves,
+and returns that record's hash as a receipt (``fedsurv.receipt``). A configured log that
+cannot be written makes the site refuse (``audit_unavailable``).
+
 Importing this module installs the ChaCha20 mask generator in Flower's mod
 (:func:`protocol.secure_prg.install`); it is imported in every ``flwr-clientapp`` process that
 runs this app. Heavy modules load only when data is tallied.
@@ -39,7 +45,7 @@ from protocol.secure_encoding import (
 )
 from protocol.spec import AnalysisSpec
 from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
-from site_node import answer
+from site_node import answer, audit_trail
 from site_node.flower.guard import round_guard_mod
 from site_node.flower.state import ACCEPTED_STATE, RoundRefused, get_record, round_tag
 from site_node.ledger import AlreadyContributed
@@ -64,10 +70,7 @@ def query(msg: Message, context: Context) -> Message:
             f"{record.get('encoding')}; this site {secure_prg.PRG_ID}/{ENCODING_ID}",
         )
     else:
-        decision = answer.decide(
-            str(record["spec"]), str(record["fingerprint"]), int(record["announced-sites"]),
-            context.node_config,
-        )
+        decision = _audited_decision(record, context)
     records = context.state.config_records
     if decision.accept:
         spec = AnalysisSpec.model_validate_json(str(record["spec"]))
@@ -98,27 +101,73 @@ def train(msg: Message, context: Context) -> Message:
     if accepted is None:  # the guard already checked; defensive
         raise RoundRefused("not_accepted", "no accepted request in this run")
     spec = AnalysisSpec.model_validate_json(str(accepted["spec"]))
+    layout = TallyLayout(spec)
     try:
         vector = answer.contribution(spec, context.node_config)
-        encoded = SecureEncoding.for_layout(TallyLayout(spec)).encode(vector)
+        encoded = SecureEncoding.for_layout(layout).encode(vector)
     except answer.Refusal as refusal:
         raise RoundRefused(refusal.reason_code, str(refusal)) from None
     except Exception:  # Flower would forward str(exc), which may quote data: keep it local
         logger.exception("unexpected error while computing the contribution")
         raise RoundRefused("site_error", "unexpected error at the site; see its log") from None
     settings = answer.SiteSettings.from_node_config(context.node_config)
+    try:
+        audit = audit_trail.SiteAudit.from_node_config(context.node_config)
+    except audit_trail.AuditUnavailable as exc:
+        raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
     try:  # write-ahead: the claim is durable before the masked vector leaves
         settings.ledger.claim(str(spec.request_id), str(tag["attempt"]), spec.sha256(),
                               answer.analysis_sha256(spec))
     except AlreadyContributed as exc:
         raise RoundRefused("already_contributed", str(exc)) from None
+    receipt = None
+    if audit is not None:  # write-ahead too: no release that the site's log does not name
+        try:
+            receipt = audit.released(spec, layout.fingerprint, vector)
+        except audit_trail.AuditUnavailable as exc:
+            raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
     fitres = FitRes(
         status=Status(code=Code.OK, message=""),
         parameters=ndarrays_to_parameters([encoded]),
         num_examples=NUM_EXAMPLES,
         metrics={},
     )
-    return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+    content = compat.fitres_to_recorddict(fitres, keep_input=False)
+    if receipt is not None:
+        from protocol.audit.receipt import RECEIPT_RECORD, receipt_content
+
+        content.config_records[RECEIPT_RECORD] = ConfigRecord(receipt_content(receipt))
+    return Message(content, reply_to=msg)
+
+
+def _audited_decision(record: ConfigRecord, context: Context) -> answer.Decision:
+    """:func:`answer.decide`, between ``request_received`` and ``policy_decision`` records.
+
+    No policy runs for a request that cannot be logged, and a decision that cannot be logged
+    becomes a refusal (``audit_unavailable``).
+    """
+    spec_json, fingerprint = str(record["spec"]), str(record["fingerprint"])
+    try:
+        audit = audit_trail.SiteAudit.from_node_config(context.node_config)
+        if audit is not None:
+            view = audit_trail.RequestView.of(spec_json, fingerprint,
+                                              str(record.get("protocol-version", "")),
+                                              _parsed(spec_json))
+            audit.request_received(view, f"coordinator (run {context.run_id})")
+        decision = answer.decide(spec_json, fingerprint, int(record["announced-sites"]),
+                                 context.node_config)
+        if audit is not None:
+            audit.decision(view.request_id, decision)
+    except audit_trail.AuditUnavailable as exc:
+        return answer.Decision.refuse(audit_trail.REASON_CODE, str(exc))
+    return decision
+
+
+def _parsed(spec_json: str) -> AnalysisSpec | None:
+    try:
+        return AnalysisSpec.model_validate_json(spec_json)
+    except ValueError:
+        return None
 
 
 def _min_participants(context: Context) -> int:

@@ -1,0 +1,160 @@
+"""The site's side of the audit trail: what the ClientApp writes to its signed audit log.
+
+Node config keys (``flower-supernode --node-config``): ``audit-log`` (the JSON-lines log) and
+``audit-key`` (the site's Ed25519 private key, PEM). ``fedsurv site start`` passes both. The
+actor is ``site:<site-id>``.
+
+Records, per request (:mod:`protocol.audit.records`):
+
+* query round: ``request_received`` (written before the policy runs), then
+  ``policy_decision`` (``release`` / ``refuse`` / ``pending_approval`` with the reason code);
+* collect stage: ``tally_released`` (spec hash, layout fingerprint, SHA-256 of the plaintext
+  tally vector in layout order and its length; never the vector), written after the ledger
+  claim and before the masked vector leaves. Its record hash goes back to the coordinator as
+  a receipt (:mod:`protocol.audit.receipt`); the hash covers the previous record's hash, so
+  it reveals nothing about the tally.
+
+A site without ``audit-log``/``audit-key`` still answers but logs a warning. A configured log
+that cannot be written (missing or wrong key, damaged chain, unwritable file) raises
+:class:`AuditUnavailable`; the ClientApp then refuses with reason code ``audit_unavailable``:
+a release that cannot be audited does not happen.
+
+``protocol.audit`` (pydantic, cryptography) is imported only when a log is opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from protocol.errors import FedsurvError
+
+if TYPE_CHECKING:
+    from protocol.audit import AuditLog
+    from protocol.spec import AnalysisSpec
+    from site_node.policy import Decision
+
+AUDIT_LOG_KEY = "audit-log"
+AUDIT_KEY_KEY = "audit-key"
+REASON_CODE = "audit_unavailable"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+logger = logging.getLogger("fedsurv.site")
+
+
+class AuditUnavailable(FedsurvError):
+    """The site's audit log is configured but cannot be written: the site refuses."""
+
+    reason_code = REASON_CODE
+
+
+@dataclass
+class SiteAudit:
+    """The open audit log of one site (one per ClientApp call)."""
+
+    log: AuditLog
+    site_id: str
+
+    @classmethod
+    def from_node_config(cls, node_config: Mapping[str, Any]) -> SiteAudit | None:
+        """The site's log; ``None`` (with a warning) when the node config names none."""
+        path = str(node_config.get(AUDIT_LOG_KEY, "") or "").strip()
+        key = str(node_config.get(AUDIT_KEY_KEY, "") or "").strip()
+        if not path and not key:
+            logger.warning("no audit log configured (node config 'audit-log' and 'audit-key'): "
+                           "this site's requests and releases are not audited")
+            return None
+        if not path or not key:
+            missing = AUDIT_LOG_KEY if not path else AUDIT_KEY_KEY
+            raise AuditUnavailable(f"node config sets only one of 'audit-log'/'audit-key' "
+                                   f"('{missing}' is missing): refusing unaudited releases")
+        site_id = str(node_config.get("site-id", "")).strip()
+        if not _NAME.fullmatch(site_id):
+            raise AuditUnavailable("node config 'site-id' is missing or not a valid audit name "
+                                   "(letters, digits, _ . -)")
+        from protocol.audit import AuditLog, site_actor
+
+        try:
+            log = AuditLog(path, key, actor=site_actor(site_id))
+        except (FedsurvError, OSError, ValueError) as exc:
+            logger.error("audit log %s cannot be written: %s", path, exc)
+            raise AuditUnavailable(f"the site's audit log cannot be written ({type(exc).__name__}"
+                                   "); see the site's log") from None
+        return cls(log, site_id)
+
+    def _append(self, kind: str, body: Any) -> str:
+        try:
+            return self.log.append(kind, body).hash
+        except (FedsurvError, OSError, ValueError) as exc:
+            logger.error("cannot append %s to audit log %s: %s", kind, self.log.path, exc)
+            raise AuditUnavailable(f"the site's audit log cannot be written ({type(exc).__name__}"
+                                   "); see the site's log") from None
+
+    def request_received(self, request: RequestView, requester: str) -> str:
+        """``request_received`` for a query as it arrived; returns the record hash."""
+        from protocol.audit import RecordKind, RequestReceived
+
+        return self._append(RecordKind.REQUEST_RECEIVED, RequestReceived(
+            request_id=request.request_id, requester=requester[:200] or "unknown",
+            spec_sha256=request.spec_sha256, layout_fingerprint=request.layout_fingerprint,
+            protocol_version=request.protocol_version[:40] or "unknown",
+            analyses=request.analyses,
+        ))
+
+    def decision(self, request_id: str, decision: Decision) -> str:
+        """``policy_decision`` of the query round; returns the record hash."""
+        from protocol.audit import PolicyDecision, RecordKind
+
+        if decision.accept:
+            verdict, reasons = "release", []
+        elif decision.reason_code == "awaiting_approval":
+            verdict, reasons = "pending_approval", [decision.reason_code]
+        else:
+            verdict, reasons = "refuse", [decision.reason_code]
+        return self._append(RecordKind.POLICY_DECISION, PolicyDecision(
+            request_id=request_id, decision=verdict, reasons=reasons))
+
+    def released(self, spec: AnalysisSpec, layout_fingerprint: str, vector: Any) -> str:
+        """``tally_released`` for the plaintext vector about to leave masked; its hash."""
+        from protocol.audit import RecordKind, TallyReleased, vector_sha256
+
+        return self._append(RecordKind.TALLY_RELEASED, TallyReleased(
+            request_id=str(spec.request_id), spec_sha256=spec.sha256(),
+            layout_fingerprint=layout_fingerprint, tally_sha256=vector_sha256(vector),
+            vector_length=len(vector)))
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """What the audit names of a query: ids and hashes that validate even for bad requests."""
+
+    request_id: str
+    spec_sha256: str
+    layout_fingerprint: str
+    protocol_version: str
+    analyses: list[str]
+
+    @classmethod
+    def of(cls, spec_json: str, fingerprint: str, protocol_version: str,
+           spec: AnalysisSpec | None) -> RequestView:
+        """From the query fields; ``spec`` is the parsed spec (``None`` if it did not parse).
+
+        A request id that is missing or not a valid audit name becomes ``spec-<hash prefix>``;
+        a spec that did not parse is named by the SHA-256 of its text.
+        """
+        spec_sha = spec.sha256() if spec is not None else _sha256(spec_json)
+        request_id = str(spec.request_id or "") if spec is not None else ""
+        if not _NAME.fullmatch(request_id):
+            request_id = f"spec-{spec_sha[:16]}"
+        from protocol.audit.requests import analyses_of
+
+        layout = fingerprint if _SHA256.fullmatch(fingerprint) else _sha256(fingerprint)
+        return cls(request_id, spec_sha, layout, protocol_version, analyses_of(spec))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
