@@ -87,8 +87,8 @@ class RunProgress:
         elif name == "site_accepted":
             self.sites[site] = SiteStatus("accepted")
         elif name == "site_refused":
-            self.sites[site] = SiteStatus(
-                "refused", f"{event.get('reason_code')}: {event.get('message', '')}")
+            code, message = str(event.get("reason_code")), str(event.get("message", ""))
+            self.sites[site] = SiteStatus("refused", f"{code}: {message.removeprefix(code + ': ')}")
         elif name == "site_no_answer":
             self.sites[site] = SiteStatus("no answer", "no reply to the query")
         elif name == "secagg_started":
@@ -328,10 +328,10 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
         signal.signal(signal.SIGTERM, previous)
     code, message = classify(progress, failure, out_dir)
     report = out_dir / "report.html"
-    if code == EXIT_OK:
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
+    if code == EXIT_INFRASTRUCTURE:
         message += f" (logs in {workdir / 'logs'})"
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     if json_lines:
         summary = {"event": "run_finished", "exit_code": code, "message": message,
                    "elapsed": round(time.monotonic() - progress.started, 3),
@@ -343,9 +343,9 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
     elif code == EXIT_OK:
         console = Console()
         console.print(f"[green]done[/green] in {time.monotonic() - progress.started:.1f} s")
-        console.print(f"results: {out_dir / 'results.json'}", highlight=False)
+        typer.echo(f"results: {out_dir / 'results.json'}")  # never wrapped: copyable paths
         if report.exists():
-            console.print(f"report:  {report}", highlight=False)
+            typer.echo(f"report:  {report}")
     return code, message
 
 
