@@ -167,7 +167,7 @@ def start_coordinator(config: CoordinatorConfig, echo: Echo = typer.echo,
     config.state_dir.mkdir(parents=True, exist_ok=True)
     env = coordinator_env(config)
     write = out or _stdout_bytes
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     supervisor = Supervisor(config.log_dir, env)
     try:
         link = supervisor.start("superlink", superlink_argv(config))
@@ -201,7 +201,8 @@ def start_coordinator(config: CoordinatorConfig, echo: Echo = typer.echo,
         return 0
     finally:
         supervisor.stop_all()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _follow(path: Path, offset: int, write: Callable[[bytes], object]) -> int:
