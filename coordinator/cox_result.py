@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CoxStatus = Literal["converged", "monotone_likelihood", "max_rounds", "not_converged"]
+CoxStatus = Literal["converged", "monotone_likelihood", "max_rounds", "not_converged", "aborted"]
+"""``aborted``: the federated fit stopped (a site lost or refusing during a round, a data
+error); no estimate is reported, ``warnings`` says why."""
 
 
 class _Model(BaseModel):
@@ -82,7 +84,7 @@ class CoxResult(_Model):
     se_type: Literal["model"] = "model"
     level: float = 0.95
     loglik: float | None = None
-    loglik_null: float
+    loglik_null: float | None = None
     lr_test: CoxTest | None = None
     score_test: CoxTest | None = None
     wald_test: CoxTest | None = None

@@ -13,6 +13,12 @@ crash after the claim errs on the side of refusing. Consequences:
   assumes it did. The coordinator then needs a new request (new ``request_id``), which the
   site's release policy (query budget, approvals) governs.
 
+Cox rounds (:mod:`protocol.cox_wire`) are further secure sums of an accepted request: each
+``(request_id, model, round index)`` at most once, at most ``cap`` rounds per
+``(request_id, model)``, and every Cox round of a request over the participant set of its
+first one (pinned in the entries: a coordinator cannot difference two rounds over different
+site sets). Their entries (``"kind": "cox"``) never count as the request's tally sum.
+
 Storage: ``<state-dir>/secure_sums.jsonl``, one JSON object per line, append-only; the check
 and the append happen under an exclusive ``flock`` so concurrent ClientApp processes of one
 site cannot both claim.
@@ -37,6 +43,18 @@ class AlreadyContributed(FedsurvError):
     """The site already sent a masked vector for this request id."""
 
 
+class RoundCapReached(FedsurvError):
+    """The site already joined the allowed number of Cox rounds for this request and model."""
+
+
+class ParticipantsChanged(FedsurvError):
+    """A Cox round over other sites than the request's first Cox round."""
+
+
+def _is_tally(record: dict) -> bool:
+    return record.get("kind", "tally") == "tally"
+
+
 class ContributionLedger:
     """Request ids this site contributed a masked vector to. Build with the state dir."""
 
@@ -46,7 +64,7 @@ class ContributionLedger:
     def entry(self, request_id: str) -> dict | None:
         """The contribution recorded for ``request_id``, or None."""
         for record in self._records():
-            if record.get("request_id") == request_id:
+            if record.get("request_id") == request_id and _is_tally(record):
                 return record
         return None
 
@@ -55,7 +73,8 @@ class ContributionLedger:
 
     def count_analysis(self, analysis_sha256: str) -> int:
         """Contributions to specs that differ only in request id (for a release policy)."""
-        return sum(1 for r in self._records() if r.get("analysis_sha256") == analysis_sha256)
+        return sum(1 for r in self._records()
+                   if r.get("analysis_sha256") == analysis_sha256 and _is_tally(r))
 
     def claim(self, request_id: str, attempt: str, spec_sha256: str, analysis_sha256: str) -> dict:
         """Record the contribution to ``request_id``; :class:`AlreadyContributed` if any exists."""
@@ -63,7 +82,8 @@ class ContributionLedger:
         with self._locked() as handle:
             handle.seek(0)
             for line in handle.read().splitlines():
-                if line.strip() and json.loads(line).get("request_id") == request_id:
+                record = json.loads(line) if line.strip() else {}
+                if record.get("request_id") == request_id and _is_tally(record):
                     raise AlreadyContributed(
                         f"this site already contributed a masked vector to request "
                         f"'{request_id}'; a request is summed once (send a new request)"
@@ -73,6 +93,70 @@ class ContributionLedger:
                 "attempt": attempt,
                 "spec_sha256": spec_sha256,
                 "analysis_sha256": analysis_sha256,
+                "contributed_at": datetime.now(UTC).isoformat(),
+            }
+            handle.seek(0, os.SEEK_END)
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return record
+
+    def cox_entries(self, request_id: str, model: str | None = None) -> list[dict]:
+        """Cox rounds this site contributed to ``request_id`` (of ``model``, when given)."""
+        return [r for r in self._records()
+                if r.get("kind") == "cox" and r.get("request_id") == request_id
+                and (model is None or r.get("model") == model)]
+
+    def cox_entry(self, request_id: str, model: str, round_index: int) -> dict | None:
+        return next((r for r in self.cox_entries(request_id, model)
+                     if r.get("round") == round_index), None)
+
+    def cox_participants(self, request_id: str) -> list[int] | None:
+        """The node ids of the first Cox round of ``request_id`` (None before any)."""
+        entries = self.cox_entries(request_id)
+        return list(entries[0]["participants"]) if entries and entries[0]["participants"] else None
+
+    def claim_cox_round(
+        self, request_id: str, model: str, round_index: int, attempt: str, fingerprint: str,
+        participants: list[int], cap: int,
+    ) -> dict:
+        """Record Cox round ``round_index`` of ``(request_id, model)``, write-ahead.
+
+        Raises :class:`AlreadyContributed` for a round already claimed, :class:`RoundCapReached`
+        once ``cap`` rounds of the model are claimed, and :class:`ParticipantsChanged` when the
+        participants differ from the request's first Cox round.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked() as handle:
+            handle.seek(0)
+            records = [json.loads(line) for line in handle.read().splitlines() if line.strip()]
+            mine = [r for r in records if r.get("kind") == "cox"
+                    and r.get("request_id") == request_id]
+            same_model = [r for r in mine if r.get("model") == model]
+            if any(r.get("round") == round_index for r in same_model):
+                raise AlreadyContributed(
+                    f"this site already contributed to Cox round {round_index} of model "
+                    f"'{model}' of request '{request_id}'"
+                )
+            if len(same_model) >= cap:
+                raise RoundCapReached(
+                    f"this site already joined {len(same_model)} Cox rounds of model '{model}' "
+                    f"of request '{request_id}' (at most {cap})"
+                )
+            pinned = mine[0]["participants"] if mine else []
+            if pinned and participants and sorted(pinned) != sorted(participants):
+                raise ParticipantsChanged(
+                    f"Cox rounds of request '{request_id}' must sum the same sites as its "
+                    "first Cox round"
+                )
+            record = {
+                "kind": "cox",
+                "request_id": request_id,
+                "model": model,
+                "round": round_index,
+                "attempt": attempt,
+                "fingerprint": fingerprint,
+                "participants": sorted(int(p) for p in participants),
                 "contributed_at": datetime.now(UTC).isoformat(),
             }
             handle.seek(0, os.SEEK_END)

@@ -16,6 +16,9 @@ reason code                 refused when
 ``endpoint_not_allowed``    the spec asks for an endpoint not in ``allowed_endpoints``
 ``strata_not_allowed``      the spec is stratified by a column not in
                             ``allowed_strata_columns`` (default: none, so no strata)
+``cox_not_allowed``         the spec asks for a Cox model that ``cox_models`` forbids:
+                            ``"none"`` (no Cox model), ``"site_stratified"`` (default: only
+                            models with ``stratify_by_site``) or ``"any"`` (pooled too)
 ``bin_too_narrow``          ``grid.bin_days < min_bin_days``
 ``min_sites_too_low``       the spec's ``min_sites`` (sites per secure sum) is below the
                             site's ``min_sites``
@@ -29,6 +32,12 @@ reason code                 refused when
                             (same ``request_id``) once it is approved
 ``declined``                a data steward declined it
 ==========================  ================================================================
+
+Why ``cox_models`` defaults to ``"site_stratified"``: a pooled Cox model's rounds reveal
+pooled per-bin risk-set sums, and on a fine grid the difference of two consecutive sums can be
+one patient's covariates (:mod:`protocol.cox_spec`, "Disclosure"). The site-stratified model
+sends only ``2 + p + p(p+1)`` aggregate numbers per round. Allow ``"any"`` only where the
+pooled model's disclosure is acceptable (coarse grids, large cohorts, or a study agreement).
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ ReasonCode = Literal[
     "spec_not_allowlisted",
     "endpoint_not_allowed",
     "strata_not_allowed",
+    "cox_not_allowed",
     "bin_too_narrow",
     "min_sites_too_low",
     "cohort_too_small",
@@ -115,6 +125,11 @@ class ReleasePolicy(BaseModel):
         description="SHA-256 of allowed specs, with or without request_id; empty = any spec.",
     )
     approval: Literal["auto", "manual"] = "auto"
+    cox_models: Literal["none", "site_stratified", "any"] = Field(
+        "site_stratified",
+        description="Cox models the site answers: none, only site-stratified ones (default; "
+        "pooled models can disclose one patient's covariates on fine grids), or any.",
+    )
 
     @field_validator("allowed_endpoints")
     @classmethod
@@ -190,6 +205,8 @@ def spec_summary(spec: AnalysisSpec) -> dict:
         "horizon_days": spec.grid.horizon_days,
         "strata": spec.strata.column if spec.strata else None,
         "min_sites": spec.min_sites,
+        "cox": [f"{m.name} ({'site-stratified' if m.stratify_by_site else 'pooled'})"
+                for m in spec.cox],
     }
 
 
@@ -215,6 +232,9 @@ def _static_rules(spec: AnalysisSpec, policy: ReleasePolicy, digest: str) -> Dec
             f"stratifying by '{spec.strata.column}' is not allowed "
             f"(policy.allowed_strata_columns: {allowed})",
         )
+    refusal = cox_rule(spec, policy)
+    if refusal is not None:
+        return refusal
     if spec.grid.bin_days < policy.min_bin_days:
         return Decision.refuse(
             "bin_too_narrow",
@@ -228,6 +248,23 @@ def _static_rules(spec: AnalysisSpec, policy: ReleasePolicy, digest: str) -> Dec
             f"least {policy.min_sites} (policy.min_sites)",
         )
     return None
+
+
+def cox_rule(spec: AnalysisSpec, policy: ReleasePolicy) -> Decision | None:
+    """``cox_not_allowed`` when a Cox model of the spec is beyond ``policy.cox_models``."""
+    if policy.cox_models == "any" or not spec.cox:
+        return None
+    if policy.cox_models == "none":
+        refused = [model.name for model in spec.cox]
+    else:
+        refused = [model.name for model in spec.cox if not model.stratify_by_site]
+    if not refused:
+        return None
+    return Decision.refuse(
+        "cox_not_allowed",
+        f"Cox model(s) {refused} are not allowed by the site (policy.cox_models = "
+        f"'{policy.cox_models}'; pooled models need 'any')",
+    )
 
 
 def _cohort_rule(policy: ReleasePolicy, context: PolicyContext) -> Decision | None:

@@ -15,6 +15,9 @@ Per stage (the stage is read from Flower's SecAgg+ config record), the site refu
   every sampled site is a neighbour (the default), at least ``min-participants`` sites are
   active: the site does not help unmask a sum over fewer sites.
 
+Cox rounds (the round record names a Cox model, :mod:`protocol.cox_wire`) have their own
+ledger keys and rules: :mod:`site_node.flower.cox_round`.
+
 A refusal raises :class:`~site_node.flower.state.RoundRefused`; Flower turns it into an error
 reply, and the coordinator treats the site as lost at that stage.
 """
@@ -28,6 +31,7 @@ from flwr.app.message_type import MessageType
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 
+from protocol.cox_wire import is_cox_round
 from protocol.secure_encoding import ENCODING_ID, MAX_SITES, secagg_parameters
 from protocol.secure_prg import PRG_ID
 from site_node.answer import SiteSettings
@@ -52,10 +56,15 @@ def round_guard_mod(msg: Message, context: Context, call_next: ClientAppCallable
     tag = round_tag(msg)
     settings = SiteSettings.from_node_config(context.node_config)
     request_id = _check_accepted(context, tag)
+    if is_cox_round(tag):
+        from site_node.flower.cox_round import check_cox_stage
+
+        check_cox_stage(stage, configs, context, tag, settings, request_id)
+        return call_next(msg, context)
     attempt = str(tag["attempt"])
     ledger = settings.ledger
     if stage == Stage.SETUP:
-        _check_setup(configs, settings.min_participants)
+        check_setup(configs, settings.min_participants)
         if ledger.contributed(request_id):
             raise RoundRefused("already_contributed", f"request '{request_id}' was already summed")
         context.state.config_records[SESSION_STATE] = ConfigRecord({
@@ -101,7 +110,7 @@ def _check_accepted(context: Context, tag: ConfigRecord) -> str:
     return request_id
 
 
-def _check_setup(configs: ConfigRecord, min_participants: int) -> None:
+def check_setup(configs: ConfigRecord, min_participants: int) -> None:
     expected = secagg_parameters()
     announced = {
         "max_weight": configs.get(Key.MAX_WEIGHT),
