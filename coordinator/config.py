@@ -241,6 +241,13 @@ def check_files(config: CoordinatorConfig) -> list[str]:
             problems.append(f"{key}: not readable by this user: {path}")
     if not problems:
         problems += _tls_problems(config)
+    if not problems and config.audit is not None:
+        from protocol.signing import load_signing_key
+
+        try:
+            load_signing_key(config.audit.signing_key)
+        except (FedsurvError, ValueError, TypeError) as exc:
+            problems.append(f"audit.signing_key: {exc}")
     return problems
 
 

@@ -179,8 +179,11 @@ def run_options(config: CoordinatorConfig | None, expected_sites: int | None,
                                    else node_wait_timeout),
     }
     if config is not None and config.audit is not None:
+        import getpass
+
         options["audit-log"] = str(config.audit.log)
         options["audit-key"] = str(config.audit.signing_key)
+        options["requester"] = getpass.getuser()
     return options
 
 

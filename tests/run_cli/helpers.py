@@ -18,8 +18,12 @@ def fedsurv(*args: object) -> str:
 
 
 def make_study(root: Path, sites: list[str], port: int, *, poll_interval: float | None = None,
-               run: dict[str, float] | None = None) -> tuple[Path, dict[str, NodeKeys]]:
-    """CA, server certificate, enrolled site keys and ``coordinator.toml`` under ``root``."""
+               run: dict[str, float] | None = None,
+               audit: bool = False) -> tuple[Path, dict[str, NodeKeys]]:
+    """CA, server certificate, enrolled site keys and ``coordinator.toml`` under ``root``.
+
+    ``audit``: also a coordinator audit key (``keys/coordinator.audit.key``) and ``[audit]``.
+    """
     fedsurv("keys", "ca", "--out", root / "ca")
     fedsurv("keys", "server", "--ca", root / "ca", "--san", "127.0.0.1", "--out", root / "tls")
     keys = {}
@@ -44,6 +48,9 @@ def make_study(root: Path, sites: list[str], port: int, *, poll_interval: float 
         *(f"{key} = {value}" for key, value in (run or {}).items()),
         "",
     ]
+    if audit:
+        fedsurv("keys", "audit-key", "--out", root / "keys")
+        lines += ["[audit]", 'signing_key = "keys/coordinator.audit.key"', ""]
     config = root / "coordinator.toml"
     config.write_text("\n".join(lines))
     return config, keys

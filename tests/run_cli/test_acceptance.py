@@ -23,6 +23,7 @@ import pytest
 from coordinator.deployment.federation import LocalFederation, Site
 from coordinator.deployment.pki_setup import FederationPKI
 from coordinator.deployment.processes import flower_env, free_port
+from protocol.audit import verify_log
 from tests.integration.conftest import merged_sites
 from tests.run_cli.helpers import make_study
 
@@ -95,7 +96,7 @@ def test_run_with_a_refusal_and_a_killed_site(tmp_path: Path) -> None:
     study = tmp_path / "study"
     config, keys = make_study(study, SITES, port, poll_interval=0.2,
                               run={"stage_timeout": 10.0, "query_timeout": 60.0,
-                                   "node_wait_timeout": 30.0})
+                                   "node_wait_timeout": 30.0}, audit=True)
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
     sites = _sites(tmp_path)
@@ -150,4 +151,9 @@ def test_run_with_a_refusal_and_a_killed_site(tmp_path: Path) -> None:
     assert sorted(results["sites"]["contributor_ids"]) == ["s1", "s3", "s4"]
     report = (out / "report.html").read_text()
     assert f"{REFUSER}: bin_too_narrow" in report and VICTIM in report
+    log = study / "state" / "audit.log"  # the coordinator's signed log, via `fedsurv run`
+    report_ok = verify_log(log, study / "keys" / "coordinator.audit.pub")
+    assert report_ok.ok, report_ok.problem
+    kinds = [record.kind for record in report_ok.records]
+    assert kinds[0] == "request_received" and kinds[-1] == "result_published", kinds
     assert time.monotonic() - started < 150
