@@ -214,6 +214,7 @@ def node_config(config: SiteConfig) -> dict[str, str]:
         "site-id": config.site_id,
         "state-dir": str(config.state_dir),
         "audit-log": str(config.audit_log),
+        "audit-key": str(config.keys.audit_signing_key),
         "min-participants": str(config.policy.min_sites),
     }
     if config.data.kind == "file":

@@ -130,7 +130,8 @@ def test_start_dry_run_prints_the_supernode_command(file_config: Path) -> None:
     node = parse_config_args([argv[argv.index("--node-config") + 1]])
     assert node == {
         "site-config": str(file_config), "site-id": "site-01", "state-dir": str(folder / "state"),
-        "audit-log": str(folder / "state" / "audit.log"), "min-participants": 3,
+        "audit-log": str(folder / "state" / "audit.log"),
+        "audit-key": str(folder / "keys" / "audit_key.pem"), "min-participants": 3,
         "data-path": str(folder / "demo_site.csv"),
     }
 

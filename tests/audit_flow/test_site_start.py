@@ -1,0 +1,61 @@
+"""A node started by ``fedsurv site start`` audits its queries in the site's own log."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.common.config import parse_config_args
+
+from coordinator.inprocess import InProcessGrid, SimulatedSite
+from protocol import secure_prg
+from protocol.audit import verify_log
+from protocol.layout import TallyLayout
+from protocol.secure_encoding import ANSWER_RECORD, ENCODING_ID, QUERY_RECORD
+from protocol.signing import load_signing_key, public_pem
+from protocol.spec import AnalysisSpec
+from protocol.version import PROTOCOL_VERSION
+from site_node.commands import supernode_command
+from site_node.config import load_site_config
+from site_node.flower.client_app import app as client_app
+from tests.audit_flow.conftest import kinds
+from tests.site_node_ops.conftest import DEMO_CSV, MAPPING, write_config
+
+
+def _query(grid: InProcessGrid, spec: AnalysisSpec) -> ConfigRecord:
+    record = ConfigRecord({
+        "spec": spec.model_dump_json(), "fingerprint": TallyLayout(spec).fingerprint,
+        "protocol-version": PROTOCOL_VERSION, "announced-sites": 3,
+        "prg": secure_prg.PRG_ID, "encoding": ENCODING_ID,
+    })
+    message = Message(RecordDict({QUERY_RECORD: record}), dst_node_id=next(iter(grid.sites)),
+                      message_type=MessageType.QUERY, group_id="q")
+    (reply,) = grid.pull_messages(grid.push_messages([message]))
+    return reply.content.config_records[ANSWER_RECORD]
+
+
+def test_site_start_passes_audit_log_and_key_to_the_client_app(tmp_path: Path) -> None:
+    shutil.copy(DEMO_CSV, tmp_path / "demo_site.csv")
+    path = write_config(tmp_path, {"kind": "file", "path": "demo_site.csv"},
+                        {"min_cohort_size": 1})
+    with path.open("a") as handle:
+        handle.write("[columns]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in MAPPING.items()))
+    config = load_site_config(path)
+    argv = supernode_command(config)
+    node_config = parse_config_args([argv[argv.index("--node-config") + 1]])
+    assert node_config["audit-log"] == str(config.audit_log)
+    assert node_config["audit-key"] == str(config.keys.audit_signing_key)
+    assert "audit-key" in shlex.join(argv)
+
+    grid = InProcessGrid(client_app, [SimulatedSite(node_config)])
+    spec = AnalysisSpec(request_id="start-1", survival=["os"],
+                        grid={"bin_days": 7, "horizon_days": 365})
+    answer = _query(grid, spec)
+    assert answer["accept"], answer["message"]
+    public = tmp_path / "audit.pub"
+    public.write_bytes(public_pem(load_signing_key(config.keys.audit_signing_key).public_key()))
+    report = verify_log(config.audit_log, public)
+    assert report.ok and kinds(report.records) == ["request_received", "policy_decision"]
+    assert report.records[0].actor == "site:site-01"
