@@ -321,9 +321,12 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
         if json_lines:
             failure = submit(config, workdir, spec, out_dir, options, on_event, timeout)
         else:
-            with Live(get_renderable=progress.render, console=Console(), refresh_per_second=4,
+            console = Console()
+            with Live(get_renderable=progress.render, console=console, refresh_per_second=4,
                       transient=False):
                 failure = submit(config, workdir, spec, out_dir, options, on_event, timeout)
+            if not console.is_terminal:
+                console.line()
     except KeyboardInterrupt:
         err.print("interrupted: the run was stopped")
         raise typer.Exit(130) from None
