@@ -37,7 +37,11 @@ import pandas as pd
 from coordinator.commands.demo import DEMO_POLICY, model_study_spec
 from coordinator.deployment import bare_secagg
 from coordinator.deployment.fab import write_bundle
-from coordinator.deployment.federation import DEFAULT_PRELOAD, LocalFederation
+from coordinator.deployment.federation import (
+    DEFAULT_PRELOAD,
+    DEFAULT_SERVER_PRELOAD,
+    LocalFederation,
+)
 from coordinator.deployment.local_run import ProgressTail, run_analysis, sites_from_files
 from coordinator.deployment.processes import descendants
 from protocol.layout import TallyLayout
@@ -136,11 +140,13 @@ def run_mode(n_sites: int, mode: str, repeat: int, poll: float | None) -> dict[s
     files = site_files(work, n_sites)
     record: dict[str, Any] = {"sites": n_sites, "mode": mode, "length": length,
                               "bare": [], "fedsurv": [], "startup_s": []}
-    for kind, preload in (("bare", ("coordinator.deployment.bare_secagg",)),
-                          ("fedsurv", DEFAULT_PRELOAD)):
+    bare = ("coordinator.deployment.bare_secagg",)
+    for kind, preload, server_preload in (("bare", bare, bare),
+                                          ("fedsurv", DEFAULT_PRELOAD, DEFAULT_SERVER_PRELOAD)):
         sites = sites_from_files(files, work / kind / "state", policy=DEMO_POLICY)
         t0 = time.monotonic()
         with LocalFederation(work / kind / "fed", sites, poll_interval=poll, preload=preload,
+                             server_preload=server_preload,
                              **MODES[mode]) as federation:
             record["startup_s"].append(time.monotonic() - t0)
             for index in range(repeat):

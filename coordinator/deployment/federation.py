@@ -33,9 +33,15 @@ NodeConfigValue = str | int | float | bool
 SUPERNODE_READY = "SuperNode ID:"
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "site_node.flower.client_app", "site_node.answer", "site_node.data", "site_node.endpoints",
-    "site_node.tally", "pandas",
+    "site_node.tally", "pandas", "protocol.audit",
 )
 """fedsurv's ClientApp and the modules it imports lazily when it tallies (zygote preload)."""
+DEFAULT_SERVER_PRELOAD: tuple[str, ...] = (
+    "coordinator.flower.server_app", "coordinator.secure_sum", "coordinator.analysis",
+    "coordinator.outputs", "coordinator.report.plots", "coordinator.report.figures",
+    "coordinator.report.html", "coordinator.audit_trail", "pandas",
+)
+"""fedsurv's ServerApp and what it imports lazily (analysis, report, plots)."""
 SUPERNODE_REFUSED = ("Failed to activate SuperNode", "PERMISSION_DENIED", "Unauthenticated")
 
 
@@ -70,6 +76,7 @@ class LocalFederation:
         wake_files: bool = True,
         zygote: bool = True,
         preload: tuple[str, ...] = DEFAULT_PRELOAD,
+        server_preload: tuple[str, ...] = DEFAULT_SERVER_PRELOAD,
         startup_timeout: float = 60.0,
     ) -> None:
         self.workdir = workdir.resolve()
@@ -80,8 +87,11 @@ class LocalFederation:
         self.use_zygote = zygote
         self.wake_files = wake_files and fast_poll
         self.preload = preload
+        self.server_preload = server_preload
+        self.server_zygote: ManagedProcess | None = None
         self.zygote: ManagedProcess | None = None
-        self.zygote_socket = self._zygote_socket()
+        self.zygote_socket = self._zygote_socket("zygote.sock")
+        self.server_zygote_socket = self.zygote_socket.with_name("zygote-server.sock")
         self.flwr_home = self.workdir / "flwr-home"
         self.timings = FederationTimings()
         self.pki: FederationPKI | None = None
@@ -97,10 +107,11 @@ class LocalFederation:
         extra: list[Path] = []
         overrides = {"FLWR_HOME": str(self.flwr_home)}
         bin_dir = self.workdir / "bin"
-        if self.use_zygote:
-            zygote.write_wrapper(bin_dir, self.zygote_socket)
         if self.fast_poll:
             fastpoll.write_wrappers(bin_dir)
+        if self.use_zygote:
+            zygote.write_wrapper(bin_dir, self.zygote_socket)
+            zygote.write_wrapper(bin_dir, self.server_zygote_socket, "flwr-serverapp")
             overrides[fastpoll.POLL_ENV] = str(self.poll_interval)
         if self.wake_files:
             wake = self.workdir / "wake"
@@ -110,22 +121,26 @@ class LocalFederation:
             extra.append(bin_dir)
         return flower_env(extra, **overrides)
 
-    def _zygote_socket(self) -> Path:
-        path = self.workdir.resolve() / "zygote.sock"
-        if len(str(path)) > 100:  # AF_UNIX path limit
-            path = Path(tempfile.mkdtemp(prefix="fedsurv-")) / "zygote.sock"
+    def _zygote_socket(self, name: str) -> Path:
+        path = self.workdir.resolve() / name
+        if len(str(path)) > 90:  # AF_UNIX path limit (108), with room for the server socket
+            path = Path(tempfile.mkdtemp(prefix="fedsurv-")) / name
         return path
 
-    def start_zygote(self) -> ManagedProcess:
-        """Start the ClientApp fork server (see :mod:`coordinator.deployment.zygote`)."""
-        argv = [sys.executable, "-m", "coordinator.deployment.zygote", "serve",
-                str(self.zygote_socket), *self.preload]
-        self.zygote = self.supervisor.start("zygote", argv)
-        process = self.zygote
-        wait_until(lambda: "zygote ready" in process.log_text(), self.startup_timeout,
-                   "the ClientApp zygote", fail_fast=lambda: None if process.alive()
-                   else f"exited:\n{process.tail()}")
-        return process
+    def start_zygotes(self) -> None:
+        """Start the ClientApp and ServerApp fork servers (:mod:`~.zygote`)."""
+        module = [sys.executable, "-m", "coordinator.deployment.zygote", "serve"]
+        self.zygote = self.supervisor.start(
+            "zygote", [*module, str(self.zygote_socket), *self.preload])
+        server_argv = [*module, str(self.server_zygote_socket), "--entry", zygote.SERVER_ENTRY]
+        if self.fast_poll:
+            server_argv += ["--patch", "flwr-serverapp"]
+        self.server_zygote = self.supervisor.start(
+            "zygote-server", [*server_argv, *self.server_preload])
+        for process in (self.zygote, self.server_zygote):
+            wait_until(lambda p=process: "zygote ready" in p.log_text(), self.startup_timeout,
+                       f"the {process.name}", fail_fast=lambda p=process: None if p.alive()
+                       else f"exited:\n{p.tail()}")
 
     def __enter__(self) -> LocalFederation:
         try:
@@ -144,7 +159,7 @@ class LocalFederation:
         self.pki = setup_pki(self.workdir / "pki", [s.site_id for s in self.sites])
         t1 = time.monotonic()
         if self.use_zygote:
-            self.start_zygote()
+            self.start_zygotes()
         self.start_superlink()
         t2 = time.monotonic()
         keys = {f"site-{s.site_id}": self.pki.nodes[s.site_id].public_key for s in self.sites}

@@ -1,4 +1,5 @@
-"""A fork server for ``flwr-clientapp``: Flower starts one ClientApp process per message.
+"""A fork server for ``flwr-clientapp`` (and ``flwr-serverapp``): Flower starts one ClientApp
+process per message and one ServerApp process per run.
 
 Each ``flwr-clientapp`` process re-imports flwr and the app (about 1 s of CPU) before doing
 milliseconds of work; with 9 co-hosted sites and 5 messages per analysis that start-up cost
@@ -14,7 +15,9 @@ entry point with the same arguments; only the process start-up is shared.
 Preload only the ClientApp the federation runs: a preloaded module's import side effects
 (fedsurv's ClientApp installs its mask generator in Flower's ``secaggplus_mod``) apply to
 every child. Only for co-hosted loopback federations (demo, tests, benchmarks). A hospital's
-SuperNode starts the real ``flwr-clientapp``.
+SuperNode starts the real ``flwr-clientapp``. The same server, started with
+``--entry flwr.superlink.cli:flwr_serverapp --patch flwr-serverapp``, serves the SuperLink's
+ServerApp processes (with :mod:`coordinator.deployment.fastpoll` applied before forking).
 """
 
 from __future__ import annotations
@@ -30,14 +33,23 @@ import struct
 import sys
 from pathlib import Path
 
-ENTRY_MODULE = "flwr.supernode.cli.flwr_clientapp"
+CLIENT_ENTRY = "flwr.supernode.cli.flwr_clientapp:flwr_clientapp"
+SERVER_ENTRY = "flwr.superlink.cli:flwr_serverapp"
 _HEADER = struct.Struct("!I")
 
 
-def serve(socket_path: str, preload: list[str]) -> None:
-    """Import ``preload`` once, then fork one ``flwr-clientapp`` child per request."""
-    for module in [ENTRY_MODULE, *preload]:
+def serve(
+    socket_path: str, preload: list[str], entry: str = CLIENT_ENTRY, patch: str | None = None
+) -> None:
+    """Import ``entry``'s module and ``preload`` once, then fork a child per request that
+    calls ``entry`` (``module:function``) with the request's argv."""
+    entry_module, _, entry_function = entry.partition(":")
+    for module in [entry_module, *preload]:
         importlib.import_module(module)
+    if patch:
+        from coordinator.deployment import fastpoll
+
+        fastpoll.patch(patch)
     import gc
 
     threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
@@ -70,7 +82,7 @@ def serve(socket_path: str, preload: list[str]) -> None:
         pid = os.fork()
         if pid == 0:
             server.close()
-            _child(conn, request, fds)  # never returns
+            _child(conn, request, fds, entry_module, entry_function)  # never returns
         for fd in fds:
             os.close(fd)
         with contextlib.suppress(OSError):
@@ -96,7 +108,9 @@ def _receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
     return json.loads(body), list(fds)
 
 
-def _child(conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
+def _child(
+    conn: socket.socket, request: dict[str, object], fds: list[int], module: str, function: str
+) -> None:
     """In the forked child: adopt the wrapper's stdio, env, cwd and argv; run the app."""
     code = 1
     try:
@@ -109,9 +123,8 @@ def _child(conn: socket.socket, request: dict[str, object], fds: list[int]) -> N
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})  # type: ignore[call-overload]
         sys.argv = [str(a) for a in list(request["argv"])]  # type: ignore[call-overload]
-        entry = importlib.import_module(ENTRY_MODULE)
         try:
-            entry.flwr_clientapp()
+            getattr(importlib.import_module(module), function)()
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -139,15 +152,16 @@ def _reap(signum: int, frame: object) -> None:
 
 
 WRAPPER = '''#!{python} -S
-"""flwr-clientapp via the fedsurv zygote (see coordinator/deployment/zygote.py)."""
+"""{name} via a fedsurv zygote (see coordinator/deployment/zygote.py)."""
 import array, json, os, signal, socket, struct, sys
 REAL = {real!r}
+NAME = {name!r}
 try:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect({socket_path!r})
 except OSError:
     os.execv(REAL, [REAL, *sys.argv[1:]])
-body = json.dumps({{"argv": ["flwr-clientapp", *sys.argv[1:]], "env": dict(os.environ),
+body = json.dumps({{"argv": [NAME, *sys.argv[1:]], "env": dict(os.environ),
                    "cwd": os.getcwd()}}).encode()
 sock.sendmsg([struct.pack("!I", len(body)) + body],
              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
@@ -165,19 +179,32 @@ sys.exit(json.loads(line)["exit"] if line else 1)
 '''
 
 
-def write_wrapper(bin_dir: Path, socket_path: Path) -> Path:
-    """Write the ``flwr-clientapp`` wrapper into ``bin_dir`` (put it first on ``PATH``)."""
+def write_wrapper(bin_dir: Path, socket_path: Path, name: str = "flwr-clientapp") -> Path:
+    """Write the ``name`` wrapper (``flwr-clientapp`` or ``flwr-serverapp``) into ``bin_dir``
+    (put it first on ``PATH``); it falls back to the real command."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    script = bin_dir / "flwr-clientapp"
+    script = bin_dir / name
     script.write_text(WRAPPER.format(
-        python=sys.executable, real=str(Path(sys.executable).parent / "flwr-clientapp"),
-        socket_path=str(socket_path),
+        python=sys.executable, real=str(Path(sys.executable).parent / name),
+        socket_path=str(socket_path), name=name,
     ))
     script.chmod(0o755)
     return script
 
 
+def main(argv: list[str]) -> None:
+    """``python -m coordinator.deployment.zygote serve SOCKET [--entry M:F] [--patch C] MOD...``"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="zygote")
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("socket")
+    parser.add_argument("--entry", default=CLIENT_ENTRY)
+    parser.add_argument("--patch", default=None)
+    parser.add_argument("preload", nargs="*")
+    args = parser.parse_intermixed_args(argv)
+    serve(args.socket, args.preload, args.entry, args.patch)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] != "serve":
-        sys.exit("usage: python -m coordinator.deployment.zygote serve SOCKET [MODULE...]")
-    serve(sys.argv[2], sys.argv[3:])
+    main(sys.argv[1:])

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from coordinator.deployment.audit_setup import audited_sites
 from coordinator.deployment.federation import LocalFederation
 from coordinator.deployment.local_run import sites_from_files
 
@@ -34,9 +35,12 @@ def merged_sites(out_dir: Path, groups: list[list[str]]) -> list[Path]:
 
 def start_federation(root: Path, groups: list[list[str]]) -> LocalFederation:
     files = merged_sites(root / "data", groups)
-    federation = LocalFederation(root / "fed", sites_from_files(files, root / "state"))
+    sites = sites_from_files(files, root / "state")
+    audit = audited_sites(sites, root / "audit-keys", root / "audit")  # sites' audit config
+    federation = LocalFederation(root / "fed", sites)
     federation.__enter__()
     federation.data_files = files  # type: ignore[attr-defined]
+    federation.audit = audit  # type: ignore[attr-defined]  # run_config() for the coordinator
     return federation
 
 

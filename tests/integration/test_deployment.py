@@ -2,7 +2,8 @@
 
 (a) the full analysis equals lifelines / plain counts on the pooled data;
 (b) a SuperNode whose key was never registered is refused;
-(d) a second secure sum for the same request id is refused by every site.
+(d) a second secure sum for the same request id is refused by every site;
+(e) the sites' and the coordinator's audit logs verify and cross-check clean.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def first_run(federation3: LocalFederation, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("out-a")
-    outcome = run_analysis(federation3, model_study_spec(), out, timeout=300)
+    outcome = run_analysis(federation3, model_study_spec(), out, timeout=300,
+                           options=federation3.audit.run_config())
     assert outcome.status == "finished:completed"
     return out
 
@@ -85,3 +87,23 @@ def test_second_sum_for_same_request_is_refused_by_every_site(
                        "3": "already_contributed"}, events
     assert not (out / "results.json").exists()
     assert not any(e["event"] == "secagg_started" for e in events)
+
+
+def test_audit_logs_verify_and_cross_check_clean(federation3, first_run):
+    from protocol.audit import file_sha256, verify_log
+
+    audit = federation3.audit
+    verdict = audit.verify()
+    assert verdict.ok, verdict.line()
+    assert verdict.line().startswith("audit: 4 logs verified, cross-check clean")
+    coordinator = verify_log(audit.coordinator.log, audit.coordinator.public).records
+    kinds = [r.kind.value for r in coordinator]
+    assert kinds[:3] == ["request_received", "round_completed", "result_published"]
+    assert coordinator[2].body["result_sha256"] == file_sha256(first_run / "results.json")
+    receipts = coordinator[1].body["site_receipts"]
+    assert sorted(receipts) == ["1", "2", "3"]
+    for site, party in audit.sites.items():
+        records = verify_log(party.log, party.public).records
+        assert [r.kind.value for r in records][:3] == [
+            "request_received", "policy_decision", "tally_released"]
+        assert records[2].hash == receipts[site]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +12,13 @@ import pytest
 
 from coordinator.commands.demo import model_study_spec
 from coordinator.deployment.federation import LocalFederation
-from coordinator.deployment.local_run import run_analysis
+from coordinator.deployment.local_run import ProgressTail, run_analysis
 from coordinator.simulation import simulate_plain
 
 pytestmark = pytest.mark.integration
 
 VICTIM = "2"
+REPLY_SENT = "Sent successfully"
 
 
 def test_site_killed_during_collection_leaves_exact_survivor_sum(
@@ -23,16 +26,31 @@ def test_site_killed_during_collection_leaves_exact_survivor_sum(
 ):
     spec = model_study_spec()
     killed: list[str] = []
+    victim = federation4.supernodes[VICTIM]
+    stop = threading.Event()
 
-    def on_event(event: dict) -> None:
-        if (event["event"] == "stage_done" and event["stage"] == "share_keys" and not killed):
-            federation4.kill_site(VICTIM)
-            killed.append(VICTIM)
+    def kill_after_share_keys() -> None:
+        """Kill the victim as soon as it sent its share_keys reply (its 3rd reply: query,
+        setup, share_keys), i.e. before the collect stage can reach it."""
+        while not stop.is_set():
+            if victim.log_text().count(REPLY_SENT) >= 3:
+                federation4.kill_site(VICTIM)
+                killed.append(VICTIM)
+                return
+            time.sleep(0.01)
 
+    watcher = threading.Thread(target=kill_after_share_keys, daemon=True)
+    watcher.start()
     out = tmp_path / "out"
-    run_analysis(federation4, spec, out, on_event=on_event, timeout=300,
-                 options={"stage-timeout": 20.0})
+    try:
+        run_analysis(federation4, spec, out, timeout=300, options={"stage-timeout": 20.0})
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
     assert killed == [VICTIM]
+    events = ProgressTail(out / "progress.jsonl").new_events()
+    lost = [e for e in events if e["event"] == "site_dropped"]
+    assert [e["stage"] for e in lost] == ["collect_masked_vectors"], events
     results = json.loads((out / "results.json").read_text())
     assert results["sites"]["dropped"] == [VICTIM]
     assert results["sites"]["contributed"] == 3
