@@ -87,6 +87,7 @@ def demo(
     if (out / "results.json").exists():
         (out / "results.json").unlink()
     (out / "progress.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(out / "audit", ignore_errors=True)  # fresh audit keys each demo: fresh logs
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     ok = False
     try:
@@ -112,10 +113,13 @@ def demo(
 
 def _run(console: Any, work: Path, files: list[Path], spec: AnalysisSpec, out: Path,
          timeout: float) -> None:
+    from coordinator.deployment.audit_setup import audit_report, audited_sites
     from coordinator.deployment.federation import LocalFederation
     from coordinator.deployment.local_run import run_analysis, sites_from_files
+    from protocol.errors import FedsurvError
 
     sites = sites_from_files(files, work / "state", policy=DEMO_POLICY)
+    audit = audited_sites(sites, work / "audit-keys", out / "audit")
     console.print(f"[dim]demo sites accept cohorts of any size (policy {DEMO_POLICY}; a real "
                   "site's default refuses fewer than 5 patients)[/dim]")
     t0 = time.monotonic()
@@ -132,9 +136,16 @@ def _run(console: Any, work: Path, files: list[Path], spec: AnalysisSpec, out: P
             )
             status.update("submitting the analysis...")
             view = _ProgressView(console, status, len(sites))
-            outcome = run_analysis(federation, spec, out, on_event=view.show, timeout=timeout)
+            outcome = run_analysis(federation, spec, out, on_event=view.show, timeout=timeout,
+                                   options=audit.run_config())
             console.print(f"run {outcome.run_id} {outcome.status} in {outcome.elapsed:.1f} s")
             status.update("stopping the federation...")
+    lines, verdict = audit_report(audit)
+    for line in lines[:-1]:
+        console.print(line, style="dim", markup=False, highlight=False)
+    console.print(lines[-1], style="green" if verdict.ok else "red", markup=False)
+    if not verdict.ok:
+        raise FedsurvError("the demo's audit logs do not verify or cross-check (see above)")
 
 
 class _ProgressView:
