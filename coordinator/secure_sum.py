@@ -18,6 +18,10 @@
 5. Exact decoding (:mod:`protocol.secure_encoding`), and the ``sites`` slot of the sum must
    equal the number of contributors, or nothing is returned.
 
+:func:`secagg_round` is one SecAgg+ round of any encoded vector over given nodes (step 4
+without the retry), :func:`decode_secure_sum` step 5: the Cox rounds of a request reuse both
+over the tally sum's contributors (:mod:`coordinator.cox_rounds`).
+
 With ``audit`` (:class:`coordinator.audit_trail.CoordinatorAudit`) the request is logged
 before the query leaves (``request_received``) and its end is logged before the outcome is
 returned (``round_completed`` with the sites' receipts, or ``round_failed``); a log that
@@ -158,6 +162,8 @@ class RequestOutcome:
     rounds: list[RoundInfo]
     vector: np.ndarray
     seconds: float
+    nodes: dict[int, str] = field(default_factory=dict)
+    """Node id -> site name of every contributor (further rounds go to exactly these)."""
 
 
 @dataclass
@@ -253,10 +259,12 @@ def _run(
     attempt = 1
     while True:
         try:
-            contributors, mean, lost = _secagg(grid, spec, participants, attempt, options,
-                                               progress, names, rounds)
+            contributors, mean, lost = secagg_round(
+                grid, participants, request_tag(spec, f"{spec.request_id}:{attempt}"),
+                min_contributors=spec.min_sites, attempt=attempt, options=options,
+                progress=progress, names=names, rounds=rounds)
             break
-        except _Retry as retry:
+        except SetupAborted as retry:
             dropped += [names[nid] for nid in retry.lost]
             participants = _feasible([nid for nid in participants if nid not in retry.lost],
                                      answers, names, refused, progress)
@@ -268,13 +276,7 @@ def _run(
             _require(len(participants), spec, "remain after a dropout")
             attempt += 1
     dropped += [names[nid] for nid in lost]
-    encoding = SecureEncoding.for_layout(layout)
-    vector = encoding.decode_sum(encoding.limb_sum_from_mean(mean, len(contributors)))
-    if int(vector[0]) != len(contributors):
-        raise SumIntegrityError(
-            f"the sum's site count is {int(vector[0])} but {len(contributors)} sites "
-            "contributed: not publishing"
-        )
+    vector = decode_secure_sum(SecureEncoding.for_layout(layout), mean, len(contributors))
     tallies = layout.decode(vector)
     sites = SiteCounts(
         requested=len(nodes),
@@ -283,10 +285,40 @@ def _run(
         dropped=sorted(set(dropped)),
         contributor_ids=sorted(names[nid] for nid in contributors),
     )
-    return RequestOutcome(spec, tallies, sites, rounds, vector, 0.0)
+    return RequestOutcome(spec, tallies, sites, rounds, vector, 0.0,
+                          {nid: names[nid] for nid in contributors})
 
 
-class _Retry(FedsurvError):
+def decode_secure_sum(encoding: SecureEncoding, mean: np.ndarray, contributors: int) -> np.ndarray:
+    """The exact int64 sum from the SecAgg+ mean; its ``sites`` slot (the first value) must
+    equal the number of contributors, else :class:`SumIntegrityError` (nothing published)."""
+    vector = encoding.decode_sum(encoding.limb_sum_from_mean(mean, contributors))
+    if int(vector[0]) != contributors:
+        raise SumIntegrityError(
+            f"the sum's site count is {int(vector[0])} but {contributors} sites "
+            "contributed: not publishing"
+        )
+    return vector
+
+
+def request_tag(spec: AnalysisSpec, attempt: str) -> dict[str, str | int]:
+    """The round record of a SecAgg+ round of ``spec``'s request (attempt label ``attempt``)."""
+    return {"request-id": str(spec.request_id), "attempt": attempt,
+            "spec-sha256": spec.sha256(), "prg": secure_prg.PRG_ID, "encoding": ENCODING_ID}
+
+
+class SetupAborted(FedsurvError):
+    """Sites lost during setup or key sharing: no masked vector was sent (retry possible)."""
+
+    def __init__(self, message: str, lost: dict[int, str], stage: str = "") -> None:
+        super().__init__(message)
+        self.lost = lost
+        self.stage = stage
+
+
+class ContributorsLost(TooFewSites):
+    """Fewer masked vectors than required arrived; the sum was not unmasked."""
+
     def __init__(self, message: str, lost: dict[int, str]) -> None:
         super().__init__(message)
         self.lost = lost
@@ -387,12 +419,18 @@ def _feasible(
         participants = [nid for nid in participants if nid not in too_strict]
 
 
-def _secagg(
-    grid: Grid, spec: AnalysisSpec, participants: list[int], attempt: int,
-    options: SecureSumOptions, progress: Progress, names: Mapping[int, str],
-    rounds: list[RoundInfo],
+def secagg_round(
+    grid: Grid, participants: list[int], tag: Mapping[str, str | int], *,
+    min_contributors: int, attempt: int, options: SecureSumOptions, progress: Progress,
+    names: Mapping[int, str], rounds: list[RoundInfo], kind: str = "secagg",
 ) -> tuple[list[int], np.ndarray, dict[int, str]]:
-    """One SecAgg+ attempt: (contributors, secure mean, sites lost during collection)."""
+    """One SecAgg+ attempt over ``participants``, every stage message carrying ``tag`` (the
+    round record): (contributors, secure mean, sites lost during collection).
+
+    Raises :class:`SetupAborted` (a site lost before masked vectors were requested),
+    :class:`ContributorsLost` (fewer than ``min_contributors`` masked vectors: not unmasked)
+    or :class:`SecureSumFailed`. ``kind`` labels the :class:`RoundInfo` appended to ``rounds``.
+    """
     from flwr.server.compat.legacy_context import LegacyContext
     from flwr.server.workflow import SecAggPlusWorkflow
     from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
@@ -410,8 +448,6 @@ def _secagg(
         {WorkflowKey.CURRENT_ROUND: attempt}
     )
     context.state.array_records[MAIN_PARAMS_RECORD] = ArrayRecord()
-    tag = {"request-id": str(spec.request_id), "attempt": f"{spec.request_id}:{attempt}",
-           "spec-sha256": spec.sha256(), "prg": secure_prg.PRG_ID, "encoding": ENCODING_ID}
 
     def on_stage(stage: str, sent: set[int], replied: set[int], lost: dict[int, str],
                  seconds: float) -> None:
@@ -421,14 +457,14 @@ def _secagg(
             progress.emit("site_dropped", attempt=attempt, stage=stage, site=names[nid],
                           reason=reason)
 
-    round_grid = RoundGrid(grid, tag, options.stage_timeout, spec.min_sites, on_stage)
+    round_grid = RoundGrid(grid, tag, options.stage_timeout, min_contributors, on_stage)
     workflow = SecAggPlusWorkflow(
         num_shares=float(options.share_fraction),
         reconstruction_threshold=float(options.reconstruction_threshold),
         timeout=options.stage_timeout,
         **secagg_parameters(),  # type: ignore[arg-type]
     )
-    info = RoundInfo("secagg", attempt, [names[n] for n in participants], "aborted")
+    info = RoundInfo(kind, attempt, [names[n] for n in participants], "aborted")
     rounds.append(info)
     progress.emit("secagg_started", attempt=attempt, participants=len(participants))
     started = time.monotonic()
@@ -437,11 +473,11 @@ def _secagg(
     except SetupDropout as exc:
         info.stage, info.lost = exc.stage, {names[n]: r for n, r in exc.lost.items()}
         progress.emit("attempt_aborted", attempt=attempt, stage=exc.stage, reason=str(exc))
-        raise _Retry(str(exc), exc.lost) from None
+        raise SetupAborted(str(exc), exc.lost, exc.stage) from None
     except TooFewContributors as exc:
         info.stage, info.lost = "collect_masked_vectors", {names[n]: r for n, r in exc.lost.items()}
         progress.emit("attempt_aborted", attempt=attempt, stage=info.stage, reason=str(exc))
-        raise TooFewSites(str(exc)) from None
+        raise ContributorsLost(str(exc), exc.lost) from None
     finally:
         info.seconds = time.monotonic() - started
     if strategy.mean is None or sorted(strategy.contributors) != sorted(round_grid.contributors):

@@ -1,4 +1,5 @@
-"""fedsurv's Flower ServerApp: one request per run.
+"""fedsurv's Flower ServerApp: one request per run (its tally sum, then its Cox models'
+rounds over the same sites, :mod:`coordinator.cox_rounds`).
 
 Run config (``flwr run . --run-config '...'`` or ``[tool.flwr.app.config]``):
 
@@ -55,9 +56,13 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     out_dir = Path(str(run_config.get("out-dir", "") or "fedsurv-out"))
     audit = CoordinatorAudit.from_run_config(run_config)
     progress = Progress(out_dir)
-    outcome = run_request(grid, spec, SecureSumOptions.from_run_config(run_config), progress,
-                          audit=audit)
+    options = SecureSumOptions.from_run_config(run_config)
+    outcome = run_request(grid, spec, options, progress, audit=audit)
     results = analyse(outcome.spec, outcome.tallies, outcome.sites)
+    if outcome.spec.cox:  # Cox rounds over the same contributors, before anything is written
+        from coordinator.cox_rounds import fit_cox_models
+
+        results.cox.update(fit_cox_models(grid, outcome, options, progress))
     paths = write_outputs(results, out_dir, outcome.spec)
     if audit is not None:
         _audit_publication(audit, outcome, paths["results"], progress)

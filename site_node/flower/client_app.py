@@ -1,6 +1,8 @@
 """fedsurv's Flower ClientApp: the hospital's side of a request.
 
-A request is one query round then one SecAgg+ round (DESIGN section 5, issue 3):
+A request is one query round then one SecAgg+ round (DESIGN section 5, issue 3), then, for
+each Cox model of the spec, further SecAgg+ rounds whose round record names the model
+(:mod:`site_node.flower.cox_round`: own ledger keys, round cap, ``cox_*`` refusals):
 
 * ``query`` (``MessageType.QUERY``): the record ``fedsurv.query`` carries the spec JSON, the
   layout fingerprint, the protocol version, the announced participant count, the mask
@@ -35,6 +37,7 @@ from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 from flwr.compat.common import recorddict_compat as compat
 
 from protocol import secure_prg
+from protocol.cox_wire import is_cox_round
 from protocol.layout import TallyLayout
 from protocol.secure_encoding import (
     ANSWER_RECORD,
@@ -97,6 +100,10 @@ def query(msg: Message, context: Context) -> Message:
 def train(msg: Message, context: Context) -> Message:
     """Collect stage: the site's encoded tally vector (the mod masks it before it leaves)."""
     tag = round_tag(msg)
+    if is_cox_round(tag):  # a Cox round of the accepted request: site_node.flower.cox_round
+        from site_node.flower.cox_round import cox_train
+
+        return cox_train(msg, context, tag)
     accepted = get_record(context, ACCEPTED_STATE)
     if accepted is None:  # the guard already checked; defensive
         raise RoundRefused("not_accepted", "no accepted request in this run")

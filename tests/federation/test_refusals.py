@@ -123,8 +123,10 @@ def test_sites_refuse_a_secure_round_without_an_accepted_query(
     grid = InProcessGrid(client_app, sites)
     nodes = list(grid.get_node_ids())
     names = {nid: f"n{nid}" for nid in nodes}
-    with pytest.raises(secure_sum._Retry) as lost:
-        secure_sum._secagg(grid, spec, nodes, 1, secure_sum.SecureSumOptions(), Progress(),
-                           names, [])
+    with pytest.raises(secure_sum.SetupAborted) as lost:
+        secure_sum.secagg_round(grid, nodes, secure_sum.request_tag(spec, "req-1:1"),
+                                min_contributors=spec.min_sites, attempt=1,
+                                options=secure_sum.SecureSumOptions(), progress=Progress(),
+                                names=names, rounds=[])
     assert set(lost.value.lost) == set(nodes)
     assert all("not_accepted" in reason for reason in lost.value.lost.values())

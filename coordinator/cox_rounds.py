@@ -1,0 +1,188 @@
+"""Cox models over the real federation: each round is one SecAgg+ secure sum.
+
+After a request's tally sum (:func:`coordinator.secure_sum.run_request`), every Cox model of
+the spec is fitted by :func:`coordinator.estimators.cox.run_cox_model`, whose ``round_fn`` is
+one SecAgg+ round over **the same sites** that contributed the tally sum:
+
+* the stage messages carry the request's round record (request id, spec hash, mask
+  generator, encoding) plus the Cox fields of :mod:`protocol.cox_wire` (model, round index,
+  the :class:`~protocol.cox_spec.CoxRoundRequest` JSON, the layout fingerprint);
+* each site answers the vector of :func:`site_node.cox_sums.cox_round_sums`, carried by
+  ``SecureEncoding(layout.length, layout.wide_mask)`` (counts one limb, fixed point three);
+* the decoded sum must count every participant (its ``sites`` slot), or it is not used.
+
+Failures never yield a partial fit:
+
+* a site refusing at setup with ``cox_overflow`` (every other loss: none) makes the round
+  raise :class:`~protocol.cox_spec.CoxOverflow`, which the Newton-Raphson treats as a too-long
+  step and halves; ``cox_data_invalid`` raises :class:`~protocol.cox_spec.CoxDataError`: the
+  model is reported ``aborted`` and the next model is tried;
+* any other loss (no reply, a refusal, a lost masked vector; a Cox sum is never unmasked over
+  survivors) raises :class:`CoxSiteLost`: the model is ``aborted`` and the remaining models
+  are not attempted (the federation changed), each reported ``aborted`` with the reason.
+
+Progress events: ``cox_model_started`` (model, kind, sites), ``cox_round_started`` (model,
+round, kind), ``cox_round_done`` (model, round, kind, seconds), ``cox_round_refused`` (model,
+round, kind, site, reason_code), ``cox_model_done`` (model, status, rounds, seconds),
+``cox_model_failed`` (model, reason).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import NoReturn
+
+import numpy as np
+from flwr.serverapp import Grid
+
+from coordinator.cox_result import CoxResult
+from coordinator.progress import Progress
+from coordinator.secure_sum import (
+    ContributorsLost,
+    RequestOutcome,
+    RoundInfo,
+    SecureSumOptions,
+    SetupAborted,
+    decode_secure_sum,
+    request_tag,
+    secagg_round,
+)
+from protocol.cox_spec import (
+    CoxDataError,
+    CoxModelSpec,
+    CoxOverflow,
+    CoxRoundLayout,
+    CoxRoundRequest,
+)
+from protocol.cox_wire import cox_attempt, cox_round_fields, round_cap
+from protocol.errors import FedsurvError
+from protocol.secure_encoding import SecureEncoding
+from protocol.spec import AnalysisSpec
+
+_CODE = re.compile(r"\[([a-z][a-z0-9_]{0,63})\]")
+
+
+class CoxSiteLost(FedsurvError):
+    """A participant was lost or refused during a Cox round: the fit stops, nothing is shown."""
+
+
+def reason_code(text: str) -> str:
+    """The ``[code]`` of a site's error reply, or ``no_reply``/``error``."""
+    if match := _CODE.search(text):
+        return match.group(1)
+    return "no_reply" if "no reply" in text else "error"
+
+
+class CoxRoundRunner:
+    """``round_fn`` of one model: one SecAgg+ round per request, over fixed participants."""
+
+    def __init__(
+        self, grid: Grid, spec: AnalysisSpec, model: CoxModelSpec, nodes: Mapping[int, str],
+        options: SecureSumOptions, progress: Progress,
+    ) -> None:
+        self.grid = grid
+        self.spec = spec
+        self.model = model
+        self.nodes = dict(nodes)
+        self.options = options
+        self.progress = progress
+        self.index = 0
+        self.rounds: list[RoundInfo] = []
+
+    def __call__(self, request: CoxRoundRequest) -> np.ndarray:
+        index = self.index
+        if index >= round_cap(self.model):
+            raise CoxSiteLost(f"Cox model '{self.model.name}' needs more than the sites' cap of "
+                              f"{round_cap(self.model)} rounds")
+        self.index += 1
+        layout = CoxRoundLayout(self.model, self.spec.grid, request)
+        encoding = SecureEncoding(layout.length, layout.wide_mask)
+        attempt = cox_attempt(str(self.spec.request_id), self.model.name, index)
+        tag = {**request_tag(self.spec, attempt),
+               **cox_round_fields(request, index, layout.fingerprint)}
+        participants = sorted(self.nodes)
+        event = {"model": self.model.name, "round": index, "kind": request.kind}
+        self.progress.emit("cox_round_started", **event)
+        started = time.monotonic()
+        try:
+            contributors, mean, _ = secagg_round(
+                self.grid, participants, tag, min_contributors=len(participants), attempt=1,
+                options=self.options, progress=self.progress, names=self.nodes,
+                rounds=self.rounds, kind="cox",
+            )
+        except SetupAborted as exc:
+            self._lost(exc.lost, event, f"during SecAgg+ {exc.stage}")
+        except ContributorsLost as exc:
+            self._lost(exc.lost, event, "while masked vectors were collected")
+        if sorted(contributors) != participants:
+            raise CoxSiteLost(f"Cox model '{self.model.name}' round {index}: "
+                              f"{len(contributors)} of {len(participants)} sites contributed")
+        vector = decode_secure_sum(encoding, mean, len(contributors))
+        self.progress.emit("cox_round_done", **event,
+                           seconds=round(time.monotonic() - started, 3))
+        return vector
+
+    def _lost(self, lost: Mapping[int, str], event: dict, when: str) -> NoReturn:
+        codes = {self.nodes.get(nid, f"node-{nid}"): reason_code(r) for nid, r in lost.items()}
+        for site, code in codes.items():
+            self.progress.emit("cox_round_refused", **event, site=site, reason_code=code)
+        described = ", ".join(f"{site} ({code})" for site, code in sorted(codes.items()))
+        if codes and set(codes.values()) == {"cox_overflow"}:
+            raise CoxOverflow(f"site(s) {described} refused the round as overflowing")
+        if "cox_data_invalid" in codes.values():
+            raise CoxDataError(f"Cox model '{self.model.name}': site(s) {described} cannot build "
+                               "the model from their data; see their logs")
+        raise CoxSiteLost(f"Cox model '{self.model.name}' aborted: site(s) {described} lost "
+                          f"{when} in round {event['round']}; no fit over a changed set of "
+                          "sites is reported")
+
+
+def aborted_result(model: CoxModelSpec, sites: int, rounds: int, reason: str) -> CoxResult:
+    """The result of a model that could not be fitted: no estimate, the reason as warning."""
+    return CoxResult(
+        name=model.name, endpoint=model.endpoint, ties=model.ties,
+        stratified_by_site=model.stratify_by_site, n=0, events=0, sites=sites,
+        terms=model.terms, status="aborted", converged=False, rounds=rounds,
+        warnings=[reason],
+    )
+
+
+def fit_cox_models(
+    grid: Grid, outcome: RequestOutcome, options: SecureSumOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, CoxResult]:
+    """Fit every Cox model of ``outcome.spec`` over the tally sum's contributors."""
+    from coordinator.estimators.cox import run_cox_model
+
+    spec = outcome.spec
+    options = options or SecureSumOptions()
+    progress = progress or Progress()
+    nodes = dict(outcome.nodes)
+    results: dict[str, CoxResult] = {}
+    stopped: str | None = None
+    for model in spec.cox:
+        if stopped is not None:
+            results[model.name] = aborted_result(model, len(nodes), 0,
+                                                 f"not fitted: {stopped}")
+            progress.emit("cox_model_failed", model=model.name, reason="not attempted")
+            continue
+        kind = "site_stratified" if model.stratify_by_site else "pooled"
+        progress.emit("cox_model_started", model=model.name, kind=kind, sites=len(nodes))
+        runner = CoxRoundRunner(grid, spec, model, nodes, options, progress)
+        started = time.monotonic()
+        try:
+            result = run_cox_model(model, spec.grid, runner, spec.ci.level)
+        except (CoxDataError, CoxOverflow) as exc:
+            result = aborted_result(model, len(nodes), runner.index, f"{exc}")
+        except FedsurvError as exc:  # a lost site, a corrupt sum: stop fitting altogether
+            stopped = f"{type(exc).__name__}: {exc}"
+            result = aborted_result(model, len(nodes), runner.index, stopped)
+        results[model.name] = result
+        if result.status == "aborted":
+            progress.emit("cox_model_failed", model=model.name, reason=result.warnings[0])
+        else:
+            progress.emit("cox_model_done", model=model.name, status=result.status,
+                          rounds=runner.index, seconds=round(time.monotonic() - started, 3))
+    return results
