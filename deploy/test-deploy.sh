@@ -9,7 +9,9 @@
 #
 # Environment: BASE (base image; default localhost/debian:bookworm if present, else
 # debian:bookworm-slim), PYTHON (host python with pip; default .venv/bin/python),
-# KEEP=1 keeps the containers and the work directory for inspection, SKIP_BUILD=1 reuses images.
+# KEEP=1 keeps the containers and the work directory for inspection, SKIP_BUILD=1 reuses images,
+# DEMO=1 also brings up compose.yaml (coordinator + 9 demo sites, via compose_to_podman.py) and
+# runs the model-study analysis over the 9 site containers (about 2-3 more minutes).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +56,7 @@ cleanup() {
     if [[ "${KEEP:-0}" == 1 ]]; then
         echo "KEEP=1: containers ${RUN_ID}-* and $WORK are left for inspection"
     else
+        [[ -f "$WORK/demo/down.sh" ]] && sh "$WORK/demo/down.sh" >/dev/null 2>&1
         podman rm -f -t 2 "${RUN_ID}-site" "${RUN_ID}-coordinator" >/dev/null 2>&1 || true
         podman volume rm -f "${RUN_ID}-site-state" "${RUN_ID}-coordinator-state" >/dev/null 2>&1 || true
         if [[ $(id -u) -eq 0 ]]; then rm -rf "$WORK"; else podman unshare rm -rf "$WORK"; fi
@@ -190,6 +193,72 @@ done
 podman healthcheck run "${RUN_ID}-site" >/dev/null || fail "site HEALTHCHECK is not healthy"
 podman exec "${RUN_ID}-site" fedsurv site health
 step "site container connected (online at the coordinator)"
+
+# -- optional: compose.yaml (coordinator + 9 demo sites) and one analysis over them ---------
+if [[ "${DEMO:-0}" == 1 ]]; then
+    for p in 9101 9102 9103 9104 9105 9106 9107 9108 9109; do
+        ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || fail "port $p is busy (compose.yaml uses 9101-9109)"
+    done
+    DEMO_PORT=$(free_port)
+    mkdir -p "$WORK/demo"
+    cp deploy/compose.yaml "$WORK/demo/compose.yaml"
+    ln -s "$ROOT/examples" "$WORK/examples"             # compose.yaml mounts ../examples/...
+    FEDSURV_SUPERLINK_PORT=$DEMO_PORT FEDSURV=$FEDSURV bash deploy/compose-setup.sh \
+        "$WORK/demo/compose-data" >/dev/null
+    export FEDSURV_SUPERLINK_PORT=$DEMO_PORT FEDSURV_TAG=$TAG
+    "$PYTHON" deploy/bin/compose_to_podman.py "$WORK/demo/compose.yaml" --project "$RUN_ID-demo" \
+        > "$WORK/demo/up.sh"
+    "$PYTHON" deploy/bin/compose_to_podman.py "$WORK/demo/compose.yaml" --project "$RUN_ID-demo" \
+        --down --volumes > "$WORK/demo/down.sh"
+    sh "$WORK/demo/up.sh" > /dev/null 2> >(grep -v "unable to get systemd connection" >&2) \
+        || fail "starting the compose services failed"
+    connected=0
+    for _ in $(seq 1 300); do   # every node logged its id once (under load, heartbeats flap)
+        connected=0
+        for n in 01 02 03 04 05 06 07 08 09; do
+            podman logs "$RUN_ID-demo-site-$n" 2>&1 | grep -q "SuperNode ID:" && connected=$((connected + 1))
+        done
+        [[ $connected == 9 ]] && break
+        sleep 1
+    done
+    [[ $connected == 9 ]] || fail "compose: $connected of 9 site nodes connected"
+    podman exec "$RUN_ID-demo-coordinator" flwr supernode list fedsurv --format json 2>/dev/null \
+        | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); print("online now:", sum(n["status"]=="online" for n in json.loads(t[t.index("{"):])["nodes"]), "of 9")' || true
+    step "compose.yaml: coordinator + 9 site containers connected"
+
+    # the model study (examples/model_study.yaml) through the coordinator container
+    FLWR_HOME="$WORK/demo/flwr-home" "$PYTHON" - "$WORK/demo" "$DEMO_PORT" <<'PY'
+import sys
+from pathlib import Path
+
+from coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, write_bundle
+from coordinator.deployment.runner import render_run_config, write_connection
+from protocol.spec_file import load_spec
+
+demo, port = Path(sys.argv[1]), sys.argv[2]
+write_connection(demo / "flwr-home", f"127.0.0.1:{port}", demo / "compose-data/ca/ca.crt")
+write_bundle(demo / "bundle", config=RUN_CONFIG_DEFAULTS)
+spec = load_spec("examples/model_study.yaml")
+(demo / "run.toml").write_text(render_run_config(
+    {"spec": spec.model_dump_json(), "out-dir": "/var/lib/fedsurv/out/model-study"}))
+PY
+    FLWR_HOME="$WORK/demo/flwr-home" timeout 900 "$(dirname "$PYTHON")/flwr" run \
+        "$WORK/demo/bundle" fedsurv-local --stream --run-config "$WORK/demo/run.toml" \
+        > "$WORK/demo/run.log" 2>&1 || { tail -30 "$WORK/demo/run.log"; fail "flwr run failed"; }
+    run_id=$(grep -o 'Successfully started run [0-9]*' "$WORK/demo/run.log" | grep -o '[0-9]*$' || true)
+    FLWR_HOME="$WORK/demo/flwr-home" "$(dirname "$PYTHON")/flwr" ls fedsurv-local --run-id "$run_id" \
+        --format json 2>/dev/null | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); r=json.loads(t[t.index("{"):])["runs"][0]; print("run", r["run-id"], r["status"], r.get("status-details", ""))' || true
+    podman exec "$RUN_ID-demo-coordinator" test -f /var/lib/fedsurv/out/model-study/results.json \
+        || { tail -40 "$WORK/demo/run.log"; fail "the analysis wrote no results.json"; }
+    podman exec "$RUN_ID-demo-coordinator" cat /var/lib/fedsurv/out/model-study/results.json \
+        | "$PYTHON" -c '
+import json, sys
+sites = json.load(sys.stdin)["sites"]
+print("sites:", {k: sites[k] for k in ("requested", "contributed", "refused")})
+sys.exit(0 if sites["contributed"] == 9 and not sites["refused"] else 1)' \
+        || fail "the analysis did not pool all 9 sites"
+    step "compose.yaml: model-study analysis over the 9 site containers"
+fi
 
 echo
 echo "test-deploy: PASS"

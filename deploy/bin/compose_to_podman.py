@@ -109,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("compose_file", type=Path)
     parser.add_argument("--down", action="store_true", help="print the removal commands")
     parser.add_argument("--volumes", action="store_true", help="with --down: volumes too")
+    parser.add_argument("--project", help="project name (default: the file's `name`)")
     args = parser.parse_args(argv)
     spec = interpolate(yaml.safe_load(args.compose_file.read_text()))
-    project = spec.get("name") or args.compose_file.resolve().parent.name
+    project = args.project or spec.get("name") or args.compose_file.resolve().parent.name
     services: dict[str, Any] = spec["services"]
     named = set(spec.get("volumes") or {})
     names = ordered(services)
