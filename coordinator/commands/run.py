@@ -216,12 +216,11 @@ def _reachable(config: CoordinatorConfig) -> None:
 def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir: Path,
            options: dict[str, Any], on_event: Any, timeout: float) -> str | None:
     """Run the analysis through ``flwr run``; None when it completed, else why it failed."""
-    from coordinator.commands.coordinator import coordinator_env
     from coordinator.deployment import local_run
-    from coordinator.deployment.processes import Supervisor
+    from coordinator.deployment.processes import Supervisor, flower_env
     from coordinator.deployment.runner import RunFailed
 
-    supervisor = Supervisor(workdir / "logs", coordinator_env(config))
+    supervisor = Supervisor(workdir / "logs", flower_env(FLWR_HOME=str(config.flwr_home)))
     try:
         local_run.submit_analysis(supervisor, workdir, spec, out_dir, options=options,
                                   on_event=on_event, timeout=timeout)
