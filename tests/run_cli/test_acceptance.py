@@ -109,7 +109,7 @@ def test_run_with_a_refusal_and_a_killed_site(tmp_path: Path) -> None:
     out = tmp_path / "out"
     events: list[dict] = []
     try:
-        federation.start_zygote()  # while the coordinator starts
+        federation.start_zygotes()  # while the coordinator starts
         _wait_ready(coordinator, tmp_path / "coordinator.log")
         for site in sites:
             federation.start_supernode(site)
