@@ -225,6 +225,8 @@ def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir
         local_run.submit_analysis(supervisor, workdir, spec, out_dir, options=options,
                                   on_event=on_event, timeout=timeout)
     except RunFailed as exc:
+        if "did not finish within" in str(exc):  # --timeout: do not leave the run going
+            _stop_run(supervisor)
         return str(exc)
     except KeyboardInterrupt:
         _stop_run(supervisor)
