@@ -67,11 +67,11 @@ def query(msg: Message, context: Context) -> Message:
     if record is None:
         decision = answer.Decision.refuse("protocol_mismatch", "query without a fedsurv record")
     elif record.get("prg") != secure_prg.PRG_ID or record.get("encoding") != ENCODING_ID:
-        decision = answer.Decision.refuse(
+        decision = _audited_decision(record, context, answer.Decision.refuse(
             "protocol_mismatch",
             f"coordinator uses mask generator/encoding {record.get('prg')}/"
             f"{record.get('encoding')}; this site {secure_prg.PRG_ID}/{ENCODING_ID}",
-        )
+        ))
     else:
         decision = _audited_decision(record, context)
     records = context.state.config_records
@@ -147,13 +147,15 @@ def train(msg: Message, context: Context) -> Message:
     return Message(content, reply_to=msg)
 
 
-def _audited_decision(record: ConfigRecord, context: Context) -> answer.Decision:
-    """:func:`answer.decide`, between ``request_received`` and ``policy_decision`` records.
+def _audited_decision(record: ConfigRecord, context: Context,
+                      refusal: answer.Decision | None = None) -> answer.Decision:
+    """:func:`answer.decide` (or ``refusal``), between ``request_received`` and
+    ``policy_decision`` records.
 
     No policy runs for a request that cannot be logged, and a decision that cannot be logged
     becomes a refusal (``audit_unavailable``).
     """
-    spec_json, fingerprint = str(record["spec"]), str(record["fingerprint"])
+    spec_json, fingerprint = str(record.get("spec", "")), str(record.get("fingerprint", ""))
     try:
         audit = audit_trail.SiteAudit.from_node_config(context.node_config)
         if audit is not None:
@@ -161,8 +163,8 @@ def _audited_decision(record: ConfigRecord, context: Context) -> answer.Decision
                                               str(record.get("protocol-version", "")),
                                               _parsed(spec_json))
             audit.request_received(view, f"coordinator (run {context.run_id})")
-        decision = answer.decide(spec_json, fingerprint, int(record["announced-sites"]),
-                                 context.node_config)
+        decision = refusal or answer.decide(spec_json, fingerprint,
+                                            int(record["announced-sites"]), context.node_config)
         if audit is not None:
             audit.decision(view.request_id, decision)
     except audit_trail.AuditUnavailable as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.common.config import parse_config_args
 
+from coordinator.audit_provision import FederationAudit
 from coordinator.inprocess import InProcessGrid, SimulatedSite
 from protocol import secure_prg
 from protocol.audit import verify_log
@@ -24,11 +25,11 @@ from tests.audit_flow.conftest import kinds
 from tests.site_node_ops.conftest import DEMO_CSV, MAPPING, write_config
 
 
-def _query(grid: InProcessGrid, spec: AnalysisSpec) -> ConfigRecord:
+def _query(grid: InProcessGrid, spec: AnalysisSpec, **fields: str) -> ConfigRecord:
     record = ConfigRecord({
         "spec": spec.model_dump_json(), "fingerprint": TallyLayout(spec).fingerprint,
         "protocol-version": PROTOCOL_VERSION, "announced-sites": 3,
-        "prg": secure_prg.PRG_ID, "encoding": ENCODING_ID,
+        "prg": secure_prg.PRG_ID, "encoding": ENCODING_ID, **fields,
     })
     message = Message(RecordDict({QUERY_RECORD: record}), dst_node_id=next(iter(grid.sites)),
                       message_type=MessageType.QUERY, group_id="q")
@@ -59,3 +60,17 @@ def test_site_start_passes_audit_log_and_key_to_the_client_app(tmp_path: Path) -
     report = verify_log(config.audit_log, public)
     assert report.ok and kinds(report.records) == ["request_received", "policy_decision"]
     assert report.records[0].actor == "site:site-01"
+
+
+def test_protocol_mismatch_is_logged_as_a_refusal(tmp_path: Path, site_files: list[Path],
+                                                  audit: FederationAudit) -> None:
+    config = {"site-id": "site1", "data-path": str(site_files[0]),
+              "state-dir": str(tmp_path / "st"), **audit.site_config("site1")}
+    grid = InProcessGrid(client_app, [SimulatedSite(config)])
+    spec = AnalysisSpec(request_id="wrong-prg", survival=["os"])
+    answer = _query(grid, spec, prg="some-other-prg")
+    assert (answer["accept"], answer["reason-code"]) == (False, "protocol_mismatch")
+    records = verify_log(audit.sites["site1"].log, audit.sites["site1"].public).records
+    assert kinds(records) == ["request_received", "policy_decision"]
+    assert records[1].body["reasons"] == ["protocol_mismatch"]
+    assert records[0].body["request_id"] == "wrong-prg"
