@@ -29,6 +29,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from protocol.errors import FedsurvError
@@ -105,8 +106,12 @@ class SiteAudit:
             analyses=request.analyses,
         ))
 
-    def decision(self, request_id: str, decision: Decision) -> str:
-        """``policy_decision`` of the query round; returns the record hash."""
+    def decision(self, request_id: str, decision: Decision,
+                 approved_by: str | None = None) -> str:
+        """``policy_decision`` of the query round; returns the record hash.
+
+        ``approved_by``: the data steward who approved the request (manual approval).
+        """
         from protocol.audit import PolicyDecision, RecordKind
 
         if decision.accept:
@@ -116,7 +121,8 @@ class SiteAudit:
         else:
             verdict, reasons = "refuse", [decision.reason_code]
         return self._append(RecordKind.POLICY_DECISION, PolicyDecision(
-            request_id=request_id, decision=verdict, reasons=reasons))
+            request_id=request_id, decision=verdict, reasons=reasons,
+            approved_by=approved_by if decision.accept else None))
 
     def released(self, spec: AnalysisSpec, layout_fingerprint: str, vector: Any) -> str:
         """``tally_released`` for the plaintext vector about to leave masked; its hash."""
@@ -154,6 +160,21 @@ class RequestView:
 
         layout = fingerprint if _SHA256.fullmatch(fingerprint) else _sha256(fingerprint)
         return cls(request_id, spec_sha, layout, protocol_version, analyses_of(spec))
+
+
+def approver(state_dir: Path, spec: AnalysisSpec | None) -> str | None:
+    """Who approved ``spec`` by hand (``fedsurv site approve``); ``None`` if nobody did."""
+    if spec is None:
+        return None
+    try:
+        from site_node.approvals import RequestLedger
+
+        record = RequestLedger(state_dir).get(spec.sha256())
+    except Exception:  # the approvals ledger is the policy's business; never fail here
+        return None
+    if record is None or record.status != "approved" or not record.decided_by:
+        return None
+    return str(record.decided_by)[:200]
 
 
 def _sha256(text: str) -> str:

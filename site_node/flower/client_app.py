@@ -166,7 +166,11 @@ def _audited_decision(record: ConfigRecord, context: Context,
         decision = refusal or answer.decide(spec_json, fingerprint,
                                             int(record["announced-sites"]), context.node_config)
         if audit is not None:
-            audit.decision(view.request_id, decision)
+            approved_by = None
+            if decision.accept:
+                settings = answer.SiteSettings.from_node_config(context.node_config)
+                approved_by = audit_trail.approver(settings.state_dir, _parsed(spec_json))
+            audit.decision(view.request_id, decision, approved_by)
     except audit_trail.AuditUnavailable as exc:
         return answer.Decision.refuse(audit_trail.REASON_CODE, str(exc))
     return decision

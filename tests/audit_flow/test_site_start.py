@@ -74,3 +74,22 @@ def test_protocol_mismatch_is_logged_as_a_refusal(tmp_path: Path, site_files: li
     assert kinds(records) == ["request_received", "policy_decision"]
     assert records[1].body["reasons"] == ["protocol_mismatch"]
     assert records[0].body["request_id"] == "wrong-prg"
+
+
+def test_manual_approval_is_pending_then_released_with_the_approver(
+    tmp_path: Path, site_files: list[Path], audit: FederationAudit
+) -> None:
+    from site_node.approvals import RequestLedger
+
+    config = {"site-id": "site1", "data-path": str(site_files[0]),
+              "state-dir": str(tmp_path / "st"), "policy": '{"approval": "manual"}',
+              **audit.site_config("site1")}
+    grid = InProcessGrid(client_app, [SimulatedSite(config)])
+    spec = AnalysisSpec(request_id="needs-approval", survival=["os"])
+    assert _query(grid, spec)["reason-code"] == "awaiting_approval"
+    RequestLedger(tmp_path / "st").decide("needs-approval", approve=True, by="dr-steward")
+    assert _query(grid, spec)["accept"]
+    records = verify_log(audit.sites["site1"].log, audit.sites["site1"].public).records
+    decisions = [r.body for r in records if r.kind.value == "policy_decision"]
+    assert [(d["decision"], d["reasons"], d["approved_by"]) for d in decisions] == [
+        ("pending_approval", ["awaiting_approval"], None), ("release", [], "dr-steward")]
