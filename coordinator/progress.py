@@ -10,7 +10,12 @@ logging handler. Events emitted by :mod:`coordinator.secure_sum`:
 ``secagg_started`` (attempt, participants), ``stage_done`` (attempt, stage, sent, replied,
 seconds), ``site_dropped`` (attempt, stage, site, reason), ``attempt_aborted`` (attempt,
 stage, reason), ``secagg_done`` (attempt, contributed, seconds), ``request_done``
-(contributed, seconds) and ``request_failed`` (reason). Never data: only protocol fields.
+(contributed, seconds) and ``request_failed`` (reason). Cox models
+(:mod:`coordinator.cox_rounds`) add ``cox_model_started`` (model, kind, sites),
+``cox_round_started`` / ``cox_round_done`` (model, round, kind[, seconds]),
+``cox_round_refused`` (model, round, kind, site, reason_code), ``cox_model_done`` (model,
+status, rounds, seconds) and ``cox_model_failed`` (model, reason); each Cox round's SecAgg+
+stages emit the events above too. Never data: only protocol fields.
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 
 DEFAULT_OUT = Path("fedsurv-demo")
 REPO_SPEC = Path(__file__).resolve().parents[2] / "examples" / "model_study.yaml"
-DEMO_POLICY = {"min_cohort_size": 1}
-"""The bundled demo sites hold 1-11 patients; the default site policy refuses fewer than 5."""
+DEMO_POLICY = {"min_cohort_size": 1, "cox_models": "any"}
+"""The bundled demo sites hold 1-11 patients; the default site policy refuses fewer than 5.
+The demo also allows pooled Cox models (`cox_models = "any"`; the default is site-stratified
+only, docs/cox.md)."""
 STAGE_LABELS = {
     "setup": "1/4 setup",
     "share_keys": "2/4 key sharing",

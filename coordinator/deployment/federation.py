@@ -34,12 +34,15 @@ SUPERNODE_READY = "SuperNode ID:"
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "site_node.flower.client_app", "site_node.answer", "site_node.data", "site_node.endpoints",
     "site_node.tally", "pandas", "protocol.audit",
+    "site_node.flower.cox_round", "site_node.cox_answer", "site_node.cox_sums",
 )
-"""fedsurv's ClientApp and the modules it imports lazily when it tallies (zygote preload)."""
+"""fedsurv's ClientApp and the modules it imports lazily when it tallies or answers a Cox
+round (scipy, through the Cox terms: about 1.3 s per process otherwise) (zygote preload)."""
 DEFAULT_SERVER_PRELOAD: tuple[str, ...] = (
     "coordinator.flower.server_app", "coordinator.secure_sum", "coordinator.analysis",
     "coordinator.outputs", "coordinator.report.plots", "coordinator.report.figures",
     "coordinator.report.html", "coordinator.audit_trail", "pandas",
+    "coordinator.cox_rounds", "coordinator.estimators.cox",
 )
 """fedsurv's ServerApp and what it imports lazily (analysis, report, plots)."""
 SUPERNODE_REFUSED = ("Failed to activate SuperNode", "PERMISSION_DENIED", "Unauthenticated")

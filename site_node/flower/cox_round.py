@@ -15,7 +15,8 @@ Rules, per SecAgg+ stage of a Cox round (the round record carries the fields of
   a site cannot see every participant, and only the count is pinned);
 * ``collect_masked_vectors`` (:func:`cox_train`): the vector, after the write-ahead claim of
   ``(request, model, round)`` in the contribution ledger (cap and participants re-checked
-  under the ledger lock);
+  under the ledger lock) and, with an audit log, a ``tally_released`` record (hashes only,
+  the Cox round's layout fingerprint) whose hash returns as the receipt;
 * ``unmask``: this site contributed in this attempt, and no participant was lost: a Cox sum is
   unmasked only over the full participant set, never over survivors.
 """
@@ -32,7 +33,7 @@ from flwr.compat.common import recorddict_compat as compat
 
 from protocol.secure_encoding import NUM_EXAMPLES
 from protocol.spec import AnalysisSpec
-from site_node import cox_answer
+from site_node import audit_trail, cox_answer
 from site_node.answer import Refusal, SiteSettings
 from site_node.flower.state import ACCEPTED_STATE, SESSION_STATE, RoundRefused, get_record
 from site_node.ledger import AlreadyContributed, ParticipantsChanged, RoundCapReached
@@ -127,6 +128,10 @@ def cox_train(msg: Message, context: Context, tag: ConfigRecord) -> Message:
     except Exception:  # never forward an exception text (it may quote data)
         logger.exception("unexpected error while computing a Cox round")
         raise RoundRefused("site_error", "unexpected error at the site; see its log") from None
+    try:
+        audit = audit_trail.SiteAudit.from_node_config(context.node_config)
+    except audit_trail.AuditUnavailable as exc:
+        raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
     session = get_record(context, SESSION_STATE)
     participants = [int(p) for p in cast(list[int], (session or {}).get("participants", []))]
     try:
@@ -140,10 +145,21 @@ def cox_train(msg: Message, context: Context, tag: ConfigRecord) -> Message:
         raise RoundRefused("cox_round_cap", str(exc)) from None
     except ParticipantsChanged as exc:
         raise RoundRefused("participants_changed", str(exc)) from None
+    receipt = None
+    if audit is not None:  # write-ahead: no release that the site's log does not name
+        try:
+            receipt = audit.released(spec, cox_round.layout.fingerprint, vector)
+        except audit_trail.AuditUnavailable as exc:
+            raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
     fitres = FitRes(
         status=Status(code=Code.OK, message=""),
         parameters=ndarrays_to_parameters([encoded]),
         num_examples=NUM_EXAMPLES,
         metrics={},
     )
-    return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+    content = compat.fitres_to_recorddict(fitres, keep_input=False)
+    if receipt is not None:
+        from protocol.audit.receipt import RECEIPT_RECORD, receipt_content
+
+        content.config_records[RECEIPT_RECORD] = ConfigRecord(receipt_content(receipt))
+    return Message(content, reply_to=msg)
