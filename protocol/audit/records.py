@@ -19,11 +19,13 @@ Record kinds and their bodies (all ids are strings, all hashes lowercase hex SHA
 =================== ============ ==============================================================
 kind                written by   body
 =================== ============ ==============================================================
-request_received    site         :class:`RequestReceived` – who asked what
+request_received    site, coord. :class:`RequestReceived` – who asked what (the coordinator
+                                 writes it before the query leaves)
 policy_decision     site         :class:`PolicyDecision` – release / refuse / pending + reasons
 tally_released      site         :class:`TallyReleased` – SHA-256 of the vector + layout; the
                                  plaintext tally stays local
-round_completed     coordinator  :class:`RoundCompleted` – which sites answered / refused
+round_completed     coordinator  :class:`RoundCompleted` – which sites answered / refused /
+                                 were dropped, with the sites' receipts
 round_failed        coordinator  :class:`RoundFailed` – a round that produced no aggregate
 result_published    coordinator  :class:`ResultPublished` – result SHA-256 + contributing sites
 =================== ============ ==============================================================
