@@ -114,9 +114,24 @@ class RunProgress:
         elif name == "request_failed":
             self.failed = str(event.get("reason", ""))
             self.stage = "failed"
+        elif name.startswith("cox_"):
+            self._cox(name, event)
         elif name == "outputs_written":
             self.done = True
             self.stage = "outputs written"
+
+    def _cox(self, name: str, event: dict[str, Any]) -> None:
+        """Cox model rounds (after the tally sum): stage text, per-site refusals as notes."""
+        model = event.get("model", "")
+        if name == "cox_round_started":
+            self.stage = f"Cox model {model}: round {event.get('round')} ({event.get('kind')})"
+        elif name in ("cox_model_started", "cox_model_done", "cox_model_failed"):
+            what = {"cox_model_started": "started", "cox_model_done": event.get("status"),
+                    "cox_model_failed": f"failed: {event.get('reason', '')}"}[name]
+            self.stage = f"Cox model {model} {what}"
+        elif name == "cox_round_refused" and (site := str(event.get("site", ""))) in self.sites:
+            status = self.sites[site]
+            status.detail = f"{status.detail}; Cox {model}: {event.get('reason_code')}".lstrip("; ")
 
     def refused(self) -> dict[str, str]:
         return {s: v.detail for s, v in sorted(self.sites.items()) if v.status == "refused"}
