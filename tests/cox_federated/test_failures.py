@@ -145,3 +145,27 @@ def test_missing_covariate_aborts_that_model_only(cohort_files):
     assert results["by_smoking"].status == "aborted"
     assert "cannot build" in results["by_smoking"].warnings[0]
     assert results["efs_by_site"].status == "converged"
+
+
+def test_a_cox_round_over_a_subset_of_sites_is_refused(tmp_path):
+    """Differencing attack: the same round request again over 3 of the 4 sites."""
+    from coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost
+    from protocol.cox_spec import CoxRoundRequest
+    from tests.cox_federated.helpers import write_cohort_sites
+
+    files = write_cohort_sites(tmp_path / "data", sizes=(40, 50, 45, 55), seed=31)
+    spec = cox_spec(cox_models()[1:], request_id="cox-subset")
+    grid = _grid(files)
+    progress = Progress()
+    outcome = run_request(grid, spec, OPTIONS, progress)
+    model = spec.cox[0]
+    runner = CoxRoundRunner(grid, spec, model, outcome.nodes, OPTIONS, progress)
+    moments = CoxRoundRequest(model=model.name, kind="moments")
+    full = runner(moments)
+    assert int(full[0]) == 4
+    runner.nodes = dict(list(outcome.nodes.items())[:3])
+    with pytest.raises(CoxSiteLost, match="participants_changed"):
+        runner(moments)
+    refused = {e["site"]: e["reason_code"] for e in progress.events
+               if e["event"] == "cox_round_refused"}
+    assert refused == dict.fromkeys(["site1", "site2", "site3"], "participants_changed")
