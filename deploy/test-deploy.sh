@@ -246,8 +246,16 @@ PY
         "$WORK/demo/bundle" fedsurv-local --stream --run-config "$WORK/demo/run.toml" \
         > "$WORK/demo/run.log" 2>&1 || { tail -30 "$WORK/demo/run.log"; fail "flwr run failed"; }
     run_id=$(grep -o 'Successfully started run [0-9]*' "$WORK/demo/run.log" | grep -o '[0-9]*$' || true)
-    FLWR_HOME="$WORK/demo/flwr-home" "$(dirname "$PYTHON")/flwr" ls fedsurv-local --run-id "$run_id" \
-        --format json 2>/dev/null | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); d=json.loads(t[t.index("{"):]); r=(d.get("runs") or [d])[0]; print("run", r.get("run-id", "?"), r.get("status", "?"), r.get("status-details", r.get("error-message", "")))' || true
+    [[ -n "$run_id" ]] || { tail -30 "$WORK/demo/run.log"; fail "flwr run did not start a run"; }
+    status=""
+    for _ in $(seq 1 450); do   # `flwr run --stream` can return before the run ends: poll
+        status=$(FLWR_HOME="$WORK/demo/flwr-home" "$(dirname "$PYTHON")/flwr" ls fedsurv-local \
+            --run-id "$run_id" --format json 2>/dev/null | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); d=json.loads(t[t.index("{"):]); r=(d.get("runs") or [d])[0]; print(r.get("status", "?"), r.get("status-details", r.get("error-message", "")))' 2>/dev/null || true)
+        [[ "$status" == finished* ]] && break
+        sleep 2
+    done
+    echo "run $run_id: $status"
+    [[ "$status" == finished:completed* ]] || { tail -30 "$WORK/demo/run.log"; fail "run $run_id: $status"; }
     podman exec "$RUN_ID-demo-coordinator" test -f /var/lib/fedsurv/out/model-study/results.json \
         || { tail -40 "$WORK/demo/run.log"; fail "the analysis wrote no results.json"; }
     podman exec "$RUN_ID-demo-coordinator" cat /var/lib/fedsurv/out/model-study/results.json \
