@@ -40,7 +40,7 @@ from protocol.audit import (
     file_sha256,
     vector_sha256,
 )
-from protocol.audit.requests import analyses_of
+from protocol.audit.requests import analyses_of, audit_request_id
 from protocol.errors import FedsurvError
 from protocol.spec import AnalysisSpec
 
@@ -101,7 +101,7 @@ class CoordinatorAudit:
     def request_received(self, spec: AnalysisSpec, layout_fingerprint: str) -> str:
         """Before the query leaves: what is asked, by whom."""
         return self._append(RecordKind.REQUEST_RECEIVED, RequestReceived(
-            request_id=audit_name(str(spec.request_id)), requester=self.requester[:200],
+            request_id=_request_id(spec), requester=self.requester[:200],
             spec_sha256=spec.sha256(), layout_fingerprint=layout_fingerprint,
             protocol_version=spec.protocol_version, analyses=analyses_of(spec)))
 
@@ -111,7 +111,7 @@ class CoordinatorAudit:
                         aggregate: Any) -> str:
         """After the exact sum is decoded, before any result is computed."""
         return self._append(RecordKind.ROUND_COMPLETED, RoundCompleted(
-            request_id=audit_name(str(spec.request_id)), spec_sha256=spec.sha256(),
+            request_id=_request_id(spec), spec_sha256=spec.sha256(),
             layout_fingerprint=layout_fingerprint,
             sites=sorted(audit_name(s) for s in contributors),
             refused=refused_codes(refused), min_sites=spec.min_sites,
@@ -123,7 +123,7 @@ class CoordinatorAudit:
                      refused: Mapping[str, str], dropped: Mapping[str, str]) -> str:
         """A request that produced no sum."""
         return self._append(RecordKind.ROUND_FAILED, RoundFailed(
-            request_id=audit_name(str(spec.request_id)), reason=reason[:200] or "failed",
+            request_id=_request_id(spec), reason=reason[:200] or "failed",
             sites=sorted(audit_name(s) for s in sites), refused=refused_codes(refused),
             dropped={audit_name(s): r[:200] for s, r in dropped.items()}))
 
@@ -131,9 +131,13 @@ class CoordinatorAudit:
                          sites: Sequence[str], results_path: Path) -> str:
         """After ``results.json`` is written: its SHA-256 and the contributing sites."""
         return self._append(RecordKind.RESULT_PUBLISHED, ResultPublished(
-            request_id=audit_name(str(spec.request_id)), spec_sha256=spec.sha256(),
+            request_id=_request_id(spec), spec_sha256=spec.sha256(),
             layout_fingerprint=layout_fingerprint, sites=sorted(audit_name(s) for s in sites),
             result_sha256=file_sha256(results_path), output=results_path.name))
+
+
+def _request_id(spec: AnalysisSpec) -> str:
+    return audit_request_id(spec.request_id, spec.sha256())
 
 
 def audit_name(text: str) -> str:

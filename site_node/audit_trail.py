@@ -127,9 +127,11 @@ class SiteAudit:
     def released(self, spec: AnalysisSpec, layout_fingerprint: str, vector: Any) -> str:
         """``tally_released`` for the plaintext vector about to leave masked; its hash."""
         from protocol.audit import RecordKind, TallyReleased, vector_sha256
+        from protocol.audit.requests import audit_request_id
 
+        spec_sha = spec.sha256()
         return self._append(RecordKind.TALLY_RELEASED, TallyReleased(
-            request_id=str(spec.request_id), spec_sha256=spec.sha256(),
+            request_id=audit_request_id(spec.request_id, spec_sha), spec_sha256=spec_sha,
             layout_fingerprint=layout_fingerprint, tally_sha256=vector_sha256(vector),
             vector_length=len(vector)))
 
@@ -152,11 +154,10 @@ class RequestView:
         A request id that is missing or not a valid audit name becomes ``spec-<hash prefix>``;
         a spec that did not parse is named by the SHA-256 of its text.
         """
+        from protocol.audit.requests import analyses_of, audit_request_id
+
         spec_sha = spec.sha256() if spec is not None else _sha256(spec_json)
-        request_id = str(spec.request_id or "") if spec is not None else ""
-        if not _NAME.fullmatch(request_id):
-            request_id = f"spec-{spec_sha[:16]}"
-        from protocol.audit.requests import analyses_of
+        request_id = audit_request_id(spec.request_id if spec is not None else None, spec_sha)
 
         layout = fingerprint if _SHA256.fullmatch(fingerprint) else _sha256(fingerprint)
         return cls(request_id, spec_sha, layout, protocol_version, analyses_of(spec))

@@ -129,3 +129,16 @@ def test_repeated_request_is_refused_and_logged_as_failed(
     assert failed["refused"] == {s: ["already_contributed"] for s in SITES}
     assert failed["sites"] == []
     assert audit.verify().ok
+
+
+def test_request_id_that_is_no_audit_name_is_named_alike_on_both_sides(
+    run_audited, audit: FederationAudit, spec: AnalysisSpec
+) -> None:
+    odd = spec.model_copy(update={"request_id": "study 2026/01 (re-run)"})
+    run_audited(run_config={"spec": odd.model_dump_json()})
+    name = f"spec-{odd.sha256()[:16]}"
+    site = records(audit.sites["site1"].log, audit.sites["site1"].public)
+    coordinator = records(audit.coordinator.log, audit.coordinator.public)
+    assert {r.body["request_id"] for r in site + coordinator} == {name}
+    verdict = audit.verify()
+    assert verdict.ok and verdict.cross is not None and verdict.cross.findings == []
