@@ -25,14 +25,19 @@ Progress events: ``cox_model_started`` (model, kind, sites), ``cox_round_started
 round, kind), ``cox_round_done`` (model, round, kind, seconds), ``cox_round_refused`` (model,
 round, kind, site, reason_code), ``cox_model_done`` (model, status, rounds, seconds),
 ``cox_model_failed`` (model, reason).
+
+Audit (optional): each Cox round is a ``round_completed`` (or ``round_failed``) record of the
+request in the coordinator's log, with the Cox layout's fingerprint and the receipts of the
+sites' ``tally_released`` records, so the offline cross-check ties every Cox sum to releases.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 from flwr.serverapp import Grid
@@ -61,6 +66,9 @@ from protocol.errors import FedsurvError
 from protocol.secure_encoding import SecureEncoding
 from protocol.spec import AnalysisSpec
 
+if TYPE_CHECKING:
+    from coordinator.audit_trail import CoordinatorAudit
+
 _CODE = re.compile(r"\[([a-z][a-z0-9_]{0,63})\]")
 
 
@@ -80,8 +88,9 @@ class CoxRoundRunner:
 
     def __init__(
         self, grid: Grid, spec: AnalysisSpec, model: CoxModelSpec, nodes: Mapping[int, str],
-        options: SecureSumOptions, progress: Progress,
+        options: SecureSumOptions, progress: Progress, audit: CoordinatorAudit | None = None,
     ) -> None:
+        self.audit = audit
         self.grid = grid
         self.spec = spec
         self.model = model
@@ -116,10 +125,18 @@ class CoxRoundRunner:
             self._lost(exc.lost, event, f"during SecAgg+ {exc.stage}")
         except ContributorsLost as exc:
             self._lost(exc.lost, event, "while masked vectors were collected")
+        except FedsurvError as exc:
+            self._audit_failed(str(exc), {})
+            raise
         if sorted(contributors) != participants:
+            self._audit_failed("not every participant contributed", {})
             raise CoxSiteLost(f"Cox model '{self.model.name}' round {index}: "
                               f"{len(contributors)} of {len(participants)} sites contributed")
         vector = decode_secure_sum(encoding, mean, len(contributors))
+        if self.audit is not None:  # before the sum is used: each Cox sum is on the record
+            self.audit.round_completed(self.spec, layout.fingerprint,
+                                       [self.nodes[n] for n in contributors], {}, {},
+                                       self.rounds[-1].receipts, vector)
         self.progress.emit("cox_round_done", **event,
                            seconds=round(time.monotonic() - started, 3))
         return vector
@@ -129,6 +146,8 @@ class CoxRoundRunner:
         for site, code in codes.items():
             self.progress.emit("cox_round_refused", **event, site=site, reason_code=code)
         described = ", ".join(f"{site} ({code})" for site, code in sorted(codes.items()))
+        self._audit_failed(f"Cox model {self.model.name} round {event['round']}: {described}",
+                           codes)
         if codes and set(codes.values()) == {"cox_overflow"}:
             raise CoxOverflow(f"site(s) {described} refused the round as overflowing")
         if "cox_data_invalid" in codes.values():
@@ -137,6 +156,16 @@ class CoxRoundRunner:
         raise CoxSiteLost(f"Cox model '{self.model.name}' aborted: site(s) {described} lost "
                           f"{when} in round {event['round']}; no fit over a changed set of "
                           "sites is reported")
+
+
+    def _audit_failed(self, reason: str, lost: Mapping[str, str]) -> None:
+        """``round_failed`` for a Cox round, best effort (the caller raises the real error)."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.round_failed(self.spec, reason, sorted(self.nodes.values()), {}, lost)
+        except FedsurvError as audit_error:
+            logging.getLogger("fedsurv.server").error("%s", audit_error)
 
 
 def aborted_result(model: CoxModelSpec, sites: int, rounds: int, reason: str) -> CoxResult:
@@ -151,9 +180,14 @@ def aborted_result(model: CoxModelSpec, sites: int, rounds: int, reason: str) ->
 
 def fit_cox_models(
     grid: Grid, outcome: RequestOutcome, options: SecureSumOptions | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, audit: CoordinatorAudit | None = None,
 ) -> dict[str, CoxResult]:
-    """Fit every Cox model of ``outcome.spec`` over the tally sum's contributors."""
+    """Fit every Cox model of ``outcome.spec`` over the tally sum's contributors.
+
+    With ``audit`` every Cox round is logged like the tally sum: ``round_completed`` (its
+    layout fingerprint, the sites' receipts, the aggregate's hash) before the sum is used, or
+    ``round_failed``; a log that cannot be written stops the fitting (model ``aborted``).
+    """
     from coordinator.estimators.cox import run_cox_model
 
     spec = outcome.spec
@@ -170,7 +204,7 @@ def fit_cox_models(
             continue
         kind = "site_stratified" if model.stratify_by_site else "pooled"
         progress.emit("cox_model_started", model=model.name, kind=kind, sites=len(nodes))
-        runner = CoxRoundRunner(grid, spec, model, nodes, options, progress)
+        runner = CoxRoundRunner(grid, spec, model, nodes, options, progress, audit)
         started = time.monotonic()
         try:
             result = run_cox_model(model, spec.grid, runner, spec.ci.level)

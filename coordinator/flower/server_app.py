@@ -62,7 +62,7 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     if outcome.spec.cox:  # Cox rounds over the same contributors, before anything is written
         from coordinator.cox_rounds import fit_cox_models
 
-        results.cox.update(fit_cox_models(grid, outcome, options, progress))
+        results.cox.update(fit_cox_models(grid, outcome, options, progress, audit))
     paths = write_outputs(results, out_dir, outcome.spec)
     if audit is not None:
         _audit_publication(audit, outcome, paths["results"], progress)

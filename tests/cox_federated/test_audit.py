@@ -1,4 +1,5 @@
-"""Audited Cox rounds: each Cox release is in the site's signed log; logs cross-check clean."""
+"""Audited Cox rounds: each Cox release is in the site's signed log, each Cox sum a
+``round_completed`` of the coordinator with the sites' receipts; the logs cross-check clean."""
 
 from __future__ import annotations
 
@@ -30,5 +31,9 @@ def test_cox_releases_are_logged_and_cross_check(cohort_files: list[Path], tmp_p
         released = [r for r in report.records if r.kind.value == "tally_released"]
         assert len(released) == 1 + fit["rounds"]  # the tally sum, then every Cox round
         assert len({r.body["layout_fingerprint"] for r in released}) == 1 + fit["rounds"]
+    coordinator = verify_log(audit.coordinator.log, audit.coordinator.public)
+    rounds = [r for r in coordinator.records if r.kind.value == "round_completed"]
+    assert len(rounds) == 1 + fit["rounds"]
+    assert all(set(r.body["site_receipts"]) == set(SITES) for r in rounds)
     verdict = audit.verify()
     assert verdict.ok and verdict.cross is not None and verdict.cross.findings == []
