@@ -55,6 +55,8 @@ REFUSALS = {
     "bin_too_narrow": ({"grid": {"bin_days": 7}}, {"min_bin_days": 30}),
     "min_sites_too_low": ({"min_sites": 2}, {}),
     "cohort_too_small": ({}, {"min_cohort_size": 9}),
+    "cox_not_allowed": ({"cox": [{"name": "m", "endpoint": "os",
+                                  "covariates": [{"kind": "numeric", "column": "age"}]}]}, {}),
 }
 
 
