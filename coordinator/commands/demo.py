@@ -105,6 +105,10 @@ def demo(
         if ok and not keep:
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - started
+    if (out / "results.json").exists():
+        from coordinator.commands.summary import print_table1
+
+        print_table1(out / "results.json", console)
     console.print(f"[green]done[/green] in {elapsed:.1f} s: {len(files)} sites")
     console.print(f"results: {out / 'results.json'}")
     if (out / "report.html").exists():

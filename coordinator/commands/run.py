@@ -363,7 +363,10 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
         sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
         sys.stdout.flush()
     elif code == EXIT_OK:
+        from coordinator.commands.summary import print_table1
+
         console = Console()
+        print_table1(out_dir / "results.json", console)
         console.print(f"[green]done[/green] in {time.monotonic() - progress.started:.1f} s")
         typer.echo(f"results: {out_dir / 'results.json'}")  # never wrapped: copyable paths
         if report.exists():
