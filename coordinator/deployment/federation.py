@@ -192,9 +192,11 @@ class LocalFederation:
         return self.superlink
 
     def start_supernode(
-        self, site: Site, keys: NodeKeys | None = None, name: str | None = None
+        self, site: Site, keys: NodeKeys | None = None, name: str | None = None,
+        root_certificates: Path | None = None,
     ) -> ManagedProcess:
-        """Start ``site``'s SuperNode (own runtime port, auth key, node config)."""
+        """Start ``site``'s SuperNode (own runtime port, auth key, node config); it trusts the
+        study CA unless ``root_certificates`` names another (for refusal tests)."""
         assert self.pki is not None
         keys = keys or self.pki.nodes[site.site_id]
         config = {"site-id": site.site_id, **site.node_config}
@@ -206,7 +208,7 @@ class LocalFederation:
         argv = [
             *launcher,
             "--superlink", self.address,
-            "--root-certificates", str(self.pki.ca_cert),
+            "--root-certificates", str(root_certificates or self.pki.ca_cert),
             "--auth-supernode-private-key", str(keys.private_key),
             "--host", "127.0.0.1",
             "--port", str(free_port()),

@@ -75,6 +75,30 @@ def test_unregistered_node_is_refused(federation3):
     federation3.supervisor.stop(intruder)
 
 
+def test_node_trusting_another_ca_cannot_connect(federation3, tmp_path):
+    """A SuperNode with the wrong CA never gets past the TLS handshake, so never joins."""
+    import time
+
+    from coordinator.deployment.federation import SUPERNODE_READY, Site
+    from coordinator.deployment.pki_setup import add_node_keys
+    from protocol.pki import create_ca
+
+    other_ca, _ = create_ca(tmp_path / "other-ca", "not the study CA")
+    keys = add_node_keys(tmp_path / "keys", "wrong-ca")
+    node = federation3.start_supernode(Site("wrong-ca"), keys=keys, name="wrong-ca",
+                                       root_certificates=other_ca)
+    deadline = time.monotonic() + 20
+    log = ""
+    while time.monotonic() < deadline:
+        log = node.log_text()
+        if "certificate verify failed" in log.lower():
+            break
+        time.sleep(0.5)
+    federation3.supervisor.stop(node)
+    assert SUPERNODE_READY not in log
+    assert "certificate verify failed" in log.lower(), log[-2000:]
+
+
 def test_second_sum_for_same_request_is_refused_by_every_site(
     federation3, first_run, tmp_path
 ):
