@@ -33,8 +33,6 @@ import logging
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
-from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
-from flwr.compat.common import recorddict_compat as compat
 
 from protocol import secure_prg
 from protocol.cox_wire import is_cox_round
@@ -42,7 +40,6 @@ from protocol.layout import TallyLayout
 from protocol.secure_encoding import (
     ANSWER_RECORD,
     ENCODING_ID,
-    NUM_EXAMPLES,
     QUERY_RECORD,
     SecureEncoding,
 )
@@ -50,6 +47,7 @@ from protocol.spec import AnalysisSpec
 from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 from site_node import answer, audit_trail
 from site_node.flower.guard import round_guard_mod
+from site_node.flower.release import release_reply, site_audit
 from site_node.flower.state import ACCEPTED_STATE, RoundRefused, get_record, round_tag
 from site_node.ledger import AlreadyContributed
 
@@ -118,33 +116,13 @@ def train(msg: Message, context: Context) -> Message:
         logger.exception("unexpected error while computing the contribution")
         raise RoundRefused("site_error", "unexpected error at the site; see its log") from None
     settings = answer.SiteSettings.from_node_config(context.node_config)
-    try:
-        audit = audit_trail.SiteAudit.from_node_config(context.node_config)
-    except audit_trail.AuditUnavailable as exc:
-        raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
+    audit = site_audit(context.node_config)
     try:  # write-ahead: the claim is durable before the masked vector leaves
         settings.ledger.claim(str(spec.request_id), str(tag["attempt"]), spec.sha256(),
                               answer.analysis_sha256(spec))
     except AlreadyContributed as exc:
         raise RoundRefused("already_contributed", str(exc)) from None
-    receipt = None
-    if audit is not None:  # write-ahead too: no release that the site's log does not name
-        try:
-            receipt = audit.released(spec, layout.fingerprint, vector)
-        except audit_trail.AuditUnavailable as exc:
-            raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
-    fitres = FitRes(
-        status=Status(code=Code.OK, message=""),
-        parameters=ndarrays_to_parameters([encoded]),
-        num_examples=NUM_EXAMPLES,
-        metrics={},
-    )
-    content = compat.fitres_to_recorddict(fitres, keep_input=False)
-    if receipt is not None:
-        from protocol.audit.receipt import RECEIPT_RECORD, receipt_content
-
-        content.config_records[RECEIPT_RECORD] = ConfigRecord(receipt_content(receipt))
-    return Message(content, reply_to=msg)
+    return release_reply(msg, encoded, vector, spec, layout.fingerprint, audit)
 
 
 def _audited_decision(record: ConfigRecord, context: Context,

@@ -27,14 +27,12 @@ import logging
 from typing import cast
 
 from flwr.app import ConfigRecord, Context, Message
-from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 from flwr.common.secure_aggregation.secaggplus_constants import Key, Stage
-from flwr.compat.common import recorddict_compat as compat
 
-from protocol.secure_encoding import NUM_EXAMPLES
 from protocol.spec import AnalysisSpec
-from site_node import audit_trail, cox_answer
+from site_node import cox_answer
 from site_node.answer import Refusal, SiteSettings
+from site_node.flower.release import release_reply, site_audit
 from site_node.flower.state import ACCEPTED_STATE, SESSION_STATE, RoundRefused, get_record
 from site_node.ledger import AlreadyContributed, ParticipantsChanged, RoundCapReached
 
@@ -128,10 +126,7 @@ def cox_train(msg: Message, context: Context, tag: ConfigRecord) -> Message:
     except Exception:  # never forward an exception text (it may quote data)
         logger.exception("unexpected error while computing a Cox round")
         raise RoundRefused("site_error", "unexpected error at the site; see its log") from None
-    try:
-        audit = audit_trail.SiteAudit.from_node_config(context.node_config)
-    except audit_trail.AuditUnavailable as exc:
-        raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
+    audit = site_audit(context.node_config)
     session = get_record(context, SESSION_STATE)
     participants = [int(p) for p in cast(list[int], (session or {}).get("participants", []))]
     try:
@@ -145,21 +140,4 @@ def cox_train(msg: Message, context: Context, tag: ConfigRecord) -> Message:
         raise RoundRefused("cox_round_cap", str(exc)) from None
     except ParticipantsChanged as exc:
         raise RoundRefused("participants_changed", str(exc)) from None
-    receipt = None
-    if audit is not None:  # write-ahead: no release that the site's log does not name
-        try:
-            receipt = audit.released(spec, cox_round.layout.fingerprint, vector)
-        except audit_trail.AuditUnavailable as exc:
-            raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
-    fitres = FitRes(
-        status=Status(code=Code.OK, message=""),
-        parameters=ndarrays_to_parameters([encoded]),
-        num_examples=NUM_EXAMPLES,
-        metrics={},
-    )
-    content = compat.fitres_to_recorddict(fitres, keep_input=False)
-    if receipt is not None:
-        from protocol.audit.receipt import RECEIPT_RECORD, receipt_content
-
-        content.config_records[RECEIPT_RECORD] = ConfigRecord(receipt_content(receipt))
-    return Message(content, reply_to=msg)
+    return release_reply(msg, encoded, vector, spec, cox_round.layout.fingerprint, audit)

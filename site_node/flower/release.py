@@ -1,0 +1,54 @@
+"""The last step of every collect stage (tally sum or Cox round): audit, then hand over.
+
+Write-ahead rule: the ``tally_released`` record is written before the vector leaves, and its
+hash travels back as a receipt. A site whose audit log cannot be written refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from flwr.app import ConfigRecord, Message
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+from flwr.compat.common import recorddict_compat as compat
+
+from protocol.secure_encoding import NUM_EXAMPLES
+from protocol.spec import AnalysisSpec
+from site_node import audit_trail
+from site_node.flower.state import RoundRefused
+
+
+def site_audit(node_config: Mapping[str, Any]) -> audit_trail.SiteAudit | None:
+    """The site's audit trail (None when not configured); unusable -> ``audit_unavailable``."""
+    try:
+        return audit_trail.SiteAudit.from_node_config(node_config)
+    except audit_trail.AuditUnavailable as exc:
+        raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
+
+
+def release_reply(
+    msg: Message, encoded: np.ndarray, vector: np.ndarray, spec: AnalysisSpec,
+    fingerprint: str, audit: audit_trail.SiteAudit | None,
+) -> Message:
+    """Audit the release of ``vector`` (hash only), then reply with the encoded vector in the
+    legacy fit-result layout SecAgg+'s mod expects, plus the receipt."""
+    receipt = None
+    if audit is not None:
+        try:
+            receipt = audit.released(spec, fingerprint, vector)
+        except audit_trail.AuditUnavailable as exc:
+            raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
+    fitres = FitRes(
+        status=Status(code=Code.OK, message=""),
+        parameters=ndarrays_to_parameters([encoded]),
+        num_examples=NUM_EXAMPLES,
+        metrics={},
+    )
+    content = compat.fitres_to_recorddict(fitres, keep_input=False)
+    if receipt is not None:
+        from protocol.audit.receipt import RECEIPT_RECORD, receipt_content
+
+        content.config_records[RECEIPT_RECORD] = ConfigRecord(receipt_content(receipt))
+    return Message(content, reply_to=msg)
