@@ -31,25 +31,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
 
-import yaml
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from protocol.config_file import (
+    ConfigPath,
+    StrictConfig,
+    describe_error,
+    read_config_file,
+    split_address,
+)
 from protocol.errors import FedsurvError
-from site_node.config import split_address
 
 ENV_CONFIG = "FEDSURV_COORDINATOR_CONFIG"
 DEFAULT_CONFIG = Path("coordinator.toml")
@@ -60,22 +58,7 @@ class CoordinatorConfigError(FedsurvError):
     """A coordinator config that cannot be read or validated; every line names file and key."""
 
 
-def _resolve(value: Path, info: ValidationInfo) -> Path:
-    value = value.expanduser()
-    base = (info.context or {}).get("base_dir")
-    if not value.is_absolute() and base is not None:
-        value = Path(base) / value
-    return value
-
-
-ConfigPath = Annotated[Path, AfterValidator(_resolve)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsConfig(_Strict):
+class TlsConfig(StrictConfig):
     """The SuperLink's TLS material (``fedsurv keys ca`` / ``fedsurv keys server``)."""
 
     ca_cert: ConfigPath
@@ -83,14 +66,14 @@ class TlsConfig(_Strict):
     server_key: ConfigPath
 
 
-class AuditConfig(_Strict):
+class AuditConfig(StrictConfig):
     """The coordinator's audit log and its Ed25519 signing key (``fedsurv keys audit-key``)."""
 
     log: ConfigPath | None = None
     signing_key: ConfigPath
 
 
-class RunDefaults(_Strict):
+class RunDefaults(StrictConfig):
     """Defaults of ``fedsurv run`` (ServerApp run-config options)."""
 
     expected_sites: int = Field(0, ge=0, description="0: every site of the allow-list.")
@@ -99,7 +82,7 @@ class RunDefaults(_Strict):
     stage_timeout: float = Field(300.0, gt=0)
 
 
-class CoordinatorConfig(_Strict):
+class CoordinatorConfig(StrictConfig):
     """Everything ``fedsurv coordinator start`` and ``fedsurv run`` need."""
 
     listen: str = DEFAULT_LISTEN
@@ -163,52 +146,16 @@ class CoordinatorConfig(_Strict):
         return self.state_dir / "registered-nodes.json"
 
 
-_MESSAGES = {
-    "missing": "is required but missing",
-    "extra_forbidden": "unknown key (check the spelling; see coordinator/config.py)",
-}
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind in _MESSAGES:
-        return _MESSAGES[kind]
-    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-              "less_than": "<"}
-    if kind in bounds:
-        limit = next(iter((error.get("ctx") or {}).values()))
-        return f"must be {bounds[kind]} {limit} (got {error.get('input')!r})"
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CoordinatorConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CoordinatorConfigError(f"{path}: cannot read the config file: {exc}") from None
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            data = tomllib.loads(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise CoordinatorConfigError(f"{path}: not valid TOML/YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise CoordinatorConfigError(f"{path}: the top level must be a table of keys")
-    return data
-
-
 def load_coordinator_config(path: Path | str) -> CoordinatorConfig:
     """Read and validate a coordinator config file."""
     path = Path(path)
-    raw = _read(path)
+    raw = read_config_file(path, CoordinatorConfigError)
     raw.pop("config_file", None)
     try:
         config = CoordinatorConfig.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
-        lines = [f"{path}: {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {_message(e)}"
+        lines = [f"{path}: {'.'.join(str(p) for p in e['loc']) or '(top level)'}: "
+                 f"{describe_error(e, 'the README, coordinator operator section')}"
                  for e in exc.errors()]
         raise CoordinatorConfigError("\n".join(lines)) from None
     return config.model_copy(update={"config_file": path.resolve()})

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import typer
 
+from protocol.config_file import split_address
 from protocol.errors import FedsurvError
 from site_node.approvals import RequestLedger, RequestRecord
-from site_node.config import SiteConfig, config_path, load_site_config, split_address
+from site_node.config import SiteConfig, config_path, load_site_config
 
 NOTHING_SENT = "Nothing was sent: this check reads data on this machine only."
 

@@ -23,24 +23,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from protocol.config_file import (
+    ConfigPath,
+    StrictConfig,
+    describe_error,
+    read_config_file,
+    split_address,
+)
 from protocol.errors import FedsurvError
 from site_node.policy import ReleasePolicy
 
@@ -54,36 +54,7 @@ class SiteConfigError(FedsurvError):
     """A site config that cannot be read or validated; every line names file and key."""
 
 
-def _resolve(value: Path, info: ValidationInfo) -> Path:
-    """Expand ``~`` and resolve relative paths against the config file's directory."""
-    value = value.expanduser()
-    base = (info.context or {}).get("base_dir")
-    if not value.is_absolute() and base is not None:
-        value = Path(base) / value
-    return value
-
-
-ConfigPath = Annotated[Path, AfterValidator(_resolve)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for IPv6) into host and port; ValueError when malformed."""
-    match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>\d+)|(?P<host>[^:\s/]+):(?P<p>\d+)",
-                         address.strip())
-    if not match:
-        raise ValueError("must be host:port (IPv6 as [addr]:port), without a URL scheme")
-    host = match["v6"] or match["host"]
-    port = int(match["port"] or match["p"])
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range 1-65535")
-    return host, port
-
-
-class CoordinatorConfig(_Strict):
+class CoordinatorConfig(StrictConfig):
     """Where the node connects (the coordinator's SuperLink Fleet API) and whom it trusts."""
 
     address: str = Field(description="SuperLink Fleet API as host:port.")
@@ -96,21 +67,21 @@ class CoordinatorConfig(_Strict):
         return value.strip()
 
 
-class KeysConfig(_Strict):
+class KeysConfig(StrictConfig):
     """The site's private keys (files readable only by the node's service account)."""
 
     node_auth_private_key: ConfigPath = Field(description="SuperNode authentication key.")
     audit_signing_key: ConfigPath = Field(description="Key that signs the site's audit log.")
 
 
-class FileSource(_Strict):
+class FileSource(StrictConfig):
     """A CSV, XLSX or Parquet file (DESIGN section 3)."""
 
     kind: Literal["file"] = "file"
     path: ConfigPath
 
 
-class SqlSource(_Strict):
+class SqlSource(StrictConfig):
     """A read-only SQL query through SQLAlchemy (one row per patient).
 
     ``url`` is a SQLAlchemy URL without password, e.g.
@@ -145,7 +116,7 @@ class SqlSource(_Strict):
 DataSource = Annotated[FileSource | SqlSource, Field(discriminator="kind")]
 
 
-class SiteConfig(_Strict):
+class SiteConfig(StrictConfig):
     """Everything a site node needs. See the module docstring and ``deploy/site.example.toml``."""
 
     site_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -211,50 +182,8 @@ def _apply(raw: dict[str, Any], key: str, value: Any, origin: str) -> None:
         node[parts[-1]] = value
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SiteConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SiteConfigError(f"{path}: cannot read the config file: {exc}") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise SiteConfigError(f"{path}: not valid YAML: {exc}") from None
-    else:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SiteConfigError(f"{path}: not valid TOML: {exc}") from None
-    if not isinstance(data, dict):
-        raise SiteConfigError(f"{path}: the top level must be a table of keys")
-    return data
-
-
-_MESSAGES = {
-    "missing": "is required but missing",
-    "extra_forbidden": "unknown key (check the spelling; see deploy/site.example.toml)",
-}
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind in _MESSAGES:
-        return _MESSAGES[kind]
-    ctx = error.get("ctx") or {}
-    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-              "less_than": "<"}
-    if kind in bounds:
-        limit = next(iter(ctx.values()))
-        return f"must be {bounds[kind]} {limit} (got {error.get('input')!r})"
-    if kind == "union_tag_invalid":
-        return f"kind must be one of {ctx.get('expected_tags')} (got {ctx.get('tag')})"
-    if kind == "union_tag_not_found":
-        return "kind is required: 'file' or 'sql'"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+_EXAMPLE = "deploy/site.example.toml"
+_WORDING = {"union_tag_not_found": "kind is required: 'file' or 'sql'"}
 
 
 def _key(loc: tuple[Any, ...]) -> str:
@@ -269,7 +198,7 @@ def load_site_config(
 ) -> SiteConfig:
     """Read, override from the environment, and validate a site config file."""
     path = Path(path)
-    raw = _read(path)
+    raw = read_config_file(path, SiteConfigError)
     overrides = env_overrides(environ)
     for key, (value, origin) in overrides.items():
         _apply(raw, key, value, origin)  # an empty value removes the key
@@ -286,7 +215,7 @@ def load_site_config(
             origin = next((o for k, o in origins.items() if key == k or key.startswith(k + ".")),
                           None)
             via = f" (set by {origin})" if origin else ""
-            lines.append(f"{path}: {key}{via}: {_message(error)}")
+            lines.append(f"{path}: {key}{via}: {describe_error(error, _EXAMPLE, _WORDING)}")
         raise SiteConfigError("\n".join(lines)) from None
     return config.model_copy(update={"config_file": path.resolve()})
 
