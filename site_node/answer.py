@@ -215,15 +215,18 @@ def _range_refusal(exc: Exception) -> Refusal:
 
 
 def decide(
-    spec_json: str, fingerprint: str, announced_sites: int, node_config: Mapping[str, Any]
+    spec_json: str, fingerprint: str, announced_sites: int, node_config: Mapping[str, Any],
+    keep: dict[str, np.ndarray] | None = None,
 ) -> Decision:
     """Accept or refuse a request (the query round). Never raises: refusals carry a code.
 
     An unexpected error is refused as ``site_error`` with a generic message (exception texts
-    may quote data); the traceback stays in the site's log.
+    may quote data); the traceback stays in the site's log. When ``keep`` is given and the
+    request is accepted, ``keep["vector"]`` receives the checked tally vector, so the collect
+    stage need not load and tally the data a second time.
     """
     try:
-        return _decide(spec_json, fingerprint, announced_sites, node_config)
+        return _decide(spec_json, fingerprint, announced_sites, node_config, keep)
     except Refusal as refusal:
         return refusal.decision()
     except Exception:
@@ -232,7 +235,8 @@ def decide(
 
 
 def _decide(
-    spec_json: str, fingerprint: str, announced_sites: int, node_config: Mapping[str, Any]
+    spec_json: str, fingerprint: str, announced_sites: int, node_config: Mapping[str, Any],
+    keep: dict[str, np.ndarray] | None,
 ) -> Decision:
     settings = SiteSettings.from_node_config(node_config)
     try:
@@ -266,7 +270,10 @@ def _decide(
         SecureEncoding.for_layout(layout).check_range(vector)
     except ValueOutOfRange as exc:
         raise _range_refusal(exc) from None
-    return policy_decision or Decision.ok()
+    decision = policy_decision or Decision.ok()
+    if keep is not None and decision.accept:
+        keep["vector"] = vector
+    return decision
 
 
 def _policy(spec: AnalysisSpec, settings: SiteSettings, endpoints: Endpoints) -> Decision | None:

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import logging
 
-from flwr.app import ConfigRecord, Context, Message, RecordDict
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
 
@@ -48,7 +49,13 @@ from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 from site_node import answer, audit_trail
 from site_node.flower.guard import round_guard_mod
 from site_node.flower.release import release_reply, site_audit
-from site_node.flower.state import ACCEPTED_STATE, RoundRefused, get_record, round_tag
+from site_node.flower.state import (
+    ACCEPTED_STATE,
+    VECTOR_STATE,
+    RoundRefused,
+    get_record,
+    round_tag,
+)
 from site_node.ledger import AlreadyContributed
 
 secure_prg.install(client=True, server=False)
@@ -62,6 +69,7 @@ def query(msg: Message, context: Context) -> Message:
     """Accept or refuse the request; remember an accepted one for this run's SecAgg+ round."""
     settings_site = str(context.node_config.get("site-id", "")) or f"node-{context.node_id}"
     record = msg.content.config_records.get(QUERY_RECORD)
+    kept: dict = {}
     if record is None:
         decision = answer.Decision.refuse("protocol_mismatch", "query without a fedsurv record")
     elif record.get("prg") != secure_prg.PRG_ID or record.get("encoding") != ENCODING_ID:
@@ -71,8 +79,9 @@ def query(msg: Message, context: Context) -> Message:
             f"{record.get('encoding')}; this site {secure_prg.PRG_ID}/{ENCODING_ID}",
         ))
     else:
-        decision = _audited_decision(record, context)
+        decision = _audited_decision(record, context, keep=kept)
     records = context.state.config_records
+    context.state.array_records.pop(VECTOR_STATE, None)
     if decision.accept:
         spec = AnalysisSpec.model_validate_json(str(record["spec"]))
         records[ACCEPTED_STATE] = ConfigRecord({
@@ -80,6 +89,8 @@ def query(msg: Message, context: Context) -> Message:
             "spec-sha256": spec.sha256(),
             "spec": spec.model_dump_json(),
         })
+        if "vector" in kept:  # site-local state: the collect stage reuses it
+            context.state.array_records[VECTOR_STATE] = ArrayRecord([kept["vector"]])
     elif ACCEPTED_STATE in records:  # state can outlive a run (Flower run series): forget it
         del records[ACCEPTED_STATE]
     reply = ConfigRecord({
@@ -108,7 +119,9 @@ def train(msg: Message, context: Context) -> Message:
     spec = AnalysisSpec.model_validate_json(str(accepted["spec"]))
     layout = TallyLayout(spec)
     try:
-        vector = answer.contribution(spec, context.node_config)
+        vector = _query_vector(context, layout)
+        if vector is None:
+            vector = answer.contribution(spec, context.node_config)
         encoded = SecureEncoding.for_layout(layout).encode(vector)
     except answer.Refusal as refusal:
         raise RoundRefused(refusal.reason_code, str(refusal)) from None
@@ -125,8 +138,18 @@ def train(msg: Message, context: Context) -> Message:
     return release_reply(msg, encoded, vector, spec, layout.fingerprint, audit)
 
 
+def _query_vector(context: Context, layout: TallyLayout) -> np.ndarray | None:
+    """The vector this site computed and range-checked when it accepted the request."""
+    kept = context.state.array_records.get(VECTOR_STATE)
+    if kept is None:
+        return None
+    vector = kept.to_numpy_ndarrays()[0]
+    return vector if vector.shape == (layout.length,) else None
+
+
 def _audited_decision(record: ConfigRecord, context: Context,
-                      refusal: answer.Decision | None = None) -> answer.Decision:
+                      refusal: answer.Decision | None = None,
+                      keep: dict | None = None) -> answer.Decision:
     """:func:`answer.decide` (or ``refusal``), between ``request_received`` and
     ``policy_decision`` records.
 
@@ -142,7 +165,8 @@ def _audited_decision(record: ConfigRecord, context: Context,
                                               _parsed(spec_json))
             audit.request_received(view, f"coordinator (run {context.run_id})")
         decision = refusal or answer.decide(spec_json, fingerprint,
-                                            int(record["announced-sites"]), context.node_config)
+                                            int(record["announced-sites"]), context.node_config,
+                                            keep)
         if audit is not None:
             approved_by = None
             if decision.accept:

@@ -15,6 +15,8 @@ from protocol.secure_encoding import ROUND_RECORD
 
 ACCEPTED_STATE = "fedsurv.accepted"
 SESSION_STATE = "fedsurv.session"
+VECTOR_STATE = "fedsurv.vector"
+"""The tally vector computed at the query round (site-local node state, never sent as is)."""
 
 
 class RoundRefused(FedsurvError):
