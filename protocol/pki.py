@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from protocol.signing import write_file_atomically
 
 CA_VALIDITY_DAYS = 3650
 SERVER_VALIDITY_DAYS = 825
@@ -196,22 +196,8 @@ def _check_free(paths: list[Path], overwrite: bool) -> None:
 
 def _write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically with mode 0600 (never world-readable on disk)."""
-    _atomic_write(path, data, 0o600)
+    write_file_atomically(path, data, 0o600, overwrite=True)  # _check_free ran first
 
 
 def _write_public(path: Path, data: bytes) -> None:
-    _atomic_write(path, data, 0o644)
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file_atomically(path, data, 0o644, overwrite=True)

@@ -33,10 +33,11 @@ class KeyFileError(FedsurvError):
     """A key file that is missing, unreadable, of the wrong type, or already exists."""
 
 
-def write_file_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a new file ``path`` with ``mode``; refuse to overwrite an existing file."""
+def write_file_atomically(path: Path, data: bytes, mode: int, *, overwrite: bool = False) -> None:
+    """Write ``data`` to ``path`` with ``mode`` atomically (the one key-file writer of fedsurv);
+    an existing file is refused unless ``overwrite``."""
     path = Path(path)
-    if path.exists():
+    if path.exists() and not overwrite:
         raise KeyFileError(f"{path} already exists; refusing to overwrite a key file")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -46,7 +47,10 @@ def write_file_atomically(path: Path, data: bytes, mode: int) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.link(tmp, path)  # fails if path appeared meanwhile: never overwrite
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if path appeared meanwhile: never overwrite
     except FileExistsError:
         raise KeyFileError(f"{path} already exists; refusing to overwrite a key file") from None
     finally:
