@@ -46,6 +46,8 @@ STYLE = {
 }
 SHARED = "shared risk set"
 """Row key of the at-risk table when all curves share one risk set (printed without label)."""
+PAD_INCHES = 0.1
+"""Margin around the drawing (matplotlib's ``savefig.pad_inches``), kept by the layout."""
 UNIT_LABEL = {"months": "Months since infusion", "days": "Days since infusion"}
 
 
@@ -129,12 +131,18 @@ def plot_incidence(
 
 
 def save_figure(fig: Figure, stem: Path) -> dict[str, Path]:
-    """Save ``fig`` as ``stem.png`` (300 dpi) and ``stem.svg`` (fonts as paths, no date)."""
+    """Save ``fig`` as ``stem.png`` (300 dpi) and ``stem.svg`` (fonts as paths, no date).
+
+    The constrained layout of :func:`_figure` already keeps every label inside the figure
+    with a ``PAD_INCHES`` margin, so no ``bbox_inches="tight"`` pass (a second full draw per
+    file); PNGs use fast zlib compression (level 1: about a third of the encode time).
+    """
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
     with matplotlib.rc_context(STYLE):
-        fig.savefig(png, dpi=300, bbox_inches="tight", metadata={"Software": None})
-        fig.savefig(svg, bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(png, dpi=300, metadata={"Software": None},
+                    pil_kwargs={"compress_level": 1})
+        fig.savefig(svg, metadata={"Date": None})
     return {"png": png, "svg": svg}
 
 
@@ -185,6 +193,7 @@ def _figure(n_rows: int) -> tuple[Figure, Axes, Axes]:
     with matplotlib.rc_context(STYLE):
         risk_height = 0.3 + 0.2 * n_rows
         fig = Figure(figsize=(6.5, 4.2 + risk_height), layout="constrained")
+        fig.get_layout_engine().set(w_pad=PAD_INCHES, h_pad=PAD_INCHES)  # type: ignore[union-attr]
         grid = fig.add_gridspec(2, 1, height_ratios=[4.2, risk_height])
         ax = fig.add_subplot(grid[0])
         risk_ax = fig.add_subplot(grid[1], sharex=ax)
