@@ -1,4 +1,4 @@
-"""Coordinator commands (simulate, demo, run, spec), attached to the root ``fedsurv`` app.
+"""Coordinator commands (simulate, demo, run, report, spec), attached to the root ``fedsurv`` app.
 
 Each command lives in its own module under :mod:`coordinator.commands` and keeps heavy imports
 inside the command function.
@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES = ("simulate", "demo", "run", "spec", "coordinator")
+COMMAND_MODULES = ("simulate", "demo", "run", "report", "spec", "coordinator")
 
 
 def register(app: typer.Typer) -> None:

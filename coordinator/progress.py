@@ -15,7 +15,11 @@ stage, reason), ``secagg_done`` (attempt, contributed, seconds), ``request_done`
 ``cox_round_started`` / ``cox_round_done`` (model, round, kind[, seconds]),
 ``cox_round_refused`` (model, round, kind, site, reason_code), ``cox_model_done`` (model,
 status, rounds, seconds) and ``cox_model_failed`` (model, reason); each Cox round's SecAgg+
-stages emit the events above too. Never data: only protocol fields.
+stages emit the events above too. The ServerApp ends with ``results_published`` (out_dir),
+then, when it renders the report itself (run config ``report``), ``report_written`` (seconds)
+or ``report_failed`` (reason); ``fedsurv run`` and ``fedsurv demo`` render on their side and
+show the same two events (:func:`coordinator.outputs.render_published_report`). Never data:
+only protocol fields.
 """
 
 from __future__ import annotations

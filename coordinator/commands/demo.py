@@ -189,10 +189,18 @@ class _ProgressView:
                                f"{event.get('site', '')} {event.get('reason', '')}")
         elif name == "request_done":
             self.console.print(f"{at} secure sum over {event.get('contributed')} sites done")
-            self.status.update("pooled estimates, report and plots...")
-        elif name == "outputs_written":
-            self.console.print(f"{at} outputs written")
+            self.status.update("pooled estimates...")
+        elif name == "results_published":
+            self.console.print(f"{at} results published")
             self.status.update("finishing the run...")
+        elif name == "report_written":
+            self.console.print(f"report rendered ({float(event.get('seconds', 0)):.1f} s)")
+        elif name == "report_failed":
+            from rich.markup import escape
+
+            self.console.print(f"[yellow]the report could not be rendered[/yellow] "
+                               f"({escape(str(event.get('reason')))}); retry with `fedsurv "
+                               f"report {escape(str(event.get('out_dir')))}`", highlight=False)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -71,6 +71,7 @@ class RunProgress:
     secagg_started: bool = False
     secagg_done: bool = False
     failed: str | None = None
+    report_failed: str | None = None
     done: bool = False
 
     def apply(self, event: dict[str, Any]) -> None:
@@ -110,15 +111,21 @@ class RunProgress:
             for status in self.sites.values():
                 if status.status == "accepted":
                     status.status = "contributed"
-            self.stage = "pooled estimates, report and plots"
+            self.stage = "pooled estimates"
         elif name == "request_failed":
             self.failed = str(event.get("reason", ""))
             self.stage = "failed"
         elif name.startswith("cox_"):
             self._cox(name, event)
-        elif name == "outputs_written":
+        elif name == "results_published":
+            self.stage = "results published; rendering tables, plots and report"
+        elif name == "report_written":
             self.done = True
-            self.stage = "outputs written"
+            self.stage = "results and report written"
+        elif name == "report_failed":
+            self.done = True
+            self.report_failed = str(event.get("reason", ""))
+            self.stage = "results published; the report could not be rendered"
 
     def _cox(self, name: str, event: dict[str, Any]) -> None:
         """Cox model rounds (after the tally sum): stage text, per-site refusals as notes."""
@@ -369,7 +376,13 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
         print_table1(out_dir / "results.json", console)
         console.print(f"[green]done[/green] in {time.monotonic() - progress.started:.1f} s")
         typer.echo(f"results: {out_dir / 'results.json'}")  # never wrapped: copyable paths
-        if report.exists():
+        if progress.report_failed is not None:
+            from rich.markup import escape
+
+            err.print(f"[yellow]the report could not be rendered[/yellow] "
+                      f"({escape(progress.report_failed)}); the results are published. Try "
+                      f"again with `fedsurv report {escape(str(out_dir))}`.", highlight=False)
+        elif report.exists():
             typer.echo(f"report:  {report}")
     return code, message
 

@@ -30,7 +30,11 @@ every other sleep in the process is unchanged:
 * without it, poll sleeps are capped at ``FEDSURV_POLL_INTERVAL`` (default 0.2 s) while the
   process is hot (it handled a message in the last ``HOT_WINDOW`` s, or just started) and at
   ``IDLE_INTERVAL`` otherwise;
-* the SuperNode's wait for its ClientApp's reply (in-memory) polls every 0.05 s.
+* the SuperNode's wait for its ClientApp's reply (in-memory) polls every 0.05 s;
+* the ServerApp's exit: flwr's ``flush_logs`` sleeps 1 s "to let the last log upload
+  complete" although ``stop_log_uploader`` then joins the uploader thread, which ends only
+  after that upload (``flwr.supercore.logger``): sleeps there are capped at
+  ``LOG_FLUSH_WAIT`` (0.2 s, the uploader's own cycle).
 
 Each network poll is an HTTPS request (5-10 ms of CPU on both sides): with 9 co-hosted
 SuperNodes, fixed 0.2 s polls cost 0.7 of a core, wake files about nothing. Nothing is patched
@@ -54,6 +58,8 @@ DEFAULT_POLL_INTERVAL = 0.2
 IDLE_INTERVAL = 1.0
 HOT_WINDOW = 30.0
 REPLY_WAIT_INTERVAL = 0.05
+LOG_FLUSH_WAIT = 0.2  # flwr's LOG_UPLOAD_INTERVAL: its uploader's own cycle is unchanged
+LOGGER_MODULE = "flwr.supercore.logger"
 
 PATCHED_MODULES: dict[str, str] = {
     "flower-supernode": "flwr.supernode.start_client_internal",
@@ -115,11 +121,15 @@ class AdaptiveTime(CappedTime):
 class WakeTime(CappedTime):
     """Poll sleeps (>= ``min_poll`` s) end early when ``watch`` is touched (see module doc).
 
+    Shorter sleeps wait for work in flight (a SuperNode's 0.5 s waits for its ClientApp's
+    reply and for a reply's objects, nobody touches a file for those): they last at most
+    ``REPLY_WAIT_INTERVAL``.
+
     The file's modification time seen when the previous sleep ended is remembered, so a touch
     that happens while the process is busy between two sleeps ends the next sleep at once.
     """
 
-    def __init__(self, watch: Path, cap: float = IDLE_INTERVAL, min_poll: float = 0.4) -> None:
+    def __init__(self, watch: Path, cap: float = IDLE_INTERVAL, min_poll: float = 1.0) -> None:
         super().__init__(cap)
         self.watch, self.min_poll = watch, min_poll
         self.seen = _mtime(watch)
@@ -192,6 +202,8 @@ def patch(component: str, argv: list[str] | None = None) -> CappedTime:
         address = _option(argv or [], "--runtime-api-address") or ""
         proxy = WakeTime(wake / f"task-{address.rsplit(':', 1)[-1]}")
     module.time = proxy  # type: ignore[attr-defined]
+    if component == "flwr-serverapp":
+        _cap_sleeps(LOGGER_MODULE, LOG_FLUSH_WAIT)
     if component == "flower-superexec" and isinstance(proxy, AdaptiveTime):
         original = module._handle_launch_result
 
@@ -201,6 +213,16 @@ def patch(component: str, argv: list[str] | None = None) -> CappedTime:
 
         module._handle_launch_result = handle_launch_result
     return proxy
+
+
+def _cap_sleeps(module_name: str, cap: float) -> None:
+    """Every ``time.sleep`` of ``module_name`` at most ``cap`` seconds."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    if getattr(module, "time", None) is not time:
+        raise RuntimeError(f"{module_name} no longer uses `time` as expected; update fastpoll")
+    module.time = CappedTime(cap)  # type: ignore[attr-defined]
 
 
 def _signal_after(owner: Any, name: str, path: Path, *, when: Any = None) -> None:

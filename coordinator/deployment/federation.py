@@ -40,11 +40,11 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
 round (scipy, through the Cox terms: about 1.3 s per process otherwise) (zygote preload)."""
 DEFAULT_SERVER_PRELOAD: tuple[str, ...] = (
     "coordinator.flower.server_app", "coordinator.secure_sum", "coordinator.analysis",
-    "coordinator.outputs", "coordinator.report.plots", "coordinator.report.figures",
-    "coordinator.report.html", "coordinator.audit_trail", "pandas",
+    "coordinator.outputs", "coordinator.report.warnings", "coordinator.audit_trail",
     "coordinator.cox_rounds", "coordinator.estimators.cox",
 )
-"""fedsurv's ServerApp and what it imports lazily (analysis, report, plots)."""
+"""fedsurv's ServerApp and what it imports lazily (analysis, publication, Cox). Not the report:
+the launcher's runs set ``report = false`` and render on the caller's side."""
 SUPERNODE_REFUSED = ("Failed to activate SuperNode", "PERMISSION_DENIED", "Unauthenticated")
 
 

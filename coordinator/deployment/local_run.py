@@ -68,14 +68,16 @@ def run_analysis(
     options: dict[str, RunConfigValue] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     timeout: float = 900.0,
+    render_report: bool = True,
 ) -> RunOutcome:
     """Submit the fedsurv apps with ``spec`` to a running federation; wait for the outputs.
 
-    ``on_event`` receives every new line of ``<out_dir>/progress.jsonl`` as it appears.
+    ``on_event`` receives every new line of ``<out_dir>/progress.jsonl`` as it appears, then
+    the local ``report_written`` / ``report_failed`` event (see :func:`submit_analysis`).
     """
     return submit_analysis(federation.supervisor, federation.workdir, spec, out_dir,
                            options=options, on_event=on_event, timeout=timeout,
-                           wake=federation.submission_wake())
+                           wake=federation.submission_wake(), render_report=render_report)
 
 
 def submit_analysis(
@@ -88,12 +90,18 @@ def submit_analysis(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     timeout: float = 900.0,
     wake: Path | None = None,
+    render_report: bool = True,
 ) -> RunOutcome:
     """:func:`run_analysis` against any SuperLink the supervisor's ``FLWR_HOME`` connects to.
 
-    The thin bundle is written under ``workdir``; ``flwr run`` runs under ``supervisor``.
+    The thin bundle is written under ``workdir``; ``flwr run`` runs under ``supervisor``. The
+    ServerApp only publishes ``results.json`` (run config ``report = false``); once the run
+    has ended the report is rendered here
+    (:func:`coordinator.outputs.render_published_report`), unless
+    ``render_report`` is false.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    options = {**(options or {}), "report": False}
     config = analysis_run_config(spec, out_dir, options)
     bundle = write_bundle(
         workdir / f"bundle-{int(time.time() * 1000)}",
@@ -101,7 +109,14 @@ def submit_analysis(
     )
     tail = ProgressTail(out_dir / PROGRESS_FILE)
     tick = (lambda: [on_event(e) for e in tail.new_events()]) if on_event else None
-    return run_app(supervisor, bundle, config, timeout=timeout, on_tick=tick, wake=wake)
+    outcome = run_app(supervisor, bundle, config, timeout=timeout, on_tick=tick, wake=wake)
+    if render_report:
+        from coordinator.outputs import render_published_report
+
+        event = render_published_report(out_dir)
+        if event is not None and on_event is not None:
+            on_event(event)
+    return outcome
 
 
 def _default_like(value: RunConfigValue) -> RunConfigValue:

@@ -36,6 +36,9 @@ from pathlib import Path
 CLIENT_ENTRY = "flwr.supernode.cli.flwr_clientapp:flwr_clientapp"
 SERVER_ENTRY = "flwr.superlink.cli:flwr_serverapp"
 _HEADER = struct.Struct("!I")
+TRANSPORT_PRELOAD = ("httpcore",)
+"""Imported lazily by ``httpx.Client()`` in every Flower app process (0.1-0.2 s of CPU each):
+Flower's HTTP transport, preloaded for every app (fedsurv's and the benchmark's bare one)."""
 
 
 def serve(
@@ -44,7 +47,7 @@ def serve(
     """Import ``entry``'s module and ``preload`` once, then fork a child per request that
     calls ``entry`` (``module:function``) with the request's argv."""
     entry_module, _, entry_function = entry.partition(":")
-    for module in [entry_module, *preload]:
+    for module in [entry_module, *TRANSPORT_PRELOAD, *preload]:
         importlib.import_module(module)
     if patch:
         from coordinator.deployment import fastpoll

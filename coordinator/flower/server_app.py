@@ -4,8 +4,10 @@ rounds over the same sites, :mod:`coordinator.cox_rounds`).
 Run config (``flwr run . --run-config '...'`` or ``[tool.flwr.app.config]``):
 
 * ``spec`` (spec JSON/YAML text) or ``spec-path`` (a spec file); ``spec`` wins when both are set;
-* ``out-dir``: where ``results.json``, tables, plots and ``progress.jsonl`` go
-  (default ``fedsurv-out``);
+* ``out-dir``: where ``results.json``, ``spec.json``, ``progress.jsonl``, tables, plots and
+  the report go (default ``fedsurv-out``);
+* ``report`` (default true): render tables, plots and report after publishing; ``fedsurv
+  run`` and ``fedsurv demo`` set it false and render on their side once the run has ended;
 * options of :class:`coordinator.secure_sum.SecureSumOptions`: ``query-timeout``,
   ``stage-timeout``, ``node-wait-timeout``, ``expected-sites``, ``share-fraction``,
   ``reconstruction-threshold``, ``max-retries``.
@@ -48,7 +50,7 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     """Secure sum, analysis and outputs for one request; returns the output directory."""
     from coordinator.analysis import analyse
     from coordinator.audit_trail import CoordinatorAudit
-    from coordinator.outputs import write_outputs
+    from coordinator.outputs import publish_results
     from coordinator.progress import Progress
     from coordinator.secure_sum import SecureSumOptions, run_request
 
@@ -63,11 +65,29 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
         from coordinator.cox_rounds import fit_cox_models
 
         results.cox.update(fit_cox_models(grid, outcome, options, progress, audit))
-    paths = write_outputs(results, out_dir, outcome.spec)
+    results_path = publish_results(results, out_dir, outcome.spec)
     if audit is not None:
-        _audit_publication(audit, outcome, paths["results"], progress)
-    progress.emit("outputs_written", out_dir=str(out_dir))
+        _audit_publication(audit, outcome, results_path, progress)
+    progress.emit("results_published", out_dir=str(out_dir))
+    if _wants_report(run_config):
+        _render_report(out_dir, progress)
     return out_dir
+
+
+def _wants_report(run_config: Mapping[str, Any]) -> bool:
+    value = run_config.get("report", True)
+    return value.strip().lower() not in ("false", "0", "no") if isinstance(value, str) \
+        else bool(value)
+
+
+def _render_report(out_dir: Path, progress: Any) -> None:
+    """Tables, plots and report from the published files; a failure here is reported, but the
+    result stays published (``fedsurv report DIR`` renders it again)."""
+    from coordinator.outputs import render_published_report
+
+    event = render_published_report(out_dir)
+    if event is not None:
+        progress.emit(str(event.pop("event")), **event)
 
 
 def _audit_publication(audit: Any, outcome: Any, results_path: Path, progress: Any) -> None:

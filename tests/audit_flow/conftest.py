@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from coordinator import outputs
 from coordinator.audit_provision import FederationAudit, provision_audit
 from coordinator.flower.server_app import run_request_and_publish
 from coordinator.inprocess import InProcessGrid, federation_grid
@@ -55,31 +54,20 @@ class Run:
     error: Exception | None = None
 
 
-def results_json_only(results: Any, out_dir: Path, spec: Any = None, **_: Any) -> dict:
-    """A fast stand-in for ``write_outputs``: ``results.json`` only (no figures, reports)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "results.json"
-    path.write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    return {"results": path}
-
-
 @pytest.fixture
 def run_audited(tmp_path: Path, site_files: list[Path], spec: AnalysisSpec,
-                audit: FederationAudit, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
-    """Run one request; ``full_outputs=False`` writes only ``results.json`` (fast)."""
+                audit: FederationAudit) -> Callable[..., Run]:
+    """Run one request; ``full_outputs=False`` publishes only (run config ``report = false``:
+    ``results.json`` and ``spec.json``, no tables, figures or report; fast)."""
 
     def run(node_configs: list[Mapping[str, Any]] | None = None,
             run_config: Mapping[str, Any] | None = None, expect_error: bool = False,
             full_outputs: bool = False) -> Run:
-        if not full_outputs:
-            monkeypatch.setattr(outputs, "write_outputs", results_json_only)
-        else:
-            monkeypatch.undo()
         grid = federation_grid(site_files, state_root=tmp_path / "state",
                                node_configs=node_configs, audit=audit)
         out = tmp_path / "out"
         config = {"spec": spec.model_dump_json(), "out-dir": str(out), "node-wait-timeout": 0.0,
-                  **audit.run_config(), **(run_config or {})}
+                  "report": full_outputs, **audit.run_config(), **(run_config or {})}
         try:
             run_request_and_publish(grid, config)
         except Exception as exc:

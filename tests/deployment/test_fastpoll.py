@@ -48,3 +48,30 @@ def test_short_sleeps_are_reply_waits():
     clock.sleep(0.5)
     assert time.monotonic() - start < 0.3
     assert clock.time() > 0  # other attributes come from the real time module
+
+
+def test_in_flight_waits_are_short(tmp_path):
+    """A SuperNode's 0.5 s waits for its ClientApp's reply are not polls of the wake file."""
+    clock = WakeTime(tmp_path / "push", cap=5.0)
+    start = time.monotonic()
+    clock.sleep(0.5)
+    assert time.monotonic() - start < 0.3
+
+
+def test_serverapp_exit_does_not_wait_a_second_for_logs(monkeypatch):
+    """flwr's flush_logs sleeps 1 s at ServerApp exit; the patch caps it at LOG_FLUSH_WAIT."""
+    from queue import Queue
+
+    from flwr.supercore import logger
+
+    from coordinator.deployment import fastpoll
+
+    monkeypatch.setattr(logger, "time", time)  # restored after the test
+    start = time.monotonic()
+    logger.flush_logs(Queue())
+    unpatched = time.monotonic() - start
+    fastpoll._cap_sleeps(fastpoll.LOGGER_MODULE, fastpoll.LOG_FLUSH_WAIT)
+    start = time.monotonic()
+    logger.flush_logs(Queue())
+    assert unpatched >= 0.9
+    assert time.monotonic() - start < 0.5

@@ -156,3 +156,23 @@ def test_bad_spec_exit_2(study, tmp_path, monkeypatch, capsys):
     spec.write_text(SPEC.replace("bin_days: 1", "bin_days: 0"))
     code = fedsurv(monkeypatch, "run", spec, "--out", tmp_path / "out", "--config", config)
     assert code == 2 and "bin_days" in capsys.readouterr().err
+
+
+def test_report_failure_still_exit_0_with_a_retry_hint(study, tmp_path, monkeypatch, capsys):
+    """The results are published before any plotting: a rendering error is a warning."""
+    from coordinator import outputs
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no fonts")
+
+    config, spec = study
+    files = write_sites(tmp_path / "data", [8, 9, 10, 12], seed=5)
+    monkeypatch.setattr(run_command, "submit", in_process(files, {}, {}))
+    monkeypatch.setattr(outputs, "write_report", broken)
+    out_dir = tmp_path / "out"
+    code = fedsurv(monkeypatch, "run", spec, "--out", out_dir, "--config", config)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"results: {out_dir / 'results.json'}" in out and "report:" not in out
+    assert "could not be rendered" in err and "no fonts" in err
+    assert f"fedsurv report {out_dir}" in " ".join(err.split())
