@@ -31,6 +31,12 @@ every other sleep in the process is unchanged:
   process is hot (it handled a message in the last ``HOT_WINDOW`` s, or just started) and at
   ``IDLE_INTERVAL`` otherwise;
 * the SuperNode's wait for its ClientApp's reply (in-memory) polls every 0.05 s;
+* object pulls: a ServerApp woken by one SuperNode's reply pulls every reply registered so
+  far, and a SuperNode whose fallback poll fires while the ServerApp is still uploading pulls
+  a message whose objects are not all there yet; flwr then retries that object after a 1 s
+  backoff (``PULL_INITIAL_BACKOFF``, doubling up to 10 s), which stalls the whole ServerApp or
+  SuperNode. Both modules' ``pull_objects`` retry after ``OBJECT_RETRY_BACKOFF`` instead
+  (0.05 s, doubling up to ``OBJECT_RETRY_CAP``);
 * the ServerApp's exit: flwr's ``flush_logs`` sleeps 1 s "to let the last log upload
   complete" although ``stop_log_uploader`` then joins the uploader thread, which ends only
   after that upload (``flwr.supercore.logger``): sleeps there are capped at
@@ -58,6 +64,8 @@ DEFAULT_POLL_INTERVAL = 0.2
 IDLE_INTERVAL = 1.0
 HOT_WINDOW = 30.0
 REPLY_WAIT_INTERVAL = 0.05
+OBJECT_RETRY_BACKOFF = 0.05
+OBJECT_RETRY_CAP = 1.0
 LOG_FLUSH_WAIT = 0.2  # flwr's LOG_UPLOAD_INTERVAL: its uploader's own cycle is unchanged
 LOGGER_MODULE = "flwr.supercore.logger"
 
@@ -202,6 +210,8 @@ def patch(component: str, argv: list[str] | None = None) -> CappedTime:
         address = _option(argv or [], "--runtime-api-address") or ""
         proxy = WakeTime(wake / f"task-{address.rsplit(':', 1)[-1]}")
     module.time = proxy  # type: ignore[attr-defined]
+    if component in ("flwr-serverapp", "flower-supernode"):
+        _shorten_object_retries(module)
     if component == "flwr-serverapp":
         _cap_sleeps(LOGGER_MODULE, LOG_FLUSH_WAIT)
     if component == "flower-superexec" and isinstance(proxy, AdaptiveTime):
@@ -213,6 +223,17 @@ def patch(component: str, argv: list[str] | None = None) -> CappedTime:
 
         module._handle_launch_result = handle_launch_result
     return proxy
+
+
+def _shorten_object_retries(module: ModuleType) -> None:
+    """``module.pull_objects`` with a short first retry (see the module doc)."""
+    import functools
+
+    original = getattr(module, "pull_objects", None)
+    if original is None:
+        raise RuntimeError(f"{module.__name__} no longer calls pull_objects; update fastpoll")
+    module.pull_objects = functools.partial(  # type: ignore[attr-defined]
+        original, initial_backoff=OBJECT_RETRY_BACKOFF, backoff_cap=OBJECT_RETRY_CAP)
 
 
 def _cap_sleeps(module_name: str, cap: float) -> None:

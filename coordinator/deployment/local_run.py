@@ -95,10 +95,10 @@ def submit_analysis(
     """:func:`run_analysis` against any SuperLink the supervisor's ``FLWR_HOME`` connects to.
 
     The thin bundle is written under ``workdir``; ``flwr run`` runs under ``supervisor``. The
-    ServerApp only publishes ``results.json`` (run config ``report = false``); once the run
-    has ended the report is rendered here
-    (:func:`coordinator.outputs.render_published_report`), unless
-    ``render_report`` is false.
+    ServerApp only publishes (run config ``report = false``); the report is rendered here
+    (:func:`coordinator.outputs.render_published_report`) as soon as the progress file says
+    ``results_published``, while Flower winds the run down, or once the run has ended if no
+    progress check saw that event before. ``render_report=False``: no report.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     options = {**(options or {}), "report": False}
@@ -107,16 +107,44 @@ def submit_analysis(
         workdir / f"bundle-{int(time.time() * 1000)}",
         config={**RUN_CONFIG_DEFAULTS, **{k: _default_like(v) for k, v in config.items()}},
     )
-    tail = ProgressTail(out_dir / PROGRESS_FILE)
-    tick = (lambda: [on_event(e) for e in tail.new_events()]) if on_event else None
-    outcome = run_app(supervisor, bundle, config, timeout=timeout, on_tick=tick, wake=wake)
-    if render_report:
+    follower = _Follower(ProgressTail(out_dir / PROGRESS_FILE), out_dir, on_event,
+                         render_report)
+    outcome = run_app(supervisor, bundle, config, timeout=timeout, on_tick=follower.tick,
+                      wake=wake)
+    follower.tick()
+    if render_report and not follower.rendered:
+        follower.render()
+    return outcome
+
+
+@dataclass
+class _Follower:
+    """Passes progress events on and renders the report once the results are published."""
+
+    tail: ProgressTail
+    out_dir: Path
+    on_event: Callable[[dict[str, Any]], None] | None
+    render_report: bool
+    rendered: bool = False
+
+    def tick(self) -> None:
+        for event in self.tail.new_events():
+            self._emit(event)
+            if event.get("event") == "results_published" and self.render_report \
+                    and not self.rendered:
+                self.render()
+
+    def render(self) -> None:
         from coordinator.outputs import render_published_report
 
-        event = render_published_report(out_dir)
-        if event is not None and on_event is not None:
-            on_event(event)
-    return outcome
+        self.rendered = True
+        event = render_published_report(self.out_dir)
+        if event is not None:
+            self._emit(event)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
 
 
 def _default_like(value: RunConfigValue) -> RunConfigValue:

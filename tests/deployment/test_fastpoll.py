@@ -75,3 +75,36 @@ def test_serverapp_exit_does_not_wait_a_second_for_logs(monkeypatch):
     logger.flush_logs(Queue())
     assert unpatched >= 0.9
     assert time.monotonic() - start < 0.5
+
+
+def test_an_object_not_yet_uploaded_is_retried_soon():
+    """flwr retries an unavailable object after 1 s; the patched pull retries after 0.05 s."""
+    import types
+
+    from flwr.supercore.inflatable import inflatable_utils
+    from flwr.supercore.inflatable.inflatable_utils import ObjectUnavailableError
+
+    from coordinator.deployment import fastpoll
+
+    def flaky() -> object:
+        calls: list[str] = []
+
+        def pull(object_id: str) -> bytes:
+            calls.append(object_id)
+            if len(calls) == 1:
+                raise ObjectUnavailableError(object_id)
+            return b"content"
+
+        return pull
+
+    def timed(pull_objects: object) -> float:
+        start = time.monotonic()
+        assert pull_objects(object_ids=["a"], pull_object_fn=flaky()) == {"a": b"content"}
+        return time.monotonic() - start
+
+    module = types.ModuleType("caller")
+    module.pull_objects = inflatable_utils.pull_objects
+    unpatched = timed(module.pull_objects)
+    fastpoll._shorten_object_retries(module)
+    assert unpatched > 0.7
+    assert timed(module.pull_objects) < 0.4
