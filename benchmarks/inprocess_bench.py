@@ -13,7 +13,7 @@ is 1.0 (all) up to 100 sites and 30 neighbours beyond (SecAgg+'s sparse graph; t
 reconstruction threshold stays 67% of a site's shares).
 
     . .venv/bin/activate && python -m benchmarks.inprocess_bench             # 9, 100, 1000
-    python -m benchmarks.inprocess_bench --sites 100 --patients 50
+    python -m benchmarks.inprocess_bench --sites 100 --neighbours 30
 """
 
 from __future__ import annotations
@@ -49,13 +49,19 @@ def write_sites(directory: Path, n_sites: int, patients: int) -> list[Path]:
                             directory / f"site_{i + 1:04d}.csv") for i in range(n_sites)]
 
 
-def share_fraction(n_sites: int) -> float:
+def share_fraction(n_sites: int, neighbours: int | None = None) -> float:
+    """SecAgg+ ``num_shares`` as a fraction: all sites (dense) up to ``DENSE_UP_TO``, else
+    ``SPARSE_NEIGHBOURS``; ``neighbours`` overrides."""
+    if neighbours is not None:
+        return min(1.0, neighbours / n_sites)
     return 1.0 if n_sites <= DENSE_UP_TO else SPARSE_NEIGHBOURS / n_sites
 
 
-def bench(spec: AnalysisSpec, n_sites: int, patients: int, work: Path) -> dict[str, Any]:
+def bench(spec: AnalysisSpec, n_sites: int, patients: int, work: Path,
+          neighbours: int | None = None) -> dict[str, Any]:
     files = write_sites(work / f"sites{n_sites}", n_sites, patients)
-    options = SecureSumOptions(node_wait_timeout=0.0, share_fraction=share_fraction(n_sites))
+    options = SecureSumOptions(node_wait_timeout=0.0,
+                               share_fraction=share_fraction(n_sites, neighbours))
     progress = Progress(None)
     cpu0, start = time.process_time(), time.perf_counter()
     outcome = simulate_federation(spec, files, options, state_root=work / f"state{n_sites}",
@@ -80,6 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, action="append", help="(9, 100 and 1000)")
     parser.add_argument("--patients", type=int, default=20, help="per site (20)")
+    parser.add_argument("--neighbours", type=int, default=None,
+                        help="SecAgg+ neighbours per site (default: all up to 100 sites, else 30)")
     args = parser.parse_args()
     spec = load_spec(REPO / "examples" / "model_study.yaml")
     load = os.getloadavg()
@@ -87,7 +95,7 @@ def main() -> None:
           f"{TallyLayout(spec).length} slots per site", flush=True)
     with tempfile.TemporaryDirectory(prefix="fedsurv-inprocess-") as tmp:
         for n_sites in args.sites or [9, 100, 1000]:
-            r = bench(spec, n_sites, args.patients, Path(tmp))
+            r = bench(spec, n_sites, args.patients, Path(tmp), args.neighbours)
             stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages_s"].items())
             print(f"sites={r['sites']} patients={r['patients']} share-fraction "
                   f"{r['share_fraction']:.3g}: wall {r['wall_s']:.1f} s (CPU {r['cpu_s']:.1f} s; "
