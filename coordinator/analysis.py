@@ -106,7 +106,7 @@ def _curve_result(
     for day in spec.landmarks:
         estimate, se, lower, upper = curve.value_at(day)
         landmarks[str(day)] = Landmark(estimate=estimate, se=se, lower=lower, upper=upper,
-                                       at_risk=_at_risk_after(curve, day))
+                                       at_risk=curve.at_risk_at(day))
     table = [
         TableRow(time=int(curve.time[k]), at_risk=int(curve.at_risk[k]),
                  events=int(curve.events[k]), censored=int(curve.censored[k]),
@@ -118,14 +118,6 @@ def _curve_result(
         n=n, events=events, median=median, median_ci=median_ci_, landmarks=landmarks,
         table=table, stratum=stratum, transform=curve.transform, level=curve.level,
     )
-
-
-def _at_risk_after(curve: StepCurve, day: int) -> int:
-    """Number still at risk just after ``day``: at risk at the first bin ending after it."""
-    later = curve.time > day
-    if not later.any():
-        return 0
-    return int(curve.at_risk[later.argmax()])
 
 
 def _followup(spec: AnalysisSpec, os_tally: EventTally) -> FollowUpResult:

@@ -39,6 +39,8 @@ class Landmark(_Model):
     lower: float
     upper: float
     at_risk: int = 0
+    """Number at risk at the landmark day, patients with that day's events included (R's
+    ``summary(survfit, times)$n.risk``; :meth:`StepCurve.at_risk_at`)."""
 
 
 class TableRow(_Model):

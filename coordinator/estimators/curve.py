@@ -61,6 +61,16 @@ class StepCurve:
             float(self.upper[k]),
         )
 
+    def at_risk_at(self, day: float) -> int:
+        """Number at risk at ``day``, ``Y(day)``: everyone whose time is ``>= day``, i.e. the
+        at-risk count of the first bin ending at or after ``day``; 0 past the last bin.
+
+        R's rule (``summary(survfit(...), times = day)$n.risk``) and the plots' number-at-risk
+        row: on an event day the patients with that event are still counted.
+        """
+        k = int(np.searchsorted(self.time, day, side="left"))
+        return int(self.at_risk[k]) if k < self.time.size else 0
+
     def rows(self) -> list[int]:
         """Indices of the bins where someone leaves the risk set (an event of any cause or a
         censoring): the rows of a life table. For a cumulative incidence this includes bins

@@ -125,3 +125,17 @@ def test_km_matches_r_survfit(cohort: str, conf: str) -> None:
         else:
             assert abs(curve.lower[k] - lower) < TOL
             assert abs(curve.upper[k] - upper) < TOL
+
+
+@pytest.mark.parametrize("cohort", ["all", "group_a", "half", "allcens"])
+def test_landmarks_match_r_summary(cohort: str) -> None:
+    """Number at risk and survival at landmark days, event days among them (R fixture:
+    ``summary(fit, times, extend = TRUE)``)."""
+    sites, grid = _r_cohort(cohort)
+    curve = kaplan_meier(summed_tally(sites, grid))
+    rows = [r for r in read_csv("km_landmarks.csv") if r["cohort"] == cohort]
+    assert rows
+    for row in rows:
+        day = int(row["time"])
+        assert curve.at_risk_at(day) == int(row["n_risk"]), day
+        assert abs(curve.value_at(day)[0] - number(row["surv"])) < TOL

@@ -92,3 +92,22 @@ def test_landmark_display_masks_at_risk(hand_results: Results) -> None:
 def test_table1_falls_back_to_step_value(hand_results: Results) -> None:
     t1 = table1(hand_results, day=300).set_index("Outcome")
     assert "Day 300 OS" in t1.index
+
+
+def test_landmark_at_risk_on_an_event_day_matches_the_life_table(
+        study: tuple[AnalysisSpec, Results], tmp_path: Path) -> None:
+    """At a landmark that is an event day, the number at risk includes that day's events:
+    the life-table row of that day (R's ``summary(fit, times)$n.risk``), as in the plots."""
+    from coordinator.report.curves import at_risk_at
+    from coordinator.simulation import simulate_plain
+    from site_node.demo_cohort import write_demo_sites
+
+    spec, results = study
+    os_table = results.survival["os"].table
+    event_day = next(r.time for r in os_table if r.events > 0 and r.time > 0)
+    row = next(r for r in os_table if r.time == event_day)
+    landmarked = AnalysisSpec(**{**spec.model_dump(), "landmarks": [event_day]})
+    again = simulate_plain(landmarked, write_demo_sites(tmp_path / "sites"))
+    curve = again.survival["os"]
+    assert curve.landmarks[str(event_day)].at_risk == row.at_risk
+    assert at_risk_at(curve, [event_day]) == [row.at_risk]
