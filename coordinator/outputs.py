@@ -47,18 +47,9 @@ def publish_results(
     of the published result. Raises ``ValueError`` if ``spec``'s hash differs from
     ``results.spec_sha256``. Returns the path of ``results.json``.
     """
-    from coordinator.report.warnings import merge_warnings, small_sample_warnings
-
-    _check_match(results, spec)
-    if spec is not None:
-        min_cell_count = min_cell_count or spec.report.min_cell_count
-    _check_min_cell_count(min_cell_count)
+    results, _ = _with_warnings(results, spec, min_cell_count)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    warnings = small_sample_warnings(results, min_cell_count=min_cell_count)
-    results = results.model_copy(
-        update={"warnings": merge_warnings(results.warnings, warnings)}
-    )
     if spec is not None:
         (out_dir / SPEC_FILE).write_text(spec.model_dump_json(indent=2) + "\n", encoding="utf-8")
     path = out_dir / RESULTS_FILE
@@ -88,20 +79,11 @@ def write_report(
     from coordinator.report.html import render_html
     from coordinator.report.markdown import render_markdown
     from coordinator.report.tables import write_csv_tables
-    from coordinator.report.warnings import merge_warnings, small_sample_warnings
 
-    _check_match(results, spec)
-    if spec is not None:
-        min_cell_count = min_cell_count or spec.report.min_cell_count
-        time_unit = time_unit or spec.report.time_unit
-    time_unit = time_unit or "months"
-    _check_min_cell_count(min_cell_count)
+    results, min_cell_count = _with_warnings(results, spec, min_cell_count)
+    time_unit = time_unit or (spec.report.time_unit if spec is not None else None) or "months"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    warnings = small_sample_warnings(results, min_cell_count=min_cell_count)
-    results = results.model_copy(
-        update={"warnings": merge_warnings(results.warnings, warnings)}
-    )
     paths: dict[str, Path] = dict(write_csv_tables(results, out_dir))
     figures = draw_figures(
         results, out_dir, unit=time_unit, min_cell_count=min_cell_count,
@@ -133,8 +115,7 @@ def write_outputs(
     paths = {"results": path}
     if spec is not None:
         paths["spec"] = path.with_name(SPEC_FILE)
-    paths.update(write_report(Results.model_validate_json(path.read_text(encoding="utf-8")),
-                              out_dir, spec, min_cell_count=min_cell_count,
+    paths.update(write_report(results, out_dir, spec, min_cell_count=min_cell_count,
                               time_unit=time_unit))
     return paths
 
@@ -191,17 +172,26 @@ def render_published_report(out_dir: Path) -> dict[str, Any] | None:
             "seconds": round(time.monotonic() - start, 3)}
 
 
-def _check_match(results: Results, spec: AnalysisSpec | None) -> None:
+def _with_warnings(results: Results, spec: AnalysisSpec | None,
+                   min_cell_count: int | None) -> tuple[Results, int | None]:
+    """``results`` with the small-sample warnings for ``min_cell_count`` (default: the spec's
+    ``report.min_cell_count``) merged in, and that threshold. The merge is idempotent, so the
+    report of published results shows the same warnings. Raises ``ValueError`` on a
+    spec/results hash mismatch or a threshold below 1."""
+    from coordinator.report.warnings import merge_warnings, small_sample_warnings
+
     if spec is not None and spec.sha256() != results.spec_sha256:
         raise ValueError(
             f"spec hash {spec.sha256()} does not match results.spec_sha256 "
             f"{results.spec_sha256}: these results were not computed for this spec"
         )
-
-
-def _check_min_cell_count(min_cell_count: int | None) -> None:
+    if spec is not None:
+        min_cell_count = min_cell_count or spec.report.min_cell_count
     if min_cell_count is not None and min_cell_count < 1:
         raise ValueError("min_cell_count must be >= 1")
+    warnings = small_sample_warnings(results, min_cell_count=min_cell_count)
+    merged = results.model_copy(update={"warnings": merge_warnings(results.warnings, warnings)})
+    return merged, min_cell_count
 
 
 def _first_line(exc: Exception) -> str:

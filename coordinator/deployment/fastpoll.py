@@ -187,11 +187,7 @@ def poll_interval() -> float:
 
 def patch(component: str, argv: list[str] | None = None) -> CappedTime:
     """Shorten the idle sleeps of ``component``'s flwr module; returns the proxy."""
-    import importlib
-
-    module = importlib.import_module(PATCHED_MODULES[component])
-    if getattr(module, "time", None) is not time:
-        raise RuntimeError(f"{module.__name__} no longer uses `time` as expected; update fastpoll")
+    module = _module_using_time(PATCHED_MODULES[component])
     wake = wake_dir()
     proxy: CappedTime
     if wake is None:
@@ -238,12 +234,17 @@ def _shorten_object_retries(module: ModuleType) -> None:
 
 def _cap_sleeps(module_name: str, cap: float) -> None:
     """Every ``time.sleep`` of ``module_name`` at most ``cap`` seconds."""
+    _module_using_time(module_name).time = CappedTime(cap)  # type: ignore[attr-defined]
+
+
+def _module_using_time(module_name: str) -> ModuleType:
+    """The flwr module to patch; refuses one that no longer calls ``time.sleep`` as expected."""
     import importlib
 
     module = importlib.import_module(module_name)
     if getattr(module, "time", None) is not time:
         raise RuntimeError(f"{module_name} no longer uses `time` as expected; update fastpoll")
-    module.time = CappedTime(cap)  # type: ignore[attr-defined]
+    return module
 
 
 def _signal_after(owner: Any, name: str, path: Path, *, when: Any = None) -> None:
