@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from protocol.errors import SpecError
 from protocol.spec import AnalysisSpec
@@ -42,8 +45,52 @@ def parse_spec(text: str, source: str = "<spec>") -> AnalysisSpec:
             line = _line_of(node, error["loc"])
             where = f"{source}:{line}" if line else source
             key = ".".join(loc) or "(top level)"
-            lines.append(f"{where}: {key}: {error['msg']}")
+            hint = _did_you_mean(error["loc"]) if error["type"] == "extra_forbidden" else ""
+            lines.append(f"{where}: {key}: {error['msg']}{hint}")
         raise SpecError("invalid analysis spec\n  " + "\n  ".join(lines)) from None
+
+
+def spec_warnings(spec: AnalysisSpec) -> list[str]:
+    """Things a valid spec does that its author may not expect (printed, never fatal).
+
+    A landmark that is not a multiple of ``grid.bin_days`` is read at the last bin end at or
+    before it (:meth:`coordinator.estimators.curve.StepCurve.value_at`'s rule).
+    """
+    width = spec.grid.bin_days
+    return [
+        f"landmarks: {day} is not a multiple of grid.bin_days={width}: it is read at day "
+        f"{day // width * width} (the last bin end at or before it)"
+        for day in spec.landmarks if day % width
+    ]
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """``"; did you mean 'landmarks'?"`` for a mistyped key, from the model's field names."""
+    model: Any = AnalysisSpec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return ""
+        model = _model_in(fields[part].annotation)
+        if model is None:
+            return ""
+    names = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``Model``, ``Model | None`` or ``list[Model]``, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
 
 
 def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:

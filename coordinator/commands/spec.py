@@ -30,7 +30,7 @@ def schema(
 def check(path: Path = typer.Argument(..., help="Spec file (YAML or JSON).")) -> None:
     """Validate a spec file; errors name the line and key. Prints the spec hash and layout."""
     from protocol.layout import TallyLayout
-    from protocol.spec_file import load_spec
+    from protocol.spec_file import load_spec, spec_warnings
 
     spec = load_spec(path)
     layout = TallyLayout(spec)
@@ -40,6 +40,8 @@ def check(path: Path = typer.Argument(..., help="Spec file (YAML or JSON).")) ->
                f" ({spec.grid.n_bins} bins)")
     typer.echo(f"  tally vector  {layout.length} integers, layout {layout.fingerprint[:16]}")
     typer.echo(f"  min_sites     {spec.min_sites}")
+    for warning in spec_warnings(spec):
+        typer.echo(f"warning: {warning}")
 
 
 def register(app: typer.Typer) -> None:
