@@ -172,6 +172,12 @@ def check_site(path: Path | str | None, connect: bool = True, data: bool = True)
 
             _line(True, "data", f"{len(frame)} patients, valid")
             print_summary(frame, _source_label(config))
+            if len(frame) < config.policy.min_cohort_size:
+                _line(False, "policy", f"the data holds {len(frame)} patients but this site's "
+                      f"min_cohort_size is {config.policy.min_cohort_size}: the node would "
+                      "refuse every request (cohort_too_small); add patients or lower "
+                      "[policy] min_cohort_size")
+                failures += 1
     _print_policy(config)
     typer.echo(NOTHING_SENT)
     if failures:

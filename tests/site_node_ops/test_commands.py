@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import socket
 import ssl
 import threading
@@ -90,6 +91,24 @@ def test_check_config_tls_and_data(file_config: Path, tls_server: str, pki) -> N
     assert "[ok  ] coordinator TLS" in result.output
     assert "[ok  ] data: 8 patients, valid" in result.output
     assert "Nothing was sent" in result.output
+
+
+def test_check_fails_a_cohort_below_the_sites_own_minimum(tmp_path: Path, tls_server: str,
+                                                          pki) -> None:
+    from tests.site_node_ops.conftest import DEMO_CSV, MAPPING, write_config
+
+    shutil.copy(DEMO_CSV, tmp_path / "demo_site.csv")
+    config = write_config(tmp_path, {"kind": "file", "path": "demo_site.csv"},
+                          policy={"min_cohort_size": 10})
+    with config.open("a") as handle:
+        handle.write("[columns]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in MAPPING.items()))
+    _point_at(config, tls_server, pki["ca"])
+    result = runner.invoke(app, ["check", "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert "[ok  ] data: 8 patients, valid" in result.output
+    assert ("[FAIL] policy: the data holds 8 patients but this site's min_cohort_size is 10"
+            in result.output)
+    assert "cohort_too_small" in result.output
 
 
 def test_check_reports_every_problem(file_config: Path, pki) -> None:
