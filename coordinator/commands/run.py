@@ -235,6 +235,30 @@ def _reachable(config: CoordinatorConfig) -> None:
                                      "reachable (is `fedsurv coordinator start` running?)")
 
 
+def completed_request(config: CoordinatorConfig, spec: AnalysisSpec) -> str | None:
+    """Why ``spec`` must not be sent again: its request id already completed a secure sum.
+
+    The coordinator's own audit log knows (a ``round_completed`` record of the same audit
+    request id), so no site is queried only to answer ``already_contributed``.
+    """
+    from protocol.audit.records import RecordKind
+    from protocol.audit.requests import audit_request_id
+    from protocol.audit.verify import parse_line
+
+    if config.audit is None or config.audit.log is None or not config.audit.log.is_file():
+        return None
+    wanted = audit_request_id(spec.request_id, spec.sha256())
+    with config.audit.log.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            _, record, _ = parse_line(raw, number)
+            if (record is not None and record.kind == RecordKind.ROUND_COMPLETED
+                    and record.body.get("request_id") == wanted):
+                return (f"request '{wanted}' already completed a secure sum on {record.time} "
+                        f"({config.audit.log}, record {record.seq}): every site would refuse "
+                        "it (already_contributed). Give the spec a new request_id.")
+    return None
+
+
 def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir: Path,
            options: dict[str, Any], on_event: Any, timeout: float) -> str | None:
     """Run the analysis through ``flwr run``; None when it completed, else why it failed."""
@@ -312,6 +336,8 @@ def run(
     if (out_dir / "results.json").exists() and not force:
         raise FedsurvError(f"{out_dir} already holds results.json: choose another --out or "
                            "pass --force")
+    if (done := completed_request(config, spec)) is not None:
+        raise FedsurvError(done)
     _reachable(config)
     for stale in ("results.json", "progress.jsonl"):
         (out_dir / stale).unlink(missing_ok=True)

@@ -176,3 +176,29 @@ def test_report_failure_still_exit_0_with_a_retry_hint(study, tmp_path, monkeypa
     assert f"results: {out_dir / 'results.json'}" in out and "report:" not in out
     assert "could not be rendered" in err and "no fonts" in err
     assert f"fedsurv report {out_dir}" in " ".join(err.split())
+
+
+def test_completed_request_id_is_refused_before_any_site_is_asked(tmp_path, monkeypatch,
+                                                                   capsys):
+    """The coordinator's own audit log knows the request completed: exit 2, no query sent."""
+    config, _ = make_study(tmp_path / "study", ["site1", "site2", "site3", "site4"], 9,
+                           audit=True)
+    monkeypatch.setattr(run_command, "_reachable", lambda config: None)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    files = write_sites(tmp_path / "data", [8, 9, 10, 12], seed=6)
+    monkeypatch.setattr(run_command, "submit", in_process(files, {}, {}))
+    assert fedsurv(monkeypatch, "run", spec, "--out", tmp_path / "a", "--config", config) == 0
+    capsys.readouterr()
+    calls: list[object] = []
+    monkeypatch.setattr(run_command, "submit", lambda *args: calls.append(args))
+    code = fedsurv(monkeypatch, "run", spec, "--out", tmp_path / "b", "--config", config)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and calls == []
+    assert "request 'run-cli-codes' already completed a secure sum on" in err
+    assert "Give the spec a new request_id" in err
+    from coordinator.config import load_coordinator_config
+    from protocol.spec_file import parse_spec
+
+    other = parse_spec(SPEC.replace("run-cli-codes", "run-cli-codes-2"))
+    assert run_command.completed_request(load_coordinator_config(config), other) is None
