@@ -96,3 +96,17 @@ def cross_check_command(
     if not report.ok:
         raise AuditVerificationFailed(summary)
     typer.echo(f"OK: {summary}")
+
+
+@app.command("verify-result")
+def verify_result_command(
+    result: Annotated[Path, typer.Argument(help="A published results.json.")],
+    coordinator: Annotated[Path, typer.Option("--coordinator", help="Coordinator audit log.")],
+    key: Annotated[Path, typer.Option("--key", help="Coordinator audit public key.")],
+    no_head: NoHead = False,
+) -> None:
+    """Check that RESULT is byte for byte the file the coordinator's log says it published."""
+    from protocol.audit.result_check import verify_result
+
+    match = verify_result(result, coordinator, key, require_head=not no_head)
+    typer.echo(f"OK: {result}: {match.describe()}")

@@ -202,3 +202,29 @@ def test_completed_request_id_is_refused_before_any_site_is_asked(tmp_path, monk
 
     other = parse_spec(SPEC.replace("run-cli-codes", "run-cli-codes-2"))
     assert run_command.completed_request(load_coordinator_config(config), other) is None
+
+
+def test_audit_verify_result_matches_the_published_file(tmp_path, monkeypatch, capsys):
+    """`fedsurv audit verify-result` ties results.json to the coordinator's signed log."""
+    config, _ = make_study(tmp_path / "study", ["site1", "site2", "site3"], 9, audit=True)
+    monkeypatch.setattr(run_command, "_reachable", lambda config: None)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    files = write_sites(tmp_path / "data", [8, 9, 10], seed=7)
+    monkeypatch.setattr(run_command, "submit", in_process(files, {}, {}))
+    assert fedsurv(monkeypatch, "run", spec, "--out", tmp_path / "out", "--config", config) == 0
+    capsys.readouterr()
+    study = tmp_path / "study"
+    results = tmp_path / "out" / "results.json"
+    check = ["audit", "verify-result", results, "--coordinator", study / "state" / "audit.log",
+             "--key", study / "keys" / "coordinator.audit.pub"]
+    assert fedsurv(monkeypatch, *check) == 0
+    out = capsys.readouterr().out
+    assert f"OK: {results}: published as record" in out and "request 'run-cli-codes'" in out
+    results.write_text(results.read_text().replace('"contributed": 3', '"contributed": 4'))
+    assert fedsurv(monkeypatch, *check) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "differs from what the coordinator published for its spec" in err
+    results.write_text('{"spec_sha256": "' + "0" * 64 + '"}')
+    assert fedsurv(monkeypatch, *check) == 1
+    assert "it was not published by this coordinator" in " ".join(capsys.readouterr().err.split())
