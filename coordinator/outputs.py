@@ -84,7 +84,7 @@ def write_report(
     time_unit = time_unit or (spec.report.time_unit if spec is not None else None) or "months"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = dict(write_csv_tables(results, out_dir))
+    paths: dict[str, Path] = dict(write_csv_tables(results, out_dir, min_cell_count))
     figures = draw_figures(
         results, out_dir, unit=time_unit, min_cell_count=min_cell_count,
         strata_column=spec.strata.column if spec is not None and spec.strata else None,
@@ -176,8 +176,10 @@ def _with_warnings(results: Results, spec: AnalysisSpec | None,
                    min_cell_count: int | None) -> tuple[Results, int | None]:
     """``results`` with the small-sample warnings for ``min_cell_count`` (default: the spec's
     ``report.min_cell_count``) merged in, and that threshold. The merge is idempotent, so the
-    report of published results shows the same warnings. Raises ``ValueError`` on a
-    spec/results hash mismatch or a threshold below 1."""
+    report of published results shows the same warnings. Small-sample warnings published
+    under another threshold (none, or the spec's) are replaced, so no message quotes a count
+    the rule masks. Raises ``ValueError`` on a spec/results hash mismatch or a threshold
+    below 1."""
     from coordinator.report.warnings import merge_warnings, small_sample_warnings
 
     if spec is not None and spec.sha256() != results.spec_sha256:
@@ -185,12 +187,15 @@ def _with_warnings(results: Results, spec: AnalysisSpec | None,
             f"spec hash {spec.sha256()} does not match results.spec_sha256 "
             f"{results.spec_sha256}: these results were not computed for this spec"
         )
-    if spec is not None:
-        min_cell_count = min_cell_count or spec.report.min_cell_count
+    published_k = spec.report.min_cell_count if spec is not None else None
+    min_cell_count = min_cell_count or published_k
     if min_cell_count is not None and min_cell_count < 1:
         raise ValueError("min_cell_count must be >= 1")
     warnings = small_sample_warnings(results, min_cell_count=min_cell_count)
-    merged = results.model_copy(update={"warnings": merge_warnings(results.warnings, warnings)})
+    other_k = {(w.endpoint, w.message) for k in {None, published_k} - {min_cell_count}
+               for w in small_sample_warnings(results, min_cell_count=k)}
+    kept = [w for w in results.warnings if (w.endpoint, w.message) not in other_k]
+    merged = results.model_copy(update={"warnings": merge_warnings(kept, warnings)})
     return merged, min_cell_count
 
 

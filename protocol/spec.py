@@ -88,7 +88,8 @@ class ReportOptions(_Strict):
     """Presentation only (never changes a tally): small-cell masking and time unit."""
 
     min_cell_count: int | None = Field(
-        None, ge=1, description='Print at-risk counts below k as "<k" in plots and reports.'
+        None, ge=1, description='Small-cell rule of rendered outputs: patient counts below k '
+        'print as "<k", proportions built on them are suppressed (results.json keeps them).'
     )
     time_unit: Literal["days", "months"] = "months"
 

@@ -9,13 +9,20 @@ from rich.table import Table
 
 
 def print_table1(results_path: Path, console: Console | None = None) -> None:
-    """Print Table 1 (the model study's layout) and who contributed, from ``results.json``."""
+    """Print Table 1 (the model study's layout) and who contributed, from ``results.json``;
+    counts follow the small-cell rule of the ``spec.json`` beside it."""
     from coordinator.report.tables import table1
     from coordinator.results import Results
+    from protocol.spec import AnalysisSpec
 
     results = Results.model_validate_json(results_path.read_text(encoding="utf-8"))
+    spec_path = results_path.with_name("spec.json")
+    k = None
+    if spec_path.is_file():
+        k = AnalysisSpec.model_validate_json(spec_path.read_text(encoding="utf-8")
+                                             ).report.min_cell_count
     console = console or Console()
-    frame = table1(results)
+    frame = table1(results, min_cell_count=k)
     if not frame.empty:
         table = Table(title=results.title or "Table 1", title_justify="left")
         for column in frame.columns:

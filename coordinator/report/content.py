@@ -12,6 +12,12 @@ from coordinator.report.cox import cox_heading, cox_notes, cox_table
 from coordinator.report.figures import FigureFile
 from coordinator.report.labels import curve_label, format_p, pct_ci, proportion_label
 from coordinator.report.methods import methods_paragraph
+from coordinator.report.small_cells import (
+    SUPPRESSED,
+    fraction_text,
+    mask_count,
+    proportion_hidden,
+)
 from coordinator.report.tables import landmark_display, table1
 from coordinator.results import Results, ResultWarning
 from protocol.spec import AnalysisSpec
@@ -67,11 +73,12 @@ def build_content(
         software_version=results.software_version or "unknown",
         protocol_version=results.protocol_version or "unknown",
         generated=generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        table1=table1(results, day=table1_day, level=level),
+        table1=table1(results, day=table1_day, level=level, min_cell_count=min_cell_count),
         landmarks=landmark_display(results, min_cell_count=min_cell_count),
-        proportions_by_stratum=_strata_proportions(results, level),
-        logrank=_logrank_display(results),
-        cox=[CoxSection(cox_heading(r), cox_table(r), cox_notes(r)) for r in results.cox.values()],
+        proportions_by_stratum=_strata_proportions(results, level, min_cell_count),
+        logrank=_logrank_display(results, min_cell_count),
+        cox=[CoxSection(cox_heading(r), cox_table(r), cox_notes(r, min_cell_count))
+             for r in results.cox.values()],
         warnings=list(results.warnings),
         methods=methods_paragraph(results, spec),
         sites=_sites(results),
@@ -94,20 +101,24 @@ def _sites(results: Results) -> list[tuple[str, str]]:
     return rows
 
 
-def _strata_proportions(results: Results, level: float) -> pd.DataFrame:
+def _strata_proportions(results: Results, level: float,
+                        min_cell_count: int | None) -> pd.DataFrame:
+    k = min_cell_count
     rows = [
-        {"Outcome": proportion_label(name), "Stratum": lvl, "n/N": f"{p.count}/{p.n}",
-         "Estimate": pct_ci(p.estimate, p.lower, p.upper, level)}
+        {"Outcome": proportion_label(name), "Stratum": lvl,
+         "n/N": fraction_text(p.count, p.n, k),
+         "Estimate": SUPPRESSED if proportion_hidden(p.count, p.n, k)
+         else pct_ci(p.estimate, p.lower, p.upper, level)}
         for name, levels in results.proportions_by_stratum.items()
         for lvl, p in levels.items()
     ]
     return pd.DataFrame(rows, columns=["Outcome", "Stratum", "n/N", "Estimate"])
 
 
-def _logrank_display(results: Results) -> pd.DataFrame:
+def _logrank_display(results: Results, min_cell_count: int | None) -> pd.DataFrame:
     rows = []
     for t in results.logrank:
-        oe = ", ".join(f"{g}: {o:g}/{e:.1f}"
+        oe = ", ".join(f"{g}: {mask_count(round(o), min_cell_count)}/{e:.1f}"
                        for g, o, e in zip(t.groups, t.observed, t.expected, strict=True))
         rows.append({
             "Endpoint": curve_label(t.endpoint),

@@ -6,6 +6,7 @@ import pandas as pd
 
 from coordinator.cox_result import CoxResult
 from coordinator.report.labels import curve_label, format_p
+from coordinator.report.small_cells import mask_count
 
 
 def cox_heading(result: CoxResult) -> str:
@@ -30,9 +31,11 @@ def cox_table(result: CoxResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cox_notes(result: CoxResult) -> list[str]:
-    """Fit status, global tests, log-likelihood and warnings, one sentence each."""
-    notes = [f"{result.n} patients, {result.events} events, {result.sites} sites; "
+def cox_notes(result: CoxResult, min_cell_count: int | None = None) -> list[str]:
+    """Fit status, global tests, log-likelihood and warnings, one sentence each (patient
+    counts masked by the small-cell rule)."""
+    n, events = (mask_count(c, min_cell_count) for c in (result.n, result.events))
+    notes = [f"{n} patients, {events} events, {result.sites} sites; "
              f"status: {result.status} after {result.rounds} secure-sum rounds."]
     for label, test in (("Likelihood-ratio", result.lr_test), ("Score", result.score_test),
                         ("Wald", result.wald_test)):

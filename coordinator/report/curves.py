@@ -106,13 +106,6 @@ def evaluate_steps(s: Steps, x: np.ndarray) -> np.ndarray:
     return s.y[np.clip(idx, 0, len(s.y) - 1)]
 
 
-def mask_count(count: int, min_cell_count: int | None) -> str:
-    """``str(count)``, or ``"<k"`` when a minimum cell count ``k`` is set and ``count < k``."""
-    if min_cell_count is not None and count < min_cell_count:
-        return f"<{min_cell_count}"
-    return str(count)
-
-
 def to_unit(days: np.ndarray | Sequence[float], unit: str) -> np.ndarray:
     """Convert days to the axis unit (``"days"`` or ``"months"``)."""
     arr = np.asarray(days, dtype=float)

@@ -35,7 +35,7 @@ def draw_figures(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[FigureFile] = []
-    masked = "" if min_cell_count is None else f" At-risk counts below {min_cell_count} " \
+    masked = "" if min_cell_count is None else f" Patient counts below {min_cell_count} " \
         f"are shown as <{min_cell_count}."
     curves = [*results.survival.values(), *results.incidence.values()]
     level = f"{(curves[0].level if curves else 0.95) * 100:g}%"

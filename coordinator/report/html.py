@@ -9,6 +9,7 @@ import pandas as pd
 
 from coordinator.report.content import ReportContent
 from coordinator.report.figures import FigureFile
+from coordinator.report.small_cells import mask_note
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1b1b1b;
@@ -102,8 +103,7 @@ def _pairs(rows: list[tuple[str, str]]) -> str:
 def _mask_note(min_cell_count: int | None) -> str:
     if min_cell_count is None:
         return ""
-    return (f"<p class=\"meta\">Counts of patients at risk below {min_cell_count} are shown "
-            f"as &lt;{min_cell_count}.</p>")
+    return f"<p class=\"meta\">{escape(mask_note(min_cell_count))}</p>"
 
 
 def _warnings(c: ReportContent) -> str:

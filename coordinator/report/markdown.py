@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from coordinator.report.content import ReportContent
+from coordinator.report.small_cells import mask_note
 
 
 def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
@@ -29,8 +30,7 @@ def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
         pipe_table(c.landmarks),
     ]
     if c.min_cell_count is not None:
-        out += ["", f"Counts of patients at risk below {c.min_cell_count} are shown as "
-                    f"<{c.min_cell_count}."]
+        out += ["", mask_note(c.min_cell_count)]
     if not c.proportions_by_stratum.empty:
         out += ["", f"## Proportions by {c.strata_column or 'stratum'}", "",
                 pipe_table(c.proportions_by_stratum)]

@@ -28,10 +28,10 @@ from coordinator.report.curves import (
     combine_steps,
     curve_steps,
     evaluate_steps,
-    mask_count,
     regular_ticks,
     to_unit,
 )
+from coordinator.report.small_cells import mask_count
 from coordinator.results import CurveResult
 
 # Okabe-Ito colour-blind-safe palette; the first colour is used for single curves.
@@ -119,7 +119,7 @@ def plot_incidence(
         color = PALETTE[i % len(PALETTE)]
         ux = to_unit(top.x, unit)
         ax.fill_between(ux, base, top.y, step="post", color=color, alpha=0.35, linewidth=0,
-                        label=f"{label} (n={curve.n}, events={curve.events})")
+                        label=_legend(label, curve, min_cell_count))
         (line,) = ax.step(ux, top.y, where="post", color=color, linewidth=1.4)
         drawn.curves[label] = DrawnCurve(label=label, steps=top, line=line)
         below = top
@@ -176,7 +176,7 @@ def _plot_curves(
         if ci:
             band = ax.fill_between(ux, steps.lower, steps.upper, step="post", color=color,
                                    alpha=0.15, linewidth=0)
-        legend = f"{label} (n={curve.n}, events={curve.events})"
+        legend = _legend(label, curve, min_cell_count)
         (line,) = ax.step(ux, steps.y, where="post", color=color, linewidth=1.5, label=legend)
         marks = censor_marks(curve)
         (cens,) = ax.plot(to_unit(marks.x, unit), marks.y, linestyle="none", marker="+",
@@ -262,6 +262,12 @@ def _risk_table(
         for x, text in zip(ux, printed, strict=True):
             risk_ax.text(x, row, text, ha="center", va="center", fontsize=8,
                          color=colors.get(lbl, "black"))
+
+
+def _legend(label: str, curve: CurveResult, min_cell_count: int | None) -> str:
+    """``"CR (n=20, events=9)"``, counts masked by the small-cell rule."""
+    return (f"{label} (n={mask_count(curve.n, min_cell_count)}, "
+            f"events={mask_count(curve.events, min_cell_count)})")
 
 
 def _same_risk_sets(curves: list[CurveResult]) -> bool:

@@ -1,8 +1,10 @@
 """Result tables as DataFrames and CSV files.
 
-Machine-readable CSVs hold the pooled numbers unmasked (the same numbers as ``results.json``);
-the display tables (Table 1, landmark table) are formatted strings for the reports, where
-at-risk counts below the minimum cell count print as ``"<k"``.
+The CSVs hold the pooled numbers at full precision; the display tables (Table 1, landmark
+table) are formatted strings for the reports. With a minimum cell count ``k`` both follow the
+small-cell rule (:mod:`coordinator.report.small_cells`): counts below ``k`` print as ``"<k"``
+(CSV cells too) and proportions that would give one back are suppressed. ``results.json``
+always keeps the integers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from coordinator.report.cox import cox_frame
-from coordinator.report.curves import at_risk_at, mask_count, value_at
+from coordinator.report.curves import at_risk_at, value_at
 from coordinator.report.labels import (
     SHORT_LABELS,
     curve_label,
@@ -22,6 +24,12 @@ from coordinator.report.labels import (
     pct,
     pct_ci,
     proportion_label,
+)
+from coordinator.report.small_cells import (
+    SUPPRESSED,
+    fraction_text,
+    mask_count,
+    proportion_hidden,
 )
 from coordinator.results import CurveResult, Results
 
@@ -44,16 +52,20 @@ def start_value(kind: str) -> float:
     return 0.0 if kind == "incidence" else 1.0
 
 
-def proportions_frame(results: Results) -> pd.DataFrame:
-    """One row per proportion (overall, then by stratum)."""
+def proportions_frame(results: Results, min_cell_count: int | None = None) -> pd.DataFrame:
+    """One row per proportion (overall, then by stratum); small cells masked, their
+    estimates left empty."""
     rows = [{"endpoint": name, **p.model_dump()} for name, p in results.proportions.items()]
     for name, levels in results.proportions_by_stratum.items():
         rows += [{"endpoint": name, **p.model_dump(), "stratum": lvl} for lvl, p in levels.items()]
+    for row in rows:
+        if proportion_hidden(row["count"], row["n"], min_cell_count):
+            row.update(estimate=None, lower=None, upper=None)
     cols = ["endpoint", "stratum", "count", "n", "estimate", "lower", "upper", "method"]
-    return pd.DataFrame(rows, columns=cols)
+    return _masked(pd.DataFrame(rows, columns=cols), ["count", "n"], min_cell_count)
 
 
-def landmarks_frame(results: Results) -> pd.DataFrame:
+def landmarks_frame(results: Results, min_cell_count: int | None = None) -> pd.DataFrame:
     """One row per curve and landmark day; ``at_risk`` is the number at risk at that day."""
     rows = []
     for kind, name, stratum, curve in curve_items(results):
@@ -66,19 +78,32 @@ def landmarks_frame(results: Results) -> pd.DataFrame:
             })
     cols = ["kind", "endpoint", "stratum", "day", "at_risk", "estimate", "se", "lower", "upper",
             "level"]
-    return pd.DataFrame(rows, columns=cols)
+    return _masked(pd.DataFrame(rows, columns=cols), ["at_risk"], min_cell_count)
 
 
-def curve_frame(curve: CurveResult) -> pd.DataFrame:
-    """The estimator's table of one curve."""
-    return pd.DataFrame([r.model_dump() for r in curve.table], columns=CURVE_COLUMNS)
+def curve_frame(curve: CurveResult, min_cell_count: int | None = None) -> pd.DataFrame:
+    """The estimator's table of one curve (counts masked by the small-cell rule)."""
+    frame = pd.DataFrame([r.model_dump() for r in curve.table], columns=CURVE_COLUMNS)
+    return _masked(frame, ["at_risk", "events", "censored"], min_cell_count)
 
 
-def logrank_frame(results: Results) -> pd.DataFrame:
-    """One row per log-rank test."""
+def _masked(frame: pd.DataFrame, columns: list[str], min_cell_count: int | None) -> pd.DataFrame:
+    """``frame`` with the integer counts of ``columns`` masked (``"<k"``) by the rule."""
+    if min_cell_count is None or frame.empty:
+        return frame
+    frame = frame.copy()
+    for column in columns:
+        frame[column] = [mask_count(int(v), min_cell_count) for v in frame[column]]
+    return frame
+
+
+def logrank_frame(results: Results, min_cell_count: int | None = None) -> pd.DataFrame:
+    """One row per log-rank test (observed event counts masked by the small-cell rule)."""
     rows = [{
         "endpoint": t.endpoint, "groups": " vs ".join(t.groups), "chi2": t.statistic, "df": t.df,
-        "p_value": t.p_value, "observed": "; ".join(f"{o:g}" for o in t.observed),
+        "p_value": t.p_value,
+        "observed": "; ".join(mask_count(round(o), min_cell_count) if min_cell_count else f"{o:g}"
+                              for o in t.observed),
         "expected": "; ".join(f"{e:.2f}" for e in t.expected),
         "stratified_by_site": t.stratified_by_site,
     } for t in results.logrank]
@@ -100,21 +125,23 @@ def slug(text: str) -> str:
     return cleaned or "x"
 
 
-def write_csv_tables(results: Results, out_dir: Path) -> dict[str, Path]:
+def write_csv_tables(results: Results, out_dir: Path,
+                     min_cell_count: int | None = None) -> dict[str, Path]:
     """Write proportions.csv, landmarks.csv, logrank.csv and cox_<model>.csv (if any),
-    table1.csv and the curve CSVs."""
+    table1.csv and the curve CSVs (small cells masked when ``min_cell_count`` is set)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    k = min_cell_count
     frames: dict[str, pd.DataFrame] = {
-        "proportions.csv": proportions_frame(results),
-        "landmarks.csv": landmarks_frame(results),
-        "table1.csv": table1(results),
+        "proportions.csv": proportions_frame(results, k),
+        "landmarks.csv": landmarks_frame(results, k),
+        "table1.csv": table1(results, min_cell_count=k),
     }
     if results.logrank:
-        frames["logrank.csv"] = logrank_frame(results)
+        frames["logrank.csv"] = logrank_frame(results, k)
     for name, fit in results.cox.items():
         frames[f"cox_{slug(name)}.csv"] = cox_frame(fit)
     for _kind, name, stratum, curve in curve_items(results):
-        frames[curve_csv_name(name, stratum)] = curve_frame(curve)
+        frames[curve_csv_name(name, stratum)] = curve_frame(curve, k)
     paths: dict[str, Path] = {}
     for fname, frame in frames.items():
         path = out_dir / fname
@@ -123,25 +150,30 @@ def write_csv_tables(results: Results, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def table1(results: Results, *, day: int = 365, level: float = 0.95) -> pd.DataFrame:
+def table1(results: Results, *, day: int = 365, level: float = 0.95,
+           min_cell_count: int | None = None) -> pd.DataFrame:
     """Table-1-style summary in the model study's layout.
 
     Proportions ``"34/43 | 79% (95% CI 66–92%)"``, then ``day``-landmark OS/EFS (all, then
     among remitters), CIR and NRM, and median follow-up (reverse Kaplan-Meier; survivors with
     range). ``level`` is the proportions' confidence level. Landmark values come from the
     curve's ``landmarks`` or, if ``day`` is not one of them, from the step function at ``day``.
+    Counts follow the small-cell rule of ``min_cell_count``.
     """
+    k = min_cell_count
     rows: list[list[str]] = []
     for name, p in results.proportions.items():
-        rows.append([proportion_label(name), f"{p.count}/{p.n}",
-                     pct_ci(p.estimate, p.lower, p.upper, level)])
+        rows.append([proportion_label(name), fraction_text(p.count, p.n, k),
+                     SUPPRESSED if proportion_hidden(p.count, p.n, k)
+                     else pct_ci(p.estimate, p.lower, p.upper, level)])
     when = landmark_label(day)
     for group in (results.survival, results.incidence):
         kind = "incidence" if group is results.incidence else "survival"
         for name, curve in group.items():
             est, lo, hi = _landmark(curve, day, kind)
             label = f"{when} {SHORT_LABELS.get(name, curve_label(name))}"
-            rows.append([label, f"N = {curve.n}", pct_ci(est, lo, hi, curve.level)])
+            rows.append([label, f"N = {mask_count(curve.n, k)}",
+                         pct_ci(est, lo, hi, curve.level)])
     fu = results.followup
     if fu is not None:
         ci = fu.median_reverse_km_ci
@@ -153,7 +185,8 @@ def table1(results: Results, *, day: int = 365, level: float = 0.95) -> pd.DataF
         if fu.range_survivors:
             lo_d, hi_d = fu.range_survivors
             surv += f" (range {months(lo_d, 0)}–{months(hi_d, 0)})"
-        rows.append(["Median follow-up of survivors", f"{fu.survivors} alive", surv])
+        rows.append(["Median follow-up of survivors", f"{mask_count(fu.survivors, k)} alive",
+                     surv])
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
 
@@ -178,7 +211,8 @@ def landmark_display(results: Results, *, min_cell_count: int | None = None) -> 
         label = curve_label(name) + ("" if stratum == "all" else f" — {stratum}")
         median = "—" if kind == "incidence" else _median_text(curve)
         level = f"{curve.level * 100:g}%"
-        row = {"Endpoint": label, "N": str(curve.n), "Events": str(curve.events),
+        row = {"Endpoint": label, "N": mask_count(curve.n, min_cell_count),
+               "Events": mask_count(curve.events, min_cell_count),
                f"Median, months ({level} CI)": median}
         for day in days:
             lm = curve.landmarks.get(str(day))

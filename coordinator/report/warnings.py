@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coordinator.report.curves import mask_count
 from coordinator.report.labels import PROPORTION_METHOD_TEXT, SHORT_LABELS, landmark_label
+from coordinator.report.small_cells import mask_count
 from coordinator.report.tables import curve_items, landmark_at_risk
 from coordinator.results import ProportionResult, Results, ResultWarning
 

@@ -11,10 +11,10 @@ from coordinator.report.curves import (
     censor_marks,
     combine_steps,
     curve_steps,
-    mask_count,
     regular_ticks,
     value_at,
 )
+from coordinator.report.small_cells import mask_count
 from coordinator.results import CurveResult, TableRow
 
 

@@ -13,10 +13,10 @@ from coordinator.report.curves import (
     censor_marks,
     combine_steps,
     curve_steps,
-    mask_count,
     to_unit,
 )
 from coordinator.report.plots import DrawnPlot, plot_incidence, plot_survival, save_figure
+from coordinator.report.small_cells import mask_count
 from coordinator.results import Results
 from protocol.spec import AnalysisSpec
 

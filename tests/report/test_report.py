@@ -90,7 +90,7 @@ def test_html_content(outputs: dict[str, Path], study: tuple[AnalysisSpec, Resul
     assert "grid of 1 day up to 3650 days" in html
     assert "identical to those of a pooled analysis" in html
     assert "&quot;proportion_method&quot;: &quot;wald&quot;" in html  # pretty spec JSON
-    assert "Counts of patients at risk below 5 are shown as &lt;5" in html
+    assert "Small-cell rule: patient counts below 5 are shown as &lt;5" in html
 
 
 def test_markdown_mirrors_html(outputs: dict[str, Path], study: tuple[AnalysisSpec, Results]

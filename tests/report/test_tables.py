@@ -7,23 +7,33 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from coordinator.report.small_cells import mask_count, proportion_hidden
 from coordinator.report.tables import curve_csv_name, landmark_display, table1
 from coordinator.results import Results
 from protocol.spec import AnalysisSpec
+from tests.report.conftest import MIN_CELL
+
+COUNTS = ("at_risk", "events", "censored")
 
 
 def test_proportions_csv(outputs: dict[str, Path], study: tuple[AnalysisSpec, Results]) -> None:
-    frame = pd.read_csv(outputs["proportions.csv"], keep_default_na=False)
+    """Full precision, but counts below MIN_CELL masked and their proportions left empty."""
+    frame = pd.read_csv(outputs["proportions.csv"], keep_default_na=False, dtype=str)
     results = study[1]
     overall = frame[frame.stratum == "all"].set_index("endpoint")
     assert list(overall.index) == list(results.proportions)
     for name, p in results.proportions.items():
         row = overall.loc[name]
-        assert (row["count"], row["n"]) == (p.count, p.n)
-        assert row["estimate"] == pytest.approx(p.estimate, rel=1e-5)
-        assert row["lower"] == pytest.approx(p.lower, rel=1e-5, abs=1e-9)
+        assert (row["count"], row["n"]) == (mask_count(p.count, MIN_CELL),
+                                            mask_count(p.n, MIN_CELL))
+        if proportion_hidden(p.count, p.n, MIN_CELL):
+            assert (row["estimate"], row["lower"], row["upper"]) == ("", "", "")
+        else:
+            assert float(row["estimate"]) == pytest.approx(p.estimate, rel=1e-5)
+            assert float(row["lower"]) == pytest.approx(p.lower, rel=1e-5, abs=1e-9)
         assert row["method"] == "wald"
-    assert overall.loc["remission", "count"] == 34
+    assert overall.loc["remission", "count"] == "34"
+    assert overall.loc["agvhd_any", "count"] == "<5"  # 2/43
     assert set(frame.stratum) == {"all", "no", "yes"}
 
 
@@ -31,26 +41,27 @@ def test_curve_csvs_equal_tables(outputs: dict[str, Path], study: tuple[Analysis
                                  ) -> None:
     results = study[1]
     for name, curve in [*results.survival.items(), *results.incidence.items()]:
-        frame = pd.read_csv(outputs[f"curve_{name}.csv"])
+        frame = pd.read_csv(outputs[f"curve_{name}.csv"], dtype={c: str for c in COUNTS})
         assert frame["time"].tolist() == [r.time for r in curve.table]
-        assert frame["at_risk"].tolist() == [r.at_risk for r in curve.table]
-        assert frame["events"].tolist() == [r.events for r in curve.table]
-        assert frame["censored"].tolist() == [r.censored for r in curve.table]
+        for column in COUNTS:
+            assert frame[column].tolist() == [mask_count(getattr(r, column), MIN_CELL)
+                                              for r in curve.table]
         assert frame["estimate"].tolist() == pytest.approx([r.estimate for r in curve.table],
                                                            rel=1e-5)
     for name, levels in results.strata.items():
         for level, curve in levels.items():
-            frame = pd.read_csv(outputs[curve_csv_name(name, level)])
-            assert frame["at_risk"].tolist() == [r.at_risk for r in curve.table]
+            frame = pd.read_csv(outputs[curve_csv_name(name, level)], dtype=str)
+            assert frame["at_risk"].tolist() == [mask_count(r.at_risk, MIN_CELL)
+                                                 for r in curve.table]
 
 
 def test_landmarks_csv(outputs: dict[str, Path], study: tuple[AnalysisSpec, Results]) -> None:
-    frame = pd.read_csv(outputs["landmarks.csv"], keep_default_na=False)
+    frame = pd.read_csv(outputs["landmarks.csv"], keep_default_na=False, dtype={"at_risk": str})
     os_365 = frame[(frame.endpoint == "os") & (frame.stratum == "all") & (frame.day == 365)]
     lm = study[1].survival["os"].landmarks["365"]
     assert len(os_365) == 1
     assert os_365.iloc[0]["estimate"] == pytest.approx(lm.estimate, rel=1e-5)
-    assert os_365.iloc[0]["at_risk"] == lm.at_risk
+    assert os_365.iloc[0]["at_risk"] == mask_count(lm.at_risk, MIN_CELL)
     assert set(frame.day) == {180, 365, 730}
 
 
