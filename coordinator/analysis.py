@@ -19,6 +19,7 @@ from coordinator.estimators.median import (
 from coordinator.estimators.proportions import proportion_ci
 from coordinator.results import (
     CurveResult,
+    Engine,
     FollowUpResult,
     Landmark,
     LogrankResult,
@@ -36,8 +37,10 @@ from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 INCIDENCE_CAUSE = {"cir": "relapse", "nrm": "nrm"}
 
 
-def analyse(spec: AnalysisSpec, tallies: TallySet, sites: SiteCounts) -> Results:
-    """Every estimate the spec asks for, computed from the pooled tallies."""
+def analyse(spec: AnalysisSpec, tallies: TallySet, sites: SiteCounts, *,
+            engine: Engine) -> Results:
+    """Every estimate the spec asks for, computed from the pooled tallies (summed by
+    ``engine``, which the results record)."""
     results = Results(
         spec_sha256=spec.sha256(),
         title=spec.title,
@@ -45,6 +48,7 @@ def analyse(spec: AnalysisSpec, tallies: TallySet, sites: SiteCounts) -> Results
         protocol_version=PROTOCOL_VERSION,
         sites=sites,
         grid={"bin_days": spec.grid.bin_days, "horizon_days": spec.grid.horizon_days},
+        engine=engine,
     )
     stratified = spec.strata is not None
     for name in spec.proportions:

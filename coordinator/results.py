@@ -6,9 +6,16 @@ are additions, never renames.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from coordinator.cox_result import CoxResult
+
+Engine = Literal["secagg+", "plain"]
+"""How the sites' tallies were summed: ``secagg+`` (Flower SecAgg+, the coordinator sees only
+the sum; deployment or the in-process grid) or ``plain`` (one process adds the vectors with
+numpy: local simulation, no secure aggregation)."""
 
 
 class _Model(BaseModel):
@@ -117,3 +124,5 @@ class Results(_Model):
     cox: dict[str, CoxResult] = Field(default_factory=dict)
     warnings: list[ResultWarning] = Field(default_factory=list)
     grid: dict[str, int] = Field(default_factory=dict)
+    engine: Engine | None = Field(None, description="how the tallies were summed (see Engine); "
+                                  "None in results written before it was recorded")

@@ -55,7 +55,8 @@ def simulate_plain(spec: AnalysisSpec, files: Sequence[Path]) -> Results:
         )
     sites = SiteCounts(requested=len(files), contributed=len(files),
                        contributor_ids=[path.stem for path in files])
-    results = analyse(spec, sum_vectors(spec, [tally_site(e, spec) for e in endpoints]), sites)
+    results = analyse(spec, sum_vectors(spec, [tally_site(e, spec) for e in endpoints]), sites,
+                      engine="plain")
     for model in spec.cox:
         round_fn = in_process_round_fn(endpoints, model, spec.grid)
         results.cox[model.name] = run_cox_model(model, spec.grid, round_fn, spec.ci.level)

@@ -60,7 +60,7 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     progress = Progress(out_dir)
     options = SecureSumOptions.from_run_config(run_config)
     outcome = run_request(grid, spec, options, progress, audit=audit)
-    results = analyse(outcome.spec, outcome.tallies, outcome.sites)
+    results = analyse(outcome.spec, outcome.tallies, outcome.sites, engine="secagg+")
     if outcome.spec.cox:  # Cox rounds over the same contributors, before anything is written
         from coordinator.cox_rounds import fit_cox_models
 

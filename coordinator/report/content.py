@@ -18,7 +18,7 @@ from coordinator.report.small_cells import (
     mask_count,
     proportion_hidden,
 )
-from coordinator.report.tables import landmark_display, table1
+from coordinator.report.tables import TABLE1_DAY, landmark_display, table1
 from coordinator.results import Results, ResultWarning
 from protocol.spec import AnalysisSpec
 
@@ -61,7 +61,7 @@ def build_content(
     figures: list[FigureFile],
     *,
     min_cell_count: int | None = None,
-    table1_day: int = 365,
+    table1_day: int = TABLE1_DAY,
     generated: str | None = None,
 ) -> ReportContent:
     """Gather the report's content from ``results`` (warnings already attached) and ``spec``."""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from coordinator.report.labels import PROPORTION_METHOD_TEXT, TRANSFORM_TEXT
+from coordinator.cox_result import CoxResult
+from coordinator.report.labels import (
+    PROPORTION_METHOD_TEXT,
+    TRANSFORM_TEXT,
+    curve_label,
+    landmark_label,
+)
+from coordinator.report.tables import TABLE1_DAY
 from coordinator.results import Results
 from protocol.spec import AnalysisSpec
 
@@ -59,18 +66,62 @@ def methods_paragraph(results: Results, spec: AnalysisSpec | None = None) -> str
             "Curves were compared with the log-rank test"
             + (" stratified by site." if site else ".")
         )
-    parts.append(_grid_sentence(bin_days, horizon, results.sites.contributed))
+    parts += [_cox_sentence(fit, results.engine) for fit in results.cox.values()]
+    parts.append(_grid_sentence(bin_days, horizon, results.sites.contributed, results.engine))
+    landmarks = _landmark_sentence(results, bin_days)
+    if landmarks:
+        parts.append(landmarks)
     return " ".join(parts)
 
 
-def _grid_sentence(bin_days: int | None, horizon: int | None, n_sites: int) -> str:
+def _summed(n_sites: int, engine: str | None) -> str:
+    """How the tallies were added, as the results record it (never claimed, only reported)."""
     site_word = "site" if n_sites == 1 else "sites"
+    if engine == "secagg+":
+        return (f"the tallies of {n_sites} {site_word} were summed by secure aggregation "
+                "(Flower SecAgg+), so that only the pooled sums were seen by the coordinating "
+                "centre")
+    if engine == "plain":
+        return (f"the tallies of {n_sites} {site_word} were summed in one process without "
+                "secure aggregation (a local simulation on files, not a federated run)")
+    return f"the tallies of {n_sites} {site_word} were summed (the engine was not recorded)"
+
+
+def _cox_sentence(fit: CoxResult, engine: str | None) -> str:
+    """One sentence per fitted Cox model: endpoint, terms, ties, baseline, fitting."""
+    ties = "Efron" if fit.ties == "efron" else "Breslow"
+    baseline = ("with a separate baseline hazard per site (stratified by site)"
+                if fit.stratified_by_site else "with one pooled baseline hazard")
+    rounds = "secure-sum rounds" if engine == "secagg+" else "rounds of pooled sums"
+    return (f"A Cox proportional-hazards model ({fit.name}) of "
+            f"{curve_label(fit.endpoint).lower()} on {', '.join(fit.terms)} was fitted "
+            f"{baseline}, with {ties}'s method for ties, by Newton-Raphson over {fit.rounds} "
+            f"{rounds} ({fit.status}); hazard ratios are given with Wald "
+            f"{fit.level * 100:g}% confidence intervals.")
+
+
+def _landmark_sentence(results: Results, bin_days: int | None) -> str:
+    """Landmarks read at an earlier bin end than asked (``StepCurve.value_at``'s rule)."""
+    if not bin_days or bin_days == 1:
+        return ""
+    curves = [*results.survival.values(), *results.incidence.values()]
+    if not curves:
+        return ""
+    days = sorted({int(d) for c in curves for d in c.landmarks} | {TABLE1_DAY})
+    moved = [f"{landmark_label(d)} (day {d}) at day {d // bin_days * bin_days}"
+             for d in days if d % bin_days]
+    if not moved:
+        return ""
+    return ("On this grid a landmark is read at the last bin end at or before it: "
+            + "; ".join(moved) + ".")
+
+
+def _grid_sentence(bin_days: int | None, horizon: int | None, n_sites: int,
+                   engine: str | None) -> str:
     agg = (
         "Each centre computed integer tallies (patients at risk, events by cause and "
         "censorings per time bin; numerators and denominators of proportions) on its own "
-        f"data; the tallies of {n_sites} {site_word} were summed by secure aggregation "
-        "(Flower SecAgg+), so that only the pooled sums were seen by the coordinating centre, "
-        "and all estimates were computed from these sums."
+        f"data; {_summed(n_sites, engine)}, and all estimates were computed from these sums."
     )
     if bin_days is None:
         return agg

@@ -34,6 +34,8 @@ from coordinator.report.small_cells import (
 from coordinator.results import CurveResult, Results
 
 TABLE1_COLUMNS = ["Outcome", "n/N", "Estimate"]
+TABLE1_DAY = 365
+"""The landmark day of Table 1's survival and incidence rows (the model study's 1 year)."""
 CURVE_COLUMNS = ["time", "at_risk", "events", "censored", "estimate", "se", "lower", "upper"]
 
 
@@ -150,7 +152,7 @@ def write_csv_tables(results: Results, out_dir: Path,
     return paths
 
 
-def table1(results: Results, *, day: int = 365, level: float = 0.95,
+def table1(results: Results, *, day: int = TABLE1_DAY, level: float = 0.95,
            min_cell_count: int | None = None) -> pd.DataFrame:
     """Table-1-style summary in the model study's layout.
 

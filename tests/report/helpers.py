@@ -165,4 +165,5 @@ def make_results(seed: int = 7, *, strata: bool = True) -> Results:
                                df=1, p_value=0.267, observed=[10.0, 14.0],
                                expected=[12.1, 11.9])] if strata else [],
         grid={"bin_days": 1, "horizon_days": 1460},
+        engine="secagg+",
     )
