@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def print_table1(results_path: Path, console: Console | None = None) -> None:
-    """Print Table 1 (the model study's layout) and who contributed, from ``results.json``;
-    counts follow the small-cell rule of the ``spec.json`` beside it."""
+    """Print Table 1 (the model study's layout), who contributed, the log-rank tests and each
+    Cox model's hazard ratios with CIs and p-values, from ``results.json``; counts follow the
+    small-cell rule of the ``spec.json`` beside it."""
+    from coordinator.report.cox import cox_heading, cox_table
+    from coordinator.report.labels import curve_label, p_clause
     from coordinator.report.tables import table1
     from coordinator.results import Results
     from protocol.spec import AnalysisSpec
@@ -22,14 +27,7 @@ def print_table1(results_path: Path, console: Console | None = None) -> None:
         k = AnalysisSpec.model_validate_json(spec_path.read_text(encoding="utf-8")
                                              ).report.min_cell_count
     console = console or Console()
-    frame = table1(results, min_cell_count=k)
-    if not frame.empty:
-        table = Table(title=results.title or "Table 1", title_justify="left")
-        for column in frame.columns:
-            table.add_column(str(column), justify="left" if column == frame.columns[0] else "right")
-        for row in frame.itertuples(index=False):
-            table.add_row(*(str(value) for value in row))
-        console.print(table)
+    _print_frame(table1(results, min_cell_count=k), results.title or "Table 1", console)
     sites = results.sites
     line = f"sites: {sites.contributed} of {sites.requested} contributed"
     if sites.refused:
@@ -38,5 +36,29 @@ def print_table1(results_path: Path, console: Console | None = None) -> None:
     if sites.dropped:
         line += "; dropped: " + ", ".join(sites.dropped)
     console.print(line, markup=False, highlight=False)
-    for name, fit in results.cox.items():
-        console.print(f"cox {name}: {fit.status} after {fit.rounds} rounds", markup=False)
+    for test in results.logrank:
+        kind = "site-stratified log-rank" if test.stratified_by_site else "log-rank"
+        console.print(f"{kind} {curve_label(test.endpoint).lower()}, {' vs '.join(test.groups)}:"
+                      f" χ² = {test.statistic:.2f} ({test.df} df), {p_clause(test.p_value)}",
+                      markup=False, highlight=False)
+    for fit in results.cox.values():
+        title = f"{cox_heading(fit)}: {fit.status} after {fit.rounds} rounds"
+        if fit.lr_test is not None:
+            title += f"; likelihood-ratio {p_clause(fit.lr_test.p_value)}"
+        frame = cox_table(fit)
+        _print_frame(frame[[c for c in frame.columns if c.startswith(("Term", "HR", "p"))]]
+                     if not frame.empty else frame, title, console)
+
+
+def _print_frame(frame: pd.DataFrame, title: str, console: Console) -> None:
+    """A formatted table (strings already) as a rich table, first column left-aligned."""
+    console.print(title, markup=False, highlight=False, soft_wrap=True)
+    if frame.empty:
+        return
+    table = Table()
+    for column in frame.columns:
+        table.add_column(Text(str(column)),
+                         justify="left" if column == frame.columns[0] else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(Text(str(value)) for value in row))  # data, never rich markup
+    console.print(table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from coordinator.cox_result import CoxResult
-from coordinator.report.labels import curve_label, format_p
+from coordinator.report.labels import curve_label, format_p, p_clause
 from coordinator.report.small_cells import mask_count
 
 
@@ -41,7 +41,7 @@ def cox_notes(result: CoxResult, min_cell_count: int | None = None) -> list[str]
                         ("Wald", result.wald_test)):
         if test is not None:
             notes.append(f"{label} test: χ² = {test.statistic:.3f} on {test.df} df, "
-                         f"{_p_clause(test.p_value)}.")
+                         f"{p_clause(test.p_value)}.")
     if result.loglik is not None:
         notes.append(f"Partial log-likelihood {result.loglik:.4f} "
                      f"(null model {result.loglik_null:.4f}).")
@@ -52,8 +52,3 @@ def cox_notes(result: CoxResult, min_cell_count: int | None = None) -> list[str]
 def cox_frame(result: CoxResult) -> pd.DataFrame:
     """Full-precision coefficient table for ``cox_<name>.csv``."""
     return pd.DataFrame(result.table_rows())
-
-
-def _p_clause(p: float) -> str:
-    text = format_p(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"

@@ -5,8 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.report.labels import curve_label
-from coordinator.report.plots import plot_incidence, plot_survival, save_figure
+from matplotlib.figure import Figure
+
+from coordinator.report.cox import cox_heading
+from coordinator.report.labels import curve_label, p_clause
+from coordinator.report.plots import (
+    DrawnPlot,
+    plot_forest,
+    plot_incidence,
+    plot_survival,
+    save_figure,
+)
 from coordinator.report.tables import slug
 from coordinator.results import Results
 
@@ -29,7 +38,8 @@ def draw_figures(
     min_cell_count: int | None = None,
     strata_column: str | None = None,
 ) -> list[FigureFile]:
-    """Kaplan-Meier per survival endpoint, CIR/NRM (side by side and stacked), per stratum.
+    """Kaplan-Meier per survival endpoint, CIR/NRM (side by side and stacked), per stratum
+    (survival plots carry the log-rank p-value), and a forest plot per Cox model.
 
     ``strata_column`` (the spec's strata column) only labels per-stratum captions.
     """
@@ -42,8 +52,9 @@ def draw_figures(
     base = f" Shaded: pointwise {level} confidence band; +: censored; number at risk below."
     base += masked
 
-    def add(name: str, caption: str, drawn) -> None:
-        paths = save_figure(drawn.figure, out_dir / name)
+    def add(name: str, caption: str, drawn: DrawnPlot | Figure) -> None:
+        figure = drawn.figure if isinstance(drawn, DrawnPlot) else drawn
+        paths = save_figure(figure, out_dir / name)
         figures.append(FigureFile(name, caption, paths["png"], paths["svg"]))
 
     for name, curve in results.survival.items():
@@ -68,9 +79,31 @@ def draw_figures(
         is_incidence = name in results.incidence
         prefix = "cif" if is_incidence else "km"
         stem = f"{prefix}_{name}_by_{slug(strata_column or 'stratum')}"
-        plot = plot_incidence if is_incidence else plot_survival
         named = {f"{strata_column}: {lvl}" if strata_column else lvl: c
                  for lvl, c in levels.items()}
-        add(stem, f"{label}{by}.{base}",
-            plot(named, ylabel=label, unit=unit, min_cell_count=min_cell_count))
+        if is_incidence:
+            add(stem, f"{label}{by}.{base}",
+                plot_incidence(named, ylabel=label, unit=unit, min_cell_count=min_cell_count))
+            continue
+        note = logrank_note(results, name)
+        add(stem, f"{label}{by}.{base}" + (f" {note}." if note else ""),
+            plot_survival(named, ylabel=label, unit=unit, min_cell_count=min_cell_count,
+                          note=note))
+    for name, fit in results.cox.items():
+        if fit.coefficients:
+            add(f"forest_{slug(name)}", f"{cox_heading(fit)}: hazard ratios with "
+                f"{fit.level * 100:g}% Wald confidence intervals (log scale).",
+                plot_forest(fit))
     return figures
+
+
+def logrank_note(results: Results, endpoint: str) -> str:
+    """``"Log-rank p = 0.012"`` for a by-group plot: the unstratified test when there is one,
+    else the site-stratified one (said so); empty when no test was run."""
+    tests = [t for t in results.logrank if t.endpoint == endpoint]
+    tests.sort(key=lambda t: t.stratified_by_site)
+    if not tests:
+        return ""
+    test = tests[0]
+    name = "Site-stratified log-rank" if test.stratified_by_site else "Log-rank"
+    return f"{name} {p_clause(test.p_value)}"

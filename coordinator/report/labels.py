@@ -89,6 +89,12 @@ def months(days: float | None, digits: int = 1) -> str:
     return f"{days / (365.25 / 12):.{digits}f}"
 
 
+def p_clause(p: float) -> str:
+    """``"p = 0.012"`` or ``"p < 0.001"``: :func:`format_p` in a sentence."""
+    text = format_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def format_p(p: float) -> str:
     """``"p < 0.001"`` or three decimals (two above 0.1), as journals print them."""
     if p < 0.001:

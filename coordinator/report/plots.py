@@ -19,8 +19,9 @@ from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, PercentFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, PercentFormatter
 
+from coordinator.cox_result import CoxResult
 from coordinator.report.curves import (
     Steps,
     at_risk_at,
@@ -31,6 +32,7 @@ from coordinator.report.curves import (
     regular_ticks,
     to_unit,
 )
+from coordinator.report.labels import p_clause
 from coordinator.report.small_cells import mask_count
 from coordinator.results import CurveResult
 
@@ -48,6 +50,8 @@ SHARED = "shared risk set"
 """Row key of the at-risk table when all curves share one risk set (printed without label)."""
 PAD_INCHES = 0.1
 """Margin around the drawing (matplotlib's ``savefig.pad_inches``), kept by the layout."""
+HR_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+"""Hazard-ratio ticks of a forest plot (those within the plotted range are shown)."""
 UNIT_LABEL = {"months": "Months since infusion", "days": "Days since infusion"}
 
 
@@ -72,6 +76,8 @@ class DrawnPlot:
     curves: dict[str, DrawnCurve] = field(default_factory=dict)
     tick_days: np.ndarray = field(default_factory=lambda: np.zeros(0))
     risk_table: dict[str, list[str]] = field(default_factory=dict)
+    note: str = ""
+    """Text printed inside the axes (e.g. the log-rank p-value of a by-group plot)."""
 
 
 def plot_survival(
@@ -82,10 +88,54 @@ def plot_survival(
     unit: str = "months",
     min_cell_count: int | None = None,
     ci: bool = True,
+    note: str = "",
 ) -> DrawnPlot:
-    """Kaplan-Meier plot of one curve or one curve per stratum (keys are legend labels)."""
-    return _plot_curves(curves, start=1.0, ylabel=ylabel, title=title, unit=unit,
-                        min_cell_count=min_cell_count, ci=ci, legend_loc="upper right")
+    """Kaplan-Meier plot of one curve or one curve per stratum (keys are legend labels);
+    ``note`` (e.g. ``"Log-rank p = 0.012"``) is printed in the lower left corner."""
+    drawn = _plot_curves(curves, start=1.0, ylabel=ylabel, title=title, unit=unit,
+                         min_cell_count=min_cell_count, ci=ci, legend_loc="upper right")
+    if note:
+        _note(drawn, note, (0.02, 0.04), "bottom")
+    return drawn
+
+
+def _note(drawn: DrawnPlot, text: str, xy: tuple[float, float], va: str) -> None:
+    with matplotlib.rc_context(STYLE):
+        drawn.ax.text(*xy, text, transform=drawn.ax.transAxes, ha="left", va=va, fontsize=8)
+    drawn.note = text
+
+
+def plot_forest(fit: CoxResult, *, title: str = "") -> Figure:
+    """Forest plot of a Cox model: hazard ratio and Wald CI per term on a log axis, with the
+    numbers (``HR (lower–upper), p``) printed beside each row."""
+    terms = list(fit.coefficients)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(6.5, 1.2 + 0.35 * len(terms)), layout="constrained")
+        fig.get_layout_engine().set(w_pad=PAD_INCHES, h_pad=PAD_INCHES)  # type: ignore[union-attr]
+        ax = fig.add_subplot()
+        rows = np.arange(len(terms))
+        for row, term in zip(rows, terms, strict=True):
+            c = fit.coefficients[term]
+            ax.plot([c.hr_lower, c.hr_upper], [row, row], color=PALETTE[0], linewidth=1.4)
+            ax.plot([c.hr], [row], marker="s", color=PALETTE[0], markersize=6)
+            ax.annotate(f"{c.hr:.2f} ({c.hr_lower:.2f}–{c.hr_upper:.2f}), {p_clause(c.p_value)}",
+                        xy=(1.02, row), xycoords=("axes fraction", "data"), va="center",
+                        fontsize=8)
+        ax.axvline(1.0, color="0.5", linewidth=0.8, linestyle="--")
+        ax.set_xscale("log")
+        lows = [c.hr_lower for c in fit.coefficients.values()]
+        highs = [c.hr_upper for c in fit.coefficients.values()]
+        span = (min([1.0, *lows]), max([1.0, *highs]))
+        ticks = [t for t in HR_TICKS if span[0] / 1.5 <= t <= span[1] * 1.5]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())  # plain numbers, no 10^k mathtext
+        ax.set_yticks(rows, terms)
+        ax.set_ylim(len(terms) - 0.5, -0.5)
+        ax.set_xlabel(f"Hazard ratio ({fit.level * 100:g}% CI, log scale)")
+        if title:
+            ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
+    return fig
 
 
 def plot_incidence(
