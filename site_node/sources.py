@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,9 @@ import pandas as pd
 
 from protocol.errors import FedsurvError
 from site_node.config import FileSource, SiteConfig, SqlSource, load_site_config
+from site_node.data import note_encoding
 from site_node.data.errors import DataValidationError, Finding
-from site_node.data.readers import RawTable, read_raw
+from site_node.data.readers import RawTable, in_chunks, read_raw
 from site_node.data.validate import validate
 from site_node.sql_guard import check_read_only_query
 
@@ -57,7 +59,7 @@ def check_source(config: SiteConfig) -> tuple[pd.DataFrame | None, list[Finding]
     raw, mapping_findings = apply_column_mapping(raw, config.columns)
     frame, findings = validate(raw)
     findings = mapping_findings + findings
-    return (None if findings else frame), findings, raw.row_note
+    return (None if findings else note_encoding(frame, raw)), findings, raw.row_note
 
 
 def read_raw_source(config: SiteConfig) -> RawTable:
@@ -89,8 +91,7 @@ def apply_column_mapping(
         for local, target in columns.items()
         if local.strip().lower() not in present
     ]
-    renamed = RawTable(raw.file, header, raw.frame, raw.rows, raw.row_note)
-    return renamed, findings
+    return replace(raw, header=header), findings
 
 
 def sql_password(source: SqlSource, environ: Mapping[str, str] | None = None) -> str | None:
@@ -159,10 +160,8 @@ def read_sql(source: SqlSource) -> RawTable:
     finally:
         engine.dispose()
     frame = pd.DataFrame.from_records(rows, columns=range(len(header)))
-    if frame.empty:
-        frame = pd.DataFrame({k: pd.Series(dtype=object) for k in range(len(header))})
     numbers = np.arange(1, len(frame) + 1, dtype=np.int64)
-    return RawTable(SQL_NAME, header, frame, numbers, SQL_ROWS)
+    return RawTable(SQL_NAME, header, in_chunks(frame, numbers), SQL_ROWS)
 
 
 def _dbapi_error(engine) -> type[Exception]:

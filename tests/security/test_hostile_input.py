@@ -1,0 +1,195 @@
+"""Hostile and careless input (issue 12): bounded memory, clear messages, safe outputs.
+
+One test per row of the issue's table, each asserting the exit code, the message and that no
+traceback is shown; the memory bound is measured on a real ``fedsurv site check`` process
+(peak RSS of that child, read with ``os.wait4``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.site_node.conftest import HEADER, VALID_ROWS
+
+GARBAGE_CELLS = ["x{i}", "not a date", "maybe", "high", "-7", "9.5", "soon", "yesterday",
+                 "aliens", "", "{i}"]
+"""One garbage row per template: every required cell breaks a rule (ids repeat every 1000)."""
+
+MEMORY_BOUND_KB = 1024 * 1024
+"""The issue's bound: under 1 GB peak RSS."""
+
+
+def write_garbage_csv(path: Path, rows: int) -> Path:
+    """A CSV with a valid header and ``rows`` rows of garbage (written in blocks)."""
+    with path.open("w") as handle:
+        handle.write(",".join(HEADER) + "\n")
+        block = 100_000
+        for start in range(0, rows, block):
+            stop = min(rows, start + block)
+            handle.write("".join(
+                ",".join(c.format(i=i % 1000) for c in GARBAGE_CELLS) + "\n"
+                for i in range(start, stop)
+            ))
+    return path
+
+
+def write_valid_csv(path: Path, rows: int) -> Path:
+    """A valid CSV of ``rows`` patients (the three valid rows repeated with fresh ids)."""
+    with path.open("w") as handle:
+        handle.write(",".join(HEADER) + "\n")
+        block = 100_000
+        for start in range(0, rows, block):
+            handle.write("".join(
+                ",".join([f"P{i}", *VALID_ROWS[i % 3][1:]]) + "\n"
+                for i in range(start, min(rows, start + block))
+            ))
+    return path
+
+
+def run_cli(*args: str, timeout: float = 600) -> tuple[int, str, str, int, float]:
+    """Run ``fedsurv ARGS`` in a child process: (exit code, stdout, stderr, peak RSS kB, s)."""
+    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"hostile-{os.getpid()}-{time.time_ns()}"
+    started = time.monotonic()
+    with open(f"{out_path}.out", "w+") as out, open(f"{out_path}.err", "w+") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from fedsurv.cli import main; main()", *args],
+            stdout=out, stderr=err, env={**os.environ, "COLUMNS": "200"},
+        )
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                os.wait4(process.pid, 0)
+                pytest.fail(f"fedsurv {' '.join(args)} ran over {timeout} s")
+            time.sleep(0.05)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        texts = out.read(), err.read()
+    for suffix in (".out", ".err"):
+        Path(f"{out_path}{suffix}").unlink()
+    return process.returncode, texts[0], texts[1], usage.ru_maxrss, time.monotonic() - started
+
+
+# -- validation in bounded memory ---------------------------------------------------------------
+
+
+def test_garbage_rows_give_a_bounded_summary(tmp_path: Path) -> None:
+    """10^5 garbage rows: exit 1, the first 50 findings per rule and the total per rule."""
+    path = write_garbage_csv(tmp_path / "garbage.csv", 100_000)
+    code, out, err, _, _ = run_cli("site", "check", str(path))
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert err.startswith("error: garbage.csv: ")
+    assert "garbage.csv row 2, column infusion_date: infusion_date 'not a date' is not a date" \
+        in err
+    assert "[rule: iso_date]" in err
+    # per rule: the total and how many are shown
+    assert "iso_date: 300,000 findings (first 50 shown)" in err
+    assert "known_response: 100,000 findings (first 50 shown)" in err
+    assert "unique_patient_id: 99,000 findings (first 50 shown)" in err
+    assert len(err) < 200_000, len(err)  # not 137 MB of messages
+    assert "row 100001," not in err
+
+
+@pytest.mark.slow
+def test_million_garbage_rows_end_in_bounded_memory(tmp_path: Path) -> None:
+    """10^6 garbage rows: a summary, under 1 GB peak RSS of the checking process."""
+    path = write_garbage_csv(tmp_path / "garbage.csv", 1_000_000)
+    code, out, err, peak_kb, seconds = run_cli("site", "check", str(path))
+    print(f"10^6 garbage rows: {seconds:.1f} s, peak RSS {peak_kb / 1024:.0f} MiB")
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert "iso_date: 3,000,000 findings (first 50 shown)" in err
+    assert peak_kb < MEMORY_BOUND_KB, f"peak RSS {peak_kb} kB"
+
+
+@pytest.mark.slow
+def test_million_valid_rows_still_validate(tmp_path: Path) -> None:
+    path = write_valid_csv(tmp_path / "big.csv", 1_000_000)
+    code, out, err, peak_kb, seconds = run_cli("site", "check", str(path))
+    print(f"10^6 valid rows: {seconds:.1f} s, peak RSS {peak_kb / 1024:.0f} MiB")
+    assert code == 0, err[-2000:]
+    assert "1000000" in out and "Nothing was sent" in out
+
+
+# -- encodings ----------------------------------------------------------------------------------
+
+
+def _valid_text(sep: str = ",") -> str:
+    rows = [list(r) for r in VALID_ROWS]
+    rows[0][-1] = "Würzburg"
+    return "\n".join([sep.join(HEADER), *(sep.join(r) for r in rows)]) + "\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_excel_unicode_text_is_read(encoding: str, tmp_path: Path) -> None:
+    """Excel's "Unicode text" (UTF-16 with BOM, tab separated) and BOM-less UTF-16 read."""
+    path = tmp_path / "site.txt"
+    path.write_bytes(_valid_text("\t").encode(encoding))
+    code, out, err, _, _ = run_cli("site", "check", str(path))
+    assert code == 0, err
+    assert "Traceback" not in out + err
+    assert "3 patients" in out or "│ 3" in out
+    assert "UTF-16" in out  # the encoding read is named
+
+
+def test_windows_1252_is_read_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "site.csv"
+    text = _valid_text().replace("Würzburg", "Müller – “Zürich”")
+    path.write_bytes(text.encode("cp1252"))
+    code, out, err, _, _ = run_cli("site", "check", str(path))
+    assert code == 0, err
+    assert "Windows-1252" in out and "UTF-8" in out  # names the encoding and how to re-save
+
+
+def test_utf32_is_refused_with_the_encoding_and_how_to_resave(tmp_path: Path) -> None:
+    path = tmp_path / "site.csv"
+    path.write_bytes(_valid_text().encode("utf-32"))
+    code, out, err, _, _ = run_cli("site", "check", str(path))
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert "UTF-32" in err and "CSV UTF-8" in err and "[rule: text_encoding]" in err
+    assert "ÿþ" not in err
+
+
+def _workbook(path: Path, sheets: dict[str, list[list[object]]], merge: str | None = None) -> Path:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+        if merge and name == next(iter(sheets)):
+            sheet.merge_cells(merge)
+    book.save(path)
+    return path
+
+
+def test_xlsx_with_several_sheets_names_them(tmp_path: Path) -> None:
+    rows = [HEADER, *VALID_ROWS]
+    path = _workbook(tmp_path / "site.xlsx", {"Patients": rows, "Notes": [["free text"]]})
+    code, out, err, _, _ = run_cli("site", "check", str(path))
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert "'Patients'" in err and "'Notes'" in err and "[rule: one_sheet]" in err
+
+
+def test_xlsx_with_merged_header_cells_names_the_sheet(tmp_path: Path) -> None:
+    rows = [HEADER, *VALID_ROWS]
+    path = _workbook(tmp_path / "site.xlsx", {"Cohort 2021": rows}, merge="B1:C1")
+    code, out, err, _, _ = run_cli("site", "check", str(path))
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert "sheet 'Cohort 2021'" in err and "B1:C1" in err and "[rule: merged_header]" in err
