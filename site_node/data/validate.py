@@ -183,44 +183,43 @@ def check_cells(column: Column, raw: pd.Series, out: _Findings) -> Parsed:
 
 class _UniqueIds:
     """Rule unique_patient_id across chunks: each later occurrence of an id is a finding,
-    naming the rows that share it (the first :data:`_SHARED_ROWS`)."""
+    naming the rows that share it (the first :data:`_SHARED_ROWS`).
+
+    Ids are kept as Arrow text (a few bytes each) and compared once, at the end.
+    """
 
     def __init__(self) -> None:
-        self.first: dict[str, int] = {}
-        self.listed: list[tuple[int, str]] = []
-        self.sharing: dict[str, list[int]] = {}
-        self.shared_count: Counter[str] = Counter()
+        self.texts: list[pd.Series] = []
+        self.rows: list[np.ndarray] = []
 
     def check(self, ids: Parsed, out: _Findings) -> None:
-        positions = np.flatnonzero(ids.given)
-        rows = out.rows[positions].tolist()
-        duplicates = 0
-        for row, value in zip(rows, ids.text.to_numpy(dtype=object)[positions].tolist(),
-                              strict=True):
-            first = self.first.setdefault(value, row)
-            if first == row:
-                continue
-            duplicates += 1
-            if value not in self.sharing and len(self.listed) < out.shown:
-                self.sharing[value] = [first]
-                self.shared_count[value] = 1
-            if value in self.sharing:
-                if len(self.listed) < out.shown:
-                    self.listed.append((row, value))
-                self.shared_count[value] += 1
-                if len(self.sharing[value]) < _SHARED_ROWS:
-                    self.sharing[value].append(row)
-        out.counts["unique_patient_id"] += duplicates
+        self.texts.append(ids.text[ids.given].reset_index(drop=True))
+        self.rows.append(out.rows[ids.given])
 
     def finish(self, out: _Findings) -> None:
-        for row, value in self.listed:
-            rows = self.sharing[value]
-            more = self.shared_count[value] - len(rows)
-            listed = ", ".join(map(str, rows)) + (f" and {more:,} more" if more else "")
+        if not self.texts:
+            return
+        texts = pd.concat(self.texts, ignore_index=True)
+        rows = np.concatenate(self.rows)
+        self.texts, self.rows = [], []
+        duplicated = texts.duplicated(keep="first").to_numpy()
+        found = int(duplicated.sum())
+        listed = np.flatnonzero(duplicated)[: out.room("unique_patient_id", found)]
+        if listed.size == 0:
+            return
+        wanted = texts.iloc[listed]
+        sharing = texts.isin(set(wanted)).to_numpy()
+        groups = pd.Series(rows[sharing]).groupby(texts[sharing].to_numpy()).agg(list)
+        for position, value in zip(listed, wanted.tolist(), strict=True):
+            shared = groups[value]
+            more = len(shared) - _SHARED_ROWS
+            names = ", ".join(map(str, shared[:_SHARED_ROWS])) + (
+                f" and {more:,} more" if more > 0 else "")
             out.items.append(Finding(
-                file=out.file, row=row, column="patient_id", rule="unique_patient_id",
-                message=f"duplicate patient_id: the same id as row {rows[0]} "
-                        f"(rows {listed} share it)"))
+                file=out.file, row=int(rows[position]), column="patient_id",
+                rule="unique_patient_id",
+                message=f"duplicate patient_id: the same id as row {shared[0]} "
+                        f"(rows {names} share it)"))
 
 
 def check_rows(cols: dict[str, Parsed], out: _Findings) -> None:
@@ -314,7 +313,8 @@ def validate(
     findings = out.sorted()
     if findings:
         return None, findings
-    frame = pd.concat(typed, ignore_index=True)
+    frame = pd.concat(typed, ignore_index=True, copy=False)
+    del typed
     names = {**{p: n for n, p in extra.items()},
              **{p: f"unnamed_{p + 1}" for p in used_unnamed}}
     for position in sorted(names):
