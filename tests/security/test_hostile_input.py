@@ -193,3 +193,68 @@ def test_xlsx_with_merged_header_cells_names_the_sheet(tmp_path: Path) -> None:
     assert code == 1
     assert "Traceback" not in out + err
     assert "sheet 'Cohort 2021'" in err and "B1:C1" in err and "[rule: merged_header]" in err
+
+
+# -- size limits --------------------------------------------------------------------------------
+
+
+def _spec_file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _listed(template: str, count: int, start: int = 0) -> str:
+    return ", ".join(template.format(k=k) for k in range(start, start + count))
+
+
+OVERSIZED_SPECS = [
+    (f"survival: [os]\nstrata: {{column: g, levels: [{_listed('l{k}', 1000)}]}}\n",
+     "strata.levels: Value error, 1000 levels; at most 50"),
+    (f"survival: [os]\nlandmarks: [{_listed('{k}', 501, 1)}]\n",
+     "landmarks: Value error, 501 landmarks; at most 50"),
+    ("survival: [os]\ncox:\n- name: m\n  endpoint: os\n  covariates: "
+     f"[{_listed('{{kind: numeric, column: c{k}}}', 30)}]\n",
+     "cox.0.covariates: Value error, 30 design columns; at most 20"),
+    ("survival: [os]\ncox:\n- name: m\n  endpoint: os\n  covariates:\n  - kind: categorical\n"
+     f"    column: g\n    levels: [{_listed('l{k}', 200)}]\n", "199 design columns; at most 20"),
+    ("survival: [os, efs, os_remission, efs_remission]\nincidence: [cir, nrm]\n"
+     "grid: {bin_days: 1, horizon_days: 36500}\n"
+     f"strata: {{column: g, levels: [{_listed('l{k}', 50)}]}}\n",
+     "tally vector of 20,075,551 values; at most 4,194,304"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), OVERSIZED_SPECS)
+def test_oversized_spec_is_refused_naming_key_and_limit(text: str, fragment: str,
+                                                        tmp_path: Path) -> None:
+    """1,000 strata levels would be a 3 GiB vector at every site: refused at the schema."""
+    path = _spec_file(tmp_path / "spec.yaml", text)
+    code, out, err, _, _ = run_cli("spec", "check", str(path))
+    assert code == 2, out + err
+    assert "Traceback" not in out + err
+    assert fragment in err, err
+
+
+def test_site_refuses_a_long_vector_before_loading_data(tmp_path: Path, monkeypatch) -> None:
+    """max_vector_length: request_too_large, decided before the data is read or a vector made."""
+    from protocol.layout import TallyLayout
+    from protocol.spec import AnalysisSpec
+    from site_node import answer
+
+    def must_not_run(*_args, **_kwargs):
+        raise AssertionError("the site read its data for an oversized request")
+
+    monkeypatch.setattr(answer, "site_endpoints", must_not_run)
+    monkeypatch.setattr(answer, "_tally", must_not_run)
+    spec = AnalysisSpec.model_validate({
+        "request_id": "big-1", "survival": ["os", "efs"], "incidence": ["cir"],
+        "grid": {"bin_days": 1, "horizon_days": 36500},
+    })
+    length = TallyLayout(spec).length
+    node = {"site-id": "s1", "data-path": str(tmp_path / "absent.csv"),
+            "state-dir": str(tmp_path / "state"), "min-participants": 3,
+            "policy": '{"max_vector_length": 100000}'}
+    decision = answer.decide(spec.model_dump_json(), TallyLayout(spec).fingerprint, 3, node)
+    assert (decision.accept, decision.reason_code) == (False, "request_too_large")
+    assert f"{length:,} values" in decision.message and "policy.max_vector_length" \
+        in decision.message
