@@ -14,6 +14,7 @@ import pandas as pd
 
 from coordinator.report.cox import cox_frame
 from coordinator.report.curves import at_risk_at, mask_count, value_at
+from coordinator.report.escaping import spreadsheet_safe
 from coordinator.report.labels import (
     SHORT_LABELS,
     curve_label,
@@ -102,7 +103,8 @@ def slug(text: str) -> str:
 
 def write_csv_tables(results: Results, out_dir: Path) -> dict[str, Path]:
     """Write proportions.csv, landmarks.csv, logrank.csv and cox_<model>.csv (if any),
-    table1.csv and the curve CSVs."""
+    table1.csv and the curve CSVs; text a spreadsheet would run is neutralised
+    (:func:`coordinator.report.escaping.spreadsheet_safe`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frames: dict[str, pd.DataFrame] = {
         "proportions.csv": proportions_frame(results),
@@ -118,7 +120,7 @@ def write_csv_tables(results: Results, out_dir: Path) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for fname, frame in frames.items():
         path = out_dir / fname
-        frame.to_csv(path, index=False, float_format="%.6g")
+        spreadsheet_safe(frame).to_csv(path, index=False, float_format="%.6g")
         paths[fname] = path
     return paths
 

@@ -258,3 +258,94 @@ def test_site_refuses_a_long_vector_before_loading_data(tmp_path: Path, monkeypa
     assert (decision.accept, decision.reason_code) == (False, "request_too_large")
     assert f"{length:,} values" in decision.message and "policy.max_vector_length" \
         in decision.message
+
+
+# -- safe outputs -------------------------------------------------------------------------------
+
+FORMULA = "=cmd|' /C calc'!A0"
+"""A spreadsheet formula that runs a program when the CSV is opened (OWASP CSV injection)."""
+SCRIPT = "<script>alert(1)</script>"
+IMAGE = "<img src=x onerror=alert(2)>"
+
+
+@pytest.fixture(scope="module")
+def hostile_outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``fedsurv simulate`` with hostile strata levels and title, then ``fedsurv report`` after
+    hostile site ids were recorded (as a coordinator would from site names)."""
+    import json
+
+    import pandas as pd
+
+    from site_node.demo_cohort import write_demo_sites
+
+    root = tmp_path_factory.mktemp("hostile")
+    levels = {"yes": FORMULA, "no": "-2+3"}
+    for path in write_demo_sites(root / "sites"):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame["mrd_negative"] = frame["mrd_negative"].map(levels)
+        frame.to_csv(path, index=False)
+    spec = root / "spec.yaml"
+    spec.write_text(json.dumps({
+        "title": f"OS {SCRIPT} *bold* [x](javascript:alert(3))",
+        "proportions": ["remission"], "survival": ["os"], "landmarks": [365],
+        "strata": {"column": "mrd_negative", "levels": [FORMULA, "-2+3"]},
+    }))
+    out = root / "out"
+    code, stdout, err, _, _ = run_cli("simulate", "--engine", "plain", "--data",
+                                      str(root / "sites"), "--spec", str(spec), "--out", str(out))
+    assert code == 0, stdout + err
+    results = json.loads((out / "results.json").read_text())
+    results["sites"]["contributor_ids"] = [IMAGE, "@SUM(1+1)"]
+    results["sites"]["refused"] = {"+evil": f"{SCRIPT} | `code`"}
+    (out / "results.json").write_text(json.dumps(results))
+    code, stdout, err, _, _ = run_cli("report", str(out))
+    assert code == 0, stdout + err
+    return out
+
+
+def _csv_cells(path: Path) -> list[str]:
+    import csv
+
+    with path.open(newline="") as handle:
+        return [cell for row in csv.reader(handle) for cell in row]
+
+
+def test_csv_outputs_neutralise_formulas(hostile_outputs: Path) -> None:
+    import re
+
+    number = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+    written = sorted(hostile_outputs.glob("*.csv"))
+    assert {"proportions.csv", "logrank.csv"} <= {p.name for p in written}
+    for path in written:
+        for cell in _csv_cells(path):
+            assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r") or number.match(cell), \
+                f"{path.name}: {cell!r}"
+    proportions = "\n".join(_csv_cells(hostile_outputs / "proportions.csv"))
+    assert "'" + FORMULA in proportions and "'-2+3" in proportions
+    assert "'" + FORMULA in "\n".join(_csv_cells(hostile_outputs / "logrank.csv"))
+
+
+def test_neutralising_keeps_numbers() -> None:
+    import pandas as pd
+
+    from coordinator.report.escaping import spreadsheet_safe
+
+    frame = pd.DataFrame({"estimate": [-0.25, 1.5], "text": ["-0.25", "-x"],
+                          "mixed": [-3, "@me"]})
+    safe = spreadsheet_safe(frame)
+    assert safe["estimate"].tolist() == [-0.25, 1.5]
+    assert safe["text"].tolist() == ["-0.25", "'-x"]
+    assert safe["mixed"].tolist() == [-3, "'@me"]
+
+
+def test_markdown_report_escapes_user_strings(hostile_outputs: Path) -> None:
+    md = (hostile_outputs / "report.md").read_text()
+    prose, spec_block = md.split("```json")
+    for raw in (SCRIPT, IMAGE, "*bold*", "[x](javascript:alert(3))", "`code`"):
+        assert raw not in prose, raw
+    assert "<" not in spec_block and "\\u003cscript\\u003e" in spec_block  # same JSON
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert "&lt;img src=x onerror=alert(2)&gt;" in md
+    html = (hostile_outputs / "report.html").read_text()
+    assert SCRIPT not in html and IMAGE not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
