@@ -7,77 +7,15 @@ traceback is shown; the memory bound is measured on a real ``fedsurv site check`
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from benchmarks.validation_bench import run_cli, write_garbage_csv, write_valid_csv
 from tests.site_node.conftest import HEADER, VALID_ROWS
-
-GARBAGE_CELLS = ["x{i}", "not a date", "maybe", "high", "-7", "9.5", "soon", "yesterday",
-                 "aliens", "", "{i}"]
-"""One garbage row per template: every required cell breaks a rule (ids repeat every 1000)."""
 
 MEMORY_BOUND_KB = 1024 * 1024
 """The issue's bound: under 1 GB peak RSS."""
-
-
-def write_garbage_csv(path: Path, rows: int) -> Path:
-    """A CSV with a valid header and ``rows`` rows of garbage (written in blocks)."""
-    with path.open("w") as handle:
-        handle.write(",".join(HEADER) + "\n")
-        block = 100_000
-        for start in range(0, rows, block):
-            stop = min(rows, start + block)
-            handle.write("".join(
-                ",".join(c.format(i=i % 1000) for c in GARBAGE_CELLS) + "\n"
-                for i in range(start, stop)
-            ))
-    return path
-
-
-def write_valid_csv(path: Path, rows: int) -> Path:
-    """A valid CSV of ``rows`` patients (the three valid rows repeated with fresh ids)."""
-    with path.open("w") as handle:
-        handle.write(",".join(HEADER) + "\n")
-        block = 100_000
-        for start in range(0, rows, block):
-            handle.write("".join(
-                ",".join([f"P{i}", *VALID_ROWS[i % 3][1:]]) + "\n"
-                for i in range(start, min(rows, start + block))
-            ))
-    return path
-
-
-def run_cli(*args: str, timeout: float = 600) -> tuple[int, str, str, int, float]:
-    """Run ``fedsurv ARGS`` in a child process: (exit code, stdout, stderr, peak RSS kB, s)."""
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"hostile-{os.getpid()}-{time.time_ns()}"
-    started = time.monotonic()
-    with open(f"{out_path}.out", "w+") as out, open(f"{out_path}.err", "w+") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from fedsurv.cli import main; main()", *args],
-            stdout=out, stderr=err, env={**os.environ, "COLUMNS": "200"},
-        )
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-                os.wait4(process.pid, 0)
-                pytest.fail(f"fedsurv {' '.join(args)} ran over {timeout} s")
-            time.sleep(0.05)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        texts = out.read(), err.read()
-    for suffix in (".out", ".err"):
-        Path(f"{out_path}{suffix}").unlink()
-    return process.returncode, texts[0], texts[1], usage.ru_maxrss, time.monotonic() - started
 
 
 # -- validation in bounded memory ---------------------------------------------------------------
@@ -120,6 +58,19 @@ def test_million_valid_rows_still_validate(tmp_path: Path) -> None:
     print(f"10^6 valid rows: {seconds:.1f} s, peak RSS {peak_kb / 1024:.0f} MiB")
     assert code == 0, err[-2000:]
     assert "1000000" in out and "Nothing was sent" in out
+
+
+def test_benchmark_command_runs_as_documented() -> None:
+    """docs/benchmarks.md: ``python -m benchmarks.validation_bench`` (here on 3,000 rows)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    assert "python -m benchmarks.validation_bench" in (root / "docs" / "benchmarks.md").read_text()
+    done = subprocess.run([sys.executable, "-m", "benchmarks.validation_bench", "--rows", "3000"],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| valid (0 MiB) | 0 |" in done.stdout and "| garbage (0 MiB) | 1 |" in done.stdout
 
 
 # -- encodings ----------------------------------------------------------------------------------
