@@ -12,10 +12,16 @@ from pathlib import Path
 import pytest
 
 from benchmarks.validation_bench import run_cli, write_garbage_csv, write_valid_csv
-from tests.site_node.conftest import HEADER, VALID_ROWS
+from tests.site_node.conftest import HEADER, VALID_ROWS, run_cli_in_process
 
 MEMORY_BOUND_KB = 1024 * 1024
 """The issue's bound: under 1 GB peak RSS."""
+
+
+@pytest.fixture
+def site_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """``fedsurv ARGS`` in this process (fast); the memory tests use a child process."""
+    return lambda *args: run_cli_in_process(monkeypatch, capsys, *args)
 
 
 # -- validation in bounded memory ---------------------------------------------------------------
@@ -83,30 +89,33 @@ def _valid_text(sep: str = ",") -> str:
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
-def test_utf16_excel_unicode_text_is_read(encoding: str, tmp_path: Path) -> None:
+def test_utf16_excel_unicode_text_is_read(encoding: str, tmp_path: Path, site_cli) -> None:
     """Excel's "Unicode text" (UTF-16 with BOM, tab separated) and BOM-less UTF-16 read."""
     path = tmp_path / "site.txt"
     path.write_bytes(_valid_text("\t").encode(encoding))
-    code, out, err, _, _ = run_cli("site", "check", str(path))
+    result = site_cli("site", "check", str(path))
+    code, out, err = result.code, result.out, result.err
     assert code == 0, err
     assert "Traceback" not in out + err
     assert "3 patients" in out or "│ 3" in out
     assert "UTF-16" in out  # the encoding read is named
 
 
-def test_windows_1252_is_read_and_named(tmp_path: Path) -> None:
+def test_windows_1252_is_read_and_named(tmp_path: Path, site_cli) -> None:
     path = tmp_path / "site.csv"
     text = _valid_text().replace("Würzburg", "Müller – “Zürich”")
     path.write_bytes(text.encode("cp1252"))
-    code, out, err, _, _ = run_cli("site", "check", str(path))
+    result = site_cli("site", "check", str(path))
+    code, out, err = result.code, result.out, result.err
     assert code == 0, err
     assert "Windows-1252" in out and "UTF-8" in out  # names the encoding and how to re-save
 
 
-def test_utf32_is_refused_with_the_encoding_and_how_to_resave(tmp_path: Path) -> None:
+def test_utf32_is_refused_with_the_encoding_and_how_to_resave(tmp_path: Path, site_cli) -> None:
     path = tmp_path / "site.csv"
     path.write_bytes(_valid_text().encode("utf-32"))
-    code, out, err, _, _ = run_cli("site", "check", str(path))
+    result = site_cli("site", "check", str(path))
+    code, out, err = result.code, result.out, result.err
     assert code == 1
     assert "Traceback" not in out + err
     assert "UTF-32" in err and "CSV UTF-8" in err and "[rule: text_encoding]" in err
@@ -128,19 +137,21 @@ def _workbook(path: Path, sheets: dict[str, list[list[object]]], merge: str | No
     return path
 
 
-def test_xlsx_with_several_sheets_names_them(tmp_path: Path) -> None:
+def test_xlsx_with_several_sheets_names_them(tmp_path: Path, site_cli) -> None:
     rows = [HEADER, *VALID_ROWS]
     path = _workbook(tmp_path / "site.xlsx", {"Patients": rows, "Notes": [["free text"]]})
-    code, out, err, _, _ = run_cli("site", "check", str(path))
+    result = site_cli("site", "check", str(path))
+    code, out, err = result.code, result.out, result.err
     assert code == 1
     assert "Traceback" not in out + err
     assert "'Patients'" in err and "'Notes'" in err and "[rule: one_sheet]" in err
 
 
-def test_xlsx_with_merged_header_cells_names_the_sheet(tmp_path: Path) -> None:
+def test_xlsx_with_merged_header_cells_names_the_sheet(tmp_path: Path, site_cli) -> None:
     rows = [HEADER, *VALID_ROWS]
     path = _workbook(tmp_path / "site.xlsx", {"Cohort 2021": rows}, merge="B1:C1")
-    code, out, err, _, _ = run_cli("site", "check", str(path))
+    result = site_cli("site", "check", str(path))
+    code, out, err = result.code, result.out, result.err
     assert code == 1
     assert "Traceback" not in out + err
     assert "sheet 'Cohort 2021'" in err and "B1:C1" in err and "[rule: merged_header]" in err
