@@ -171,7 +171,12 @@ def site_endpoints(settings: SiteSettings) -> Endpoints:
         return derive_endpoints(load_frame(settings))
     except (FedsurvError, OSError, ValueError, KeyError) as exc:
         findings = getattr(exc, "findings", None)
-        count = f" ({len(findings)} problem(s))" if findings else ""
+        if findings:
+            from site_node.data.errors import problem_count
+
+            count = f" ({problem_count(findings)} problem(s))"
+        else:
+            count = ""
         raise Refusal(
             "data_invalid",
             f"the site's data failed validation{count}; the site's log names each problem",

@@ -1,7 +1,8 @@
 """Site data loading and validation: a site file -> the typed frame of DESIGN section 3.
 
 ``load_site_data(path)`` returns the frame or raises :class:`DataValidationError` listing
-every broken rule (file, row, column, rule id); rule ids and their wording are in
+every broken rule (file, row, column, rule id; the first 50 findings of a rule, then its total;
+files of any length are read in chunks); rule ids and their wording are in
 :data:`site_node.data.schema.RULES`.
 """
 

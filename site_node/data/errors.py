@@ -37,7 +37,8 @@ class Finding(BaseModel):
 
 
 class DataValidationError(FedsurvError):
-    """A site data file breaks the contract; lists every finding, one per line."""
+    """A site data file breaks the contract; lists its findings, one per line (the first 50 of
+    each rule, then each longer rule's total: :mod:`site_node.data.validate`)."""
 
     exit_code = 1
 
