@@ -103,6 +103,8 @@ Not imported from there: ``protocol.layout`` imports ``protocol.spec``, which im
 WIDE_WORDS = 3
 """Words of one wide fixed-point value (``moments`` round): hi, mid, lo."""
 SITE_VALUE_LIMIT = 1 << 53
+MAX_COX_TERMS = 20
+"""Size limit (issue 12): design columns of one Cox model (a categorical adds levels - 1)."""
 """A site refuses a vector holding ``|v| >= 2**53``: 1023 such vectors still sum inside int64."""
 
 CoxRoundKind = Literal["moments", "pooled", "stratum", "pooled_robust"]
@@ -198,6 +200,15 @@ class CoxModelSpec(_Strict):
     max_rounds: int = Field(30, ge=2, le=200)
     tol: float = Field(1e-9, gt=0.0, le=1e-3)
 
+    @field_validator("covariates")
+    @classmethod
+    def _few_terms(cls, covariates: list[Covariate]) -> list[Covariate]:
+        terms = sum(len(c.terms) for c in covariates)
+        if terms > MAX_COX_TERMS:
+            raise ValueError(f"{terms} design columns; at most {MAX_COX_TERMS} per model "
+                             "(MAX_COX_TERMS; a categorical covariate adds levels - 1)")
+        return covariates
+
     @model_validator(mode="after")
     def _distinct_terms(self) -> CoxModelSpec:
         columns = [c.column.lower() for c in self.covariates]
@@ -258,6 +269,18 @@ def tri_size(p: int) -> int:
 def block_size(p: int) -> int:
     """``q = 1 + p + p(p+1)/2``: one (S0, S1, S2) block."""
     return 1 + p + tri_size(p)
+
+
+def longest_round(model: CoxModelSpec, n_bins: int) -> int:
+    """Upper bound on the vector length of any round of ``model`` over ``n_bins`` grid bins
+    (every bin a risk and tie bin; :class:`CoxRoundLayout` gives the exact length)."""
+    p, q = model.p, block_size(model.p)
+    moments = 2 + n_bins + WIDE_WORDS * (p + tri_size(p))
+    if model.stratify_by_site:
+        return max(moments, 2 + p + 2 * tri_size(p))
+    pooled = 1 + 2 * n_bins * q + p
+    robust = 1 + (5 * n_bins + 1) * q if model.robust else 0
+    return max(moments, pooled, robust)
 
 
 def pack_tri(matrices: np.ndarray) -> np.ndarray:

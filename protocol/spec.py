@@ -36,6 +36,15 @@ ALL_PROPORTIONS: tuple[str, ...] = ProportionName.__args__  # type: ignore[attr-
 ALL_SURVIVAL: tuple[str, ...] = SurvivalName.__args__  # type: ignore[attr-defined]
 ALL_INCIDENCE: tuple[str, ...] = IncidenceName.__args__  # type: ignore[attr-defined]
 
+# -- size limits (issue 12): a spec cannot make a site allocate without bound ----------------
+MAX_STRATA_LEVELS = 50
+"""Levels of ``strata.levels``."""
+MAX_LANDMARKS = 50
+"""Entries of ``landmarks``."""
+MAX_VECTOR_LENGTH = 1 << 22
+"""Values of one tally vector (the spec's layout, or any round of one of its Cox models):
+4,194,304 int64 values, 32 MiB. Sites may set a lower ``policy.max_vector_length``."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -73,6 +82,14 @@ class Strata(_Strict):
     def _unique_levels(cls, levels: list[str]) -> list[str]:
         if len(set(levels)) != len(levels):
             raise ValueError("strata levels must be unique")
+        return levels
+
+    @field_validator("levels")
+    @classmethod
+    def _few_levels(cls, levels: list[str]) -> list[str]:
+        if len(levels) > MAX_STRATA_LEVELS:
+            raise ValueError(f"{len(levels)} levels; at most {MAX_STRATA_LEVELS} "
+                             "(MAX_STRATA_LEVELS)")
         return levels
 
 
@@ -132,6 +149,34 @@ class AnalysisSpec(_Strict):
         if any(d <= 0 for d in days):
             raise ValueError("landmarks are whole days > 0")
         return sorted(set(days))
+
+    @field_validator("landmarks")
+    @classmethod
+    def _few_landmarks(cls, days: list[int]) -> list[int]:
+        if len(days) > MAX_LANDMARKS:
+            raise ValueError(f"{len(days)} landmarks; at most {MAX_LANDMARKS} (MAX_LANDMARKS)")
+        return days
+
+    @model_validator(mode="after")
+    def _bounded_vectors(self) -> AnalysisSpec:
+        """Size limit: the tally vector, and every Cox round vector, within MAX_VECTOR_LENGTH."""
+        from protocol.cox_spec import longest_round
+        from protocol.layout import TallyLayout
+
+        limit = f"at most {MAX_VECTOR_LENGTH:,} (MAX_VECTOR_LENGTH)"
+        length = TallyLayout(self).length
+        if length > MAX_VECTOR_LENGTH:
+            raise ValueError(
+                f"grid, strata.levels and endpoints make a tally vector of {length:,} values; "
+                f"{limit}: widen grid.bin_days, shorten grid.horizon_days, or ask for fewer "
+                "strata levels or endpoints")
+        for model in self.cox:
+            length = longest_round(model, self.grid.n_bins)
+            if length > MAX_VECTOR_LENGTH:
+                raise ValueError(
+                    f"cox model {model.name!r} needs round vectors of up to {length:,} values on "
+                    f"this grid; {limit}: widen grid.bin_days or stratify_by_site")
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> AnalysisSpec:

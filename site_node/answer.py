@@ -11,6 +11,8 @@ reason code              refused when
 ``spec_invalid``         the spec JSON does not validate
 ``protocol_mismatch``    protocol version, layout fingerprint, mask generator or encoding
                          differ from this site's
+``request_too_large``    the tally vector is longer than the policy's ``max_vector_length``
+                         (decided from the spec's layout, before any data is read)
 ``request_id_missing``   the spec carries no ``request_id`` (one sum per request id)
 ``too_few_participants`` the announced participant count is below ``min-participants``
 ``already_contributed``  the site's ledger holds a contribution to this request id
@@ -169,7 +171,12 @@ def site_endpoints(settings: SiteSettings) -> Endpoints:
         return derive_endpoints(load_frame(settings))
     except (FedsurvError, OSError, ValueError, KeyError) as exc:
         findings = getattr(exc, "findings", None)
-        count = f" ({len(findings)} problem(s))" if findings else ""
+        if findings:
+            from site_node.data.errors import problem_count
+
+            count = f" ({problem_count(findings)} problem(s))"
+        else:
+            count = ""
         raise Refusal(
             "data_invalid",
             f"the site's data failed validation{count}; the site's log names each problem",
@@ -198,12 +205,23 @@ def _strata_refusal(exc: Exception) -> Refusal:
 def contribution(spec: AnalysisSpec, node_config: Mapping[str, Any]) -> np.ndarray:
     """The site's int64 tally vector for ``spec``; raises :class:`Refusal` (never zeros)."""
     settings = SiteSettings.from_node_config(node_config)
+    _check_size(TallyLayout(spec), settings)
     vector = _tally(site_endpoints(settings), spec)
     try:
         SecureEncoding.for_layout(TallyLayout(spec)).check_range(vector)
     except ValueOutOfRange as exc:
         raise _range_refusal(exc) from None
     return vector
+
+
+def _check_size(layout: TallyLayout, settings: SiteSettings) -> None:
+    """Refuse (``request_too_large``) a vector longer than the policy allows, before any data
+    is read or vector allocated (the layout's length is known from the spec alone)."""
+    from site_node.policy import size_rule
+
+    refusal = size_rule(layout.length, settings.release_policy())
+    if refusal is not None:
+        raise Refusal(refusal.reason_code, refusal.message)
 
 
 def _range_refusal(exc: Exception) -> Refusal:
@@ -248,6 +266,7 @@ def _decide(
         layout.check_peer(spec.protocol_version, fingerprint)
     except ProtocolMismatch as exc:
         raise Refusal("protocol_mismatch", str(exc)) from None
+    _check_size(layout, settings)
     if not spec.request_id:
         raise Refusal("request_id_missing", "the spec carries no request_id; refusing")
     if announced_sites < settings.min_participants:

@@ -155,7 +155,9 @@ def check_site(path: Path | str | None, connect: bool = True, data: bool = True)
         except FedsurvError as exc:
             _line(False, "coordinator TLS", str(exc))
             failures += 1
-    if data:
+    if data and not _role_line(config):
+        failures += 1
+    elif data:
         try:
             frame, findings, row_note = check_source(config)
         except FedsurvError as exc:
@@ -183,6 +185,26 @@ def check_site(path: Path | str | None, connect: bool = True, data: bool = True)
     if failures:
         typer.echo(f"{failures} problem(s) found.", err=True)
     return 1 if failures else 0
+
+
+def _role_line(config: SiteConfig) -> bool:
+    """SQL source: print whether the database role may only read; False when it may do more
+    (then the data is not read). A file source has no role: True."""
+    from site_node.sources import check_source_role
+
+    if config.data.kind != "sql":
+        return True
+    try:
+        checked = check_source_role(config)
+    except FedsurvError as exc:
+        _line(False, "data", str(exc))
+        return False
+    if checked is None:
+        _line(None, "data.url role", "only PostgreSQL roles are inspected: make sure this one "
+              "may only SELECT the study table (deploy/README.md)")
+    else:
+        _line(True, "data.url role", checked)
+    return True
 
 
 def _source_label(config: SiteConfig) -> str:
@@ -266,12 +288,23 @@ def start_site(
     problems = [(key, detail) for ok, key, detail in check_files(config) if ok is False]
     if problems:
         raise FedsurvError("cannot start the node:\n" + "\n".join(f"{k}: {d}" for k, d in problems))
+    _check_data_role(config)
     if not Path(command[0]).exists() and shutil.which(command[0]) is None:
         raise FedsurvError("flower-supernode is not installed (pip install flwr) or not on PATH")
     typer.echo(f"starting site node {config.site_id} -> {config.coordinator.address}")
     sys.stdout.flush()
     execvp(command[0], command)
     return 0
+
+
+def _check_data_role(config: SiteConfig) -> None:
+    """A SQL source's role must only read (issue 12); raises before the node starts."""
+    from site_node.sources import check_source_role
+
+    try:
+        check_source_role(config)
+    except FedsurvError as exc:
+        raise FedsurvError(f"cannot start the node: {exc}") from None
 
 
 # -- approve ------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ Rules, checked in this order (the first that fails decides):
 ==========================  ================================================================
 reason code                 refused when
 ==========================  ================================================================
+``request_too_large``       the spec's tally vector is longer than ``max_vector_length``
+                            (checked first, by :mod:`site_node.answer`, before the site's
+                            data is read or any vector allocated)
 ``spec_not_allowlisted``    ``spec_allowlist`` is non-empty and lists neither the spec's
                             SHA-256 (one request) nor that of the spec without its
                             ``request_id`` (the analysis, whatever request asks it)
@@ -51,7 +54,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from protocol.spec import ALL_INCIDENCE, ALL_PROPORTIONS, ALL_SURVIVAL, AnalysisSpec
+from protocol.spec import (
+    ALL_INCIDENCE,
+    ALL_PROPORTIONS,
+    ALL_SURVIVAL,
+    MAX_VECTOR_LENGTH,
+    AnalysisSpec,
+)
 from site_node.approvals import RequestLedger
 
 if TYPE_CHECKING:
@@ -71,6 +80,7 @@ ReasonCode = Literal[
     "rate_limited",
     "awaiting_approval",
     "declined",
+    "request_too_large",
 ]
 REASON_CODES: tuple[str, ...] = ReasonCode.__args__  # type: ignore[attr-defined]
 RATE_WINDOW = timedelta(hours=24)
@@ -130,6 +140,14 @@ class ReleasePolicy(BaseModel):
         description="Cox models the site answers: none, only site-stratified ones (default; "
         "pooled models can disclose one patient's covariates on fine grids), or any.",
     )
+
+    # -- size limit (issue 12) ------------------------------------------------------------
+    max_vector_length: int = Field(
+        1 << 20, ge=1, le=MAX_VECTOR_LENGTH,
+        description="Longest tally vector the site computes (values; default 1,048,576 = "
+        "8 MiB); a longer request is refused as request_too_large before the data is read.",
+    )
+    # -- end size limit --------------------------------------------------------------------
 
     @field_validator("allowed_endpoints")
     @classmethod
@@ -265,6 +283,25 @@ def cox_rule(spec: AnalysisSpec, policy: ReleasePolicy) -> Decision | None:
         f"Cox model(s) {refused} are not allowed by the site (policy.cox_models = "
         f"'{policy.cox_models}'; pooled models need 'any')",
     )
+
+
+# -- size limit (issue 12) ------------------------------------------------------------------
+
+
+def size_rule(vector_length: int, policy: ReleasePolicy) -> Decision | None:
+    """``request_too_large`` when a request's vector (its layout's length, known from the spec
+    alone) is longer than ``policy.max_vector_length``; call before reading data."""
+    if vector_length <= policy.max_vector_length:
+        return None
+    return Decision.refuse(
+        "request_too_large",
+        f"the request's tally vector has {vector_length:,} values; the site computes at most "
+        f"{policy.max_vector_length:,} (policy.max_vector_length): ask with wider bins, a "
+        "shorter horizon, fewer strata levels or fewer endpoints",
+    )
+
+
+# -- end size limit --------------------------------------------------------------------------
 
 
 def _cohort_rule(policy: ReleasePolicy, context: PolicyContext) -> Decision | None:

@@ -4,8 +4,10 @@
 * ``kind = "sql"``: one query through SQLAlchemy, under three locks: the query text must be a
   single read-only ``SELECT`` (:mod:`site_node.sql_guard`, checked before connecting); it runs
   in a READ ONLY transaction that is always rolled back (PostgreSQL: the session also starts
-  with ``default_transaction_read_only=on``); and the database role should be read-only
-  (grant it ``SELECT`` only; see ``deploy/site.example.toml``).
+  with ``default_transaction_read_only=on``); and the database role must be read-only:
+  on PostgreSQL it is inspected before the query runs and refused when it is a superuser,
+  may write to a table or may call server file or process functions
+  (:func:`site_node.sql_guard.check_role`; the runbook's ``CREATE ROLE`` recipe passes).
 
 Both kinds rename columns by the config's ``columns`` mapping (local name -> contract name,
 matched ignoring case and surrounding spaces) before the data contract is checked, so findings
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +26,11 @@ import pandas as pd
 
 from protocol.errors import FedsurvError
 from site_node.config import FileSource, SiteConfig, SqlSource, load_site_config
+from site_node.data import note_encoding
 from site_node.data.errors import DataValidationError, Finding
-from site_node.data.readers import RawTable, read_raw
+from site_node.data.readers import RawTable, in_chunks, read_raw
 from site_node.data.validate import validate
-from site_node.sql_guard import check_read_only_query
+from site_node.sql_guard import check_read_only_query, check_role
 
 SQL_ROWS = "Row numbers count the query's result rows from 1."
 SQL_NAME = "data.query"
@@ -57,7 +61,7 @@ def check_source(config: SiteConfig) -> tuple[pd.DataFrame | None, list[Finding]
     raw, mapping_findings = apply_column_mapping(raw, config.columns)
     frame, findings = validate(raw)
     findings = mapping_findings + findings
-    return (None if findings else frame), findings, raw.row_note
+    return (None if findings else note_encoding(frame, raw)), findings, raw.row_note
 
 
 def read_raw_source(config: SiteConfig) -> RawTable:
@@ -89,8 +93,7 @@ def apply_column_mapping(
         for local, target in columns.items()
         if local.strip().lower() not in present
     ]
-    renamed = RawTable(raw.file, header, raw.frame, raw.rows, raw.row_note)
-    return renamed, findings
+    return replace(raw, header=header), findings
 
 
 def sql_password(source: SqlSource, environ: Mapping[str, str] | None = None) -> str | None:
@@ -139,6 +142,24 @@ def _begin_read_only(connection, backend: str) -> None:
 def read_sql(source: SqlSource) -> RawTable:
     """Run the source's query read-only and return its result as a raw table."""
     query = check_read_only_query(source.query)
+    header, rows = _with_read_only_connection(source, lambda c: _fetch(c, query))
+    frame = pd.DataFrame.from_records(rows, columns=range(len(header)))
+    numbers = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return RawTable(SQL_NAME, header, in_chunks(frame, numbers), SQL_ROWS)
+
+
+def check_source_role(config: SiteConfig) -> str | None:
+    """For a SQL source: connect and inspect the role (nothing is read); returns what was
+    checked, or None when the backend cannot say (only PostgreSQL is inspected). Raises
+    :class:`site_node.sql_guard.UnsafeRoleError` for a role that may do more than read."""
+    source = config.data
+    if not isinstance(source, SqlSource):
+        return None
+    return _with_read_only_connection(source, lambda _: None, described=True)
+
+
+def _with_read_only_connection(source: SqlSource, work, described: bool = False):
+    """Open the source's database read-only, check the role (PostgreSQL), run ``work``."""
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
@@ -146,11 +167,13 @@ def read_sql(source: SqlSource) -> RawTable:
     except (SQLAlchemyError, ImportError) as exc:
         raise SourceError(f"data.url: cannot use this database URL: {_first_line(exc)}") from None
     where = engine.url.render_as_string(hide_password=True)
+    backend = engine.url.get_backend_name()
     try:
         with engine.connect() as connection:
             try:
-                _begin_read_only(connection, engine.url.get_backend_name())
-                header, rows = _fetch(connection, query)
+                _begin_read_only(connection, backend)
+                role = _check_role(connection) if backend == "postgresql" else None
+                result = work(connection)
             finally:
                 connection.rollback()
     except (SQLAlchemyError, _dbapi_error(engine)) as exc:
@@ -158,11 +181,20 @@ def read_sql(source: SqlSource) -> RawTable:
         raise SourceError(f"data.query: reading from {where} failed: {detail}") from None
     finally:
         engine.dispose()
-    frame = pd.DataFrame.from_records(rows, columns=range(len(header)))
-    if frame.empty:
-        frame = pd.DataFrame({k: pd.Series(dtype=object) for k in range(len(header))})
-    numbers = np.arange(1, len(frame) + 1, dtype=np.int64)
-    return RawTable(SQL_NAME, header, frame, numbers, SQL_ROWS)
+    if not described:
+        return result
+    if role is None:
+        return None
+    return (f"role '{role}' may only read (not a superuser, no table writes, no server file "
+            "or process functions)")
+
+
+def _check_role(connection) -> str:
+    cursor = connection.connection.cursor()
+    try:
+        return check_role(cursor)
+    finally:
+        cursor.close()
 
 
 def _dbapi_error(engine) -> type[Exception]:

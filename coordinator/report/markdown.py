@@ -8,14 +8,19 @@ from pathlib import Path
 import pandas as pd
 
 from coordinator.report.content import ReportContent
+from coordinator.report.escaping import code_fence, markdown_text
 from coordinator.report.small_cells import mask_note
 
 
 def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
-    """The report as Markdown; figure paths are relative to ``relative_to`` (the md's folder)."""
+    """The report as Markdown; figure paths are relative to ``relative_to`` (the md's folder).
+
+    Every text that may come from a spec, a site or a result passes :func:`markdown_text`.
+    """
     c = content
+    md = markdown_text
     out = [
-        f"# {c.title}",
+        f"# {md(c.title)}",
         "",
         f"Pooled federated analysis (fedsurv {c.software_version}, protocol "
         f"{c.protocol_version}); generated {c.generated}.  ",
@@ -32,34 +37,35 @@ def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
     if c.min_cell_count is not None:
         out += ["", mask_note(c.min_cell_count)]
     if not c.proportions_by_stratum.empty:
-        out += ["", f"## Proportions by {c.strata_column or 'stratum'}", "",
+        out += ["", f"## Proportions by {md(c.strata_column or 'stratum')}", "",
                 pipe_table(c.proportions_by_stratum)]
     out += ["", "## Figures", ""]
     for i, fig in enumerate(c.figures, start=1):
         rel = Path(os.path.relpath(fig.png, relative_to)).as_posix()
         svg = Path(os.path.relpath(fig.svg, relative_to)).as_posix()
         out += [f"![Figure {i}]({rel})", "",
-                f"**Figure {i}.** {fig.caption} (vector: [{svg}]({svg}))", ""]
+                f"**Figure {i}.** {md(fig.caption)} (vector: [{svg}]({svg}))", ""]
     if not c.logrank.empty:
         out += ["## Log-rank tests", "", pipe_table(c.logrank), ""]
     if c.cox:
         out += ["## Cox proportional-hazards models", ""]
         for m in c.cox:
-            out += [f"### {m.heading}", ""]
+            out += [f"### {md(m.heading)}", ""]
             out += ([pipe_table(m.table), ""] if not m.table.empty else [])
-            out += [f"- {note}" for note in m.notes] + [""]
+            out += [f"- {md(note)}" for note in m.notes] + [""]
     out += ["## Small-sample warnings", ""]
     if c.warnings:
         out += ["Estimates below rest on few patients or have wide intervals; interpret with "
                 "caution.", ""]
-        out += [f"- **{w.endpoint}**: {w.message}" for w in c.warnings]
+        out += [f"- **{md(w.endpoint)}**: {md(w.message)}" for w in c.warnings]
     else:
         out.append("No estimate was flagged.")
-    out += ["", "## Statistical methods", "", c.methods, "", "## Participating sites", ""]
+    out += ["", "## Statistical methods", "", md(c.methods), "", "## Participating sites", ""]
     out.append(pipe_table(pd.DataFrame(c.sites, columns=["", "Sites"])))
     out += ["", "## Analysis spec", "", f"SHA-256 of the canonical spec: `{c.spec_sha256}`", ""]
     if c.spec_json:
-        out += ["```json", c.spec_json, "```"]
+        inert = c.spec_json.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+        out += code_fence(inert, "json")  # the same JSON, with no HTML tag in the file
     else:
         out.append("The spec itself was not supplied to the report writer.")
     out += ["", f"Software: fedsurv {c.software_version}; tally protocol version "
@@ -68,10 +74,8 @@ def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
 
 
 def pipe_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
-    def cell(value: object) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
+    """A GitHub-flavoured Markdown table; every cell and header is :func:`markdown_text`."""
+    cell = markdown_text
     header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(cell(v) for v in row) + " |"

@@ -16,6 +16,7 @@ import pandas as pd
 
 from coordinator.report.cox import cox_frame
 from coordinator.report.curves import at_risk_at, value_at
+from coordinator.report.escaping import spreadsheet_safe
 from coordinator.report.labels import (
     SHORT_LABELS,
     curve_label,
@@ -130,7 +131,9 @@ def slug(text: str) -> str:
 def write_csv_tables(results: Results, out_dir: Path,
                      min_cell_count: int | None = None) -> dict[str, Path]:
     """Write proportions.csv, landmarks.csv, logrank.csv and cox_<model>.csv (if any),
-    table1.csv and the curve CSVs (small cells masked when ``min_cell_count`` is set)."""
+    table1.csv and the curve CSVs (small cells masked when ``min_cell_count`` is set); text
+    a spreadsheet would run is neutralised
+    (:func:`coordinator.report.escaping.spreadsheet_safe`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     k = min_cell_count
     frames: dict[str, pd.DataFrame] = {
@@ -147,7 +150,7 @@ def write_csv_tables(results: Results, out_dir: Path,
     paths: dict[str, Path] = {}
     for fname, frame in frames.items():
         path = out_dir / fname
-        frame.to_csv(path, index=False, float_format="%.6g")
+        spreadsheet_safe(frame).to_csv(path, index=False, float_format="%.6g")
         paths[fname] = path
     return paths
 

@@ -1,7 +1,8 @@
 """Site data loading and validation: a site file -> the typed frame of DESIGN section 3.
 
 ``load_site_data(path)`` returns the frame or raises :class:`DataValidationError` listing
-every broken rule (file, row, column, rule id); rule ids and their wording are in
+every broken rule (file, row, column, rule id; the first 50 findings of a rule, then its total;
+files of any length are read in chunks); rule ids and their wording are in
 :data:`site_node.data.schema.RULES`.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from site_node.data.errors import DataValidationError, Finding
-from site_node.data.readers import read_raw
+from site_node.data.readers import RawTable, read_raw
 from site_node.data.validate import validate
 
 __all__ = ["DataValidationError", "Finding", "check_site_data", "load_site_data"]
@@ -25,7 +26,15 @@ def check_site_data(path: str | Path) -> tuple[pd.DataFrame | None, list[Finding
     """
     raw = read_raw(Path(path))
     frame, findings = validate(raw)
-    return frame, findings, raw.row_note
+    return note_encoding(frame, raw), findings, raw.row_note
+
+
+def note_encoding(frame: pd.DataFrame | None, raw: RawTable) -> pd.DataFrame | None:
+    """Record in ``frame.attrs["text_encoding"]`` a CSV's encoding when it is not UTF-8
+    (shown by ``fedsurv site check``)."""
+    if frame is not None and raw.encoding is not None:
+        frame.attrs["text_encoding"] = raw.encoding.note()
+    return frame
 
 
 def load_site_data(path: str | Path) -> pd.DataFrame:

@@ -145,7 +145,8 @@ def parse_choice(column: pd.Series, allowed: tuple[str, ...], upper: bool) -> Pa
     given = given_mask(text)
     folded = text.str.upper() if upper else text.str.lower()
     known = folded.isin(allowed).to_numpy(dtype=bool) & given
-    values = folded.astype(object).where(known, None)
+    # via categories: rows share one str object per level (bounded memory on long files)
+    values = folded.astype("category").astype(object).where(known, None)
     return Parsed(values, given, given & ~known, text)
 
 

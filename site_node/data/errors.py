@@ -14,6 +14,8 @@ class Finding(BaseModel):
     the 1-based record number for Parquet; ``None`` for whole-file findings. ``column`` is the
     canonical column name, or ``None`` when the finding is about the file or the whole row.
     Messages never contain patient_id values (they stay local, but a screen may be shared).
+    ``total`` is set on the one summary finding of a rule with more findings than are listed:
+    how many the rule found in all.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -23,6 +25,7 @@ class Finding(BaseModel):
     column: str | None = None
     rule: str
     message: str
+    total: int | None = None
 
     def __str__(self) -> str:
         where = self.file
@@ -34,7 +37,8 @@ class Finding(BaseModel):
 
 
 class DataValidationError(FedsurvError):
-    """A site data file breaks the contract; lists every finding, one per line."""
+    """A site data file breaks the contract; lists its findings, one per line (the first 50 of
+    each rule, then each longer rule's total: :mod:`site_node.data.validate`)."""
 
     exit_code = 1
 
@@ -45,11 +49,18 @@ class DataValidationError(FedsurvError):
 
     def _text(self) -> str:
         files = sorted({f.file for f in self.findings})
-        count = len(self.findings)
+        count = problem_count(self.findings)
         head = (
-            f"{', '.join(files)}: {count} problem{'s' if count != 1 else ''} found; "
+            f"{', '.join(files)}: {count:,} problem{'s' if count != 1 else ''} found; "
             "the data was not loaded and nothing was sent."
         )
         if self.row_note and any(f.row is not None for f in self.findings):
             head += f" {self.row_note}"
         return "\n".join([head, *(str(f) for f in self.findings)])
+
+
+def problem_count(findings: list[Finding]) -> int:
+    """How many problems ``findings`` stand for: listed ones, or a rule's total where given."""
+    totals = {f.rule: f.total for f in findings if f.total is not None}
+    listed = sum(1 for f in findings if f.total is None and f.rule not in totals)
+    return listed + sum(totals.values())

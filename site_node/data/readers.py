@@ -5,12 +5,14 @@ values the format stores (XLSX, Parquet). Each raw row keeps the number a user s
 CSV and XLSX count the header as row 1, so the first patient is row 2 (blank rows count,
 and are dropped; a quoted CSV cell spanning lines shifts later numbers); Parquet counts
 records from 1.
+
+Rows come in chunks of :data:`CHUNK_ROWS` (streamed from the file), so a file of any length is
+checked in bounded memory. CSV text encodings are detected first (:mod:`site_node.data.encoding`).
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,35 +20,58 @@ import numpy as np
 import pandas as pd
 
 from site_node.data.cells import as_text, given_mask
+from site_node.data.encoding import TextEncoding, detect_encoding, first_line
 from site_node.data.errors import DataValidationError, Finding
 
 SPREADSHEET_ROWS = (
     "Row numbers are as in a spreadsheet: the header is row 1, the first patient row 2."
 )
 RECORD_ROWS = "Row numbers count the file's records from 1."
+CHUNK_ROWS = 50_000
+"""Rows read and checked at a time."""
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    """Consecutive data rows: cells by column position (0..k-1) and their user-visible rows."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray
 
 
 @dataclass(frozen=True)
 class RawTable:
-    """A file's header and rows before validation.
+    """A file's header and its rows (in chunks) before validation.
 
     Attributes:
         file: the file name shown in findings.
         header: column names as written (whitespace kept).
-        frame: the data rows, columns by position (0..k-1), all-blank rows removed.
-        rows: the user-visible row number of each frame row.
+        chunks: the data rows in order, all-blank rows removed; read once.
         row_note: how row numbers count, for messages.
+        encoding: the text encoding a CSV was read in, when it is not plain UTF-8.
     """
 
     file: str
     header: list[str]
-    frame: pd.DataFrame
-    rows: np.ndarray
+    chunks: Iterable[RawChunk]
     row_note: str
+    encoding: TextEncoding | None = None
+
+
+def in_chunks(frame: pd.DataFrame, rows: np.ndarray) -> list[RawChunk]:
+    """Rows already in memory (SQL results, tests) as chunks of :data:`CHUNK_ROWS`."""
+    frame = frame.reset_index(drop=True)
+    frame.columns = range(frame.shape[1])
+    return [RawChunk(frame.iloc[k:k + CHUNK_ROWS].reset_index(drop=True), rows[k:k + CHUNK_ROWS])
+            for k in range(0, len(frame), CHUNK_ROWS)]
 
 
 def read_raw(path: Path) -> RawTable:
-    """Read ``path`` by its extension; a missing, unknown or unreadable file is an error."""
+    """Read ``path`` by its extension; a missing, unknown or unreadable file is an error.
+
+    The returned chunks raise :class:`DataValidationError` (rule readable_file) if the file
+    turns out unreadable further on.
+    """
     path = Path(path)
     name = path.name
     if not path.is_file():
@@ -60,33 +85,64 @@ def read_raw(path: Path) -> RawTable:
               "(for old .xls files, save as .xlsx)")
     if path.stat().st_size == 0:
         _fail(name, "non_empty", "the file is empty (no header, no rows)")
+    what = reader.__doc__ or ""
     try:
         table = reader(path)
     except DataValidationError:
         raise
     except Exception as exc:  # any parser failure on a user's file is a user error
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        _fail(name, "readable_file", f"cannot read the file as {reader.__doc__}: {detail}")
-    return table
+        _unreadable(name, what, exc)
+    return RawTable(table.file, table.header, _guarded(table.chunks, name, what),
+                    table.row_note, table.encoding)
+
+
+def _guarded(chunks: Iterable[RawChunk], name: str, what: str) -> Iterator[RawChunk]:
+    """``chunks``, a parser failure on a later chunk becoming a readable_file finding."""
+    try:
+        yield from chunks
+    except DataValidationError:
+        raise
+    except Exception as exc:
+        _unreadable(name, what, exc)
+
+
+def _unreadable(name: str, what: str, exc: Exception) -> None:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    _fail(name, "readable_file", f"cannot read the file as {what}: {detail}")
 
 
 def _fail(file: str, rule: str, message: str) -> None:
     raise DataValidationError([Finding(file=file, rule=rule, message=message)])
 
 
-def _split_header(name: str, grid: pd.DataFrame, note: str) -> RawTable:
-    """First grid row is the header; later rows are data, numbered index + 1; blanks dropped."""
-    if grid.empty:
+def _data_chunks(name: str, grids: Iterator[pd.DataFrame]) -> tuple[list[str], Iterator[RawChunk]]:
+    """Header (first grid row) and data chunks of a grid read in pieces.
+
+    Rows are numbered by the grid's running index + 1; all-blank rows are dropped.
+    """
+    first = next(grids, None)
+    if first is None or first.empty:
         _fail(name, "non_empty", "the file is empty (no header, no rows)")
-    header = ["" if pd.isna(v) else str(v) for v in grid.iloc[0].tolist()]
-    data = grid.iloc[1:]
-    blank = _blank_rows(data)
-    if blank.any():
-        data = data[~blank]
-    rows = data.index.to_numpy(dtype=np.int64) + 1
-    data = data.reset_index(drop=True)
-    data.columns = range(data.shape[1])
-    return RawTable(name, header, data, rows, note)
+    assert first is not None
+    header = ["" if pd.isna(v) else str(v) for v in first.iloc[0].tolist()]
+    width = len(header)
+
+    def chunks() -> Iterator[RawChunk]:
+        for grid in _prepend(first.iloc[1:], grids):
+            data = grid.reindex(columns=range(width)) if grid.shape[1] != width else grid
+            blank = _blank_rows(data)
+            if blank.any():
+                data = data[~blank]
+            if len(data):
+                rows = data.index.to_numpy(dtype=np.int64) + 1
+                yield RawChunk(data.reset_index(drop=True), rows)
+
+    return header, chunks()
+
+
+def _prepend(first: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    yield first
+    yield from rest
 
 
 def _blank_rows(data: pd.DataFrame) -> np.ndarray:
@@ -104,38 +160,46 @@ def _blank_rows(data: pd.DataFrame) -> np.ndarray:
 
 
 def read_csv(path: Path) -> RawTable:
-    """CSV (comma, semicolon or tab separated; UTF-8, UTF-8 with BOM or Latin-1)"""
-    with path.open("rb") as handle:
-        first = handle.readline().decode("latin-1")
+    """CSV (comma, semicolon or tab separated; UTF-8, UTF-16, Windows-1252 or Latin-1)"""
+    encoding = detect_encoding(path)
+    first = first_line(path, encoding)
     sep = "\t" if path.suffix.lower() == ".tsv" or first.count("\t") > first.count(",") else ","
     if sep == "," and first.count(";") > first.count(","):
         sep = ";"
-    for encoding in ("utf-8-sig", "latin-1"):
-        try:
-            grid = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False,
-                               skip_blank_lines=False, encoding=encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    return _split_header(path.name, grid, SPREADSHEET_ROWS)
+    grids = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False,
+                        skip_blank_lines=False, encoding=encoding.codec, chunksize=CHUNK_ROWS)
+    header, chunks = _data_chunks(path.name, iter(grids))
+    note = None if encoding.is_utf8 else encoding
+    return RawTable(path.name, header, chunks, SPREADSHEET_ROWS, note)
 
 
 def read_xlsx(path: Path) -> RawTable:
-    """XLSX (first sheet; header in row 1)"""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # openpyxl style/extension warnings are noise here
-        grid = pd.read_excel(path, sheet_name=0, header=None, dtype=object, engine="openpyxl")
-    return _split_header(path.name, grid, SPREADSHEET_ROWS)
+    """XLSX (one sheet; header in row 1)"""
+    from site_node.data.workbook import sheet_grids
+
+    header, chunks = _data_chunks(path.name, sheet_grids(path, CHUNK_ROWS))
+    return RawTable(path.name, header, chunks, SPREADSHEET_ROWS)
 
 
 def read_parquet(path: Path) -> RawTable:
     """Parquet"""
-    frame = pd.read_parquet(path, engine="pyarrow")
-    header = [str(c) for c in frame.columns]
-    frame = frame.reset_index(drop=True)
-    frame.columns = range(frame.shape[1])
-    rows = np.arange(1, len(frame) + 1, dtype=np.int64)
-    return RawTable(path.name, header, frame, rows, RECORD_ROWS)
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    metadata = source.schema_arrow.pandas_metadata or {}
+    index = {c for c in metadata.get("index_columns", []) if isinstance(c, str)}
+    names = [name for name in source.schema_arrow.names if name not in index]
+    header = [str(name) for name in names]
+
+    def chunks() -> Iterator[RawChunk]:
+        done = 0
+        for batch in source.iter_batches(batch_size=CHUNK_ROWS, columns=names):
+            frame = batch.to_pandas()
+            frame.columns = range(frame.shape[1])
+            yield RawChunk(frame, np.arange(done + 1, done + len(frame) + 1, dtype=np.int64))
+            done += len(frame)
+
+    return RawTable(path.name, header, chunks(), RECORD_ROWS)
 
 
 READERS: dict[str, Callable[[Path], RawTable]] = {

@@ -23,7 +23,7 @@ def summarise(frame: pd.DataFrame) -> dict[str, str]:
         survivors = "no survivors"
     extra = [c for c in frame.columns if c not in COLUMN_NAMES]
     start = frame["infusion_date"]
-    return {
+    shown = {
         "patients": str(n),
         "remission (CR, CRi)": f"{int(ends.remission.sum())} ({ends.remission.mean():.0%})",
         "relapses": str(int(frame["relapse_date"].notna().sum())),
@@ -34,6 +34,9 @@ def summarise(frame: pd.DataFrame) -> dict[str, str]:
         "last follow-up up to": f"{frame['last_followup_date'].max():%Y-%m-%d}",
         "extra columns": ", ".join(extra) if extra else "none",
     }
+    if "text_encoding" in frame.attrs:
+        shown["text encoding"] = frame.attrs["text_encoding"]
+    return shown
 
 
 def print_summary(frame: pd.DataFrame, title: str) -> None:

@@ -1,12 +1,15 @@
 """Check a raw site table against the contract (DESIGN section 3) and build the typed frame.
 
-Every rule is a vectorised mask over all rows; messages are built for offending rows only.
-All findings are collected (never only the first) and sorted by row, then column.
+The raw table is checked chunk by chunk (bounded memory, whatever the file's length); every
+rule is a vectorised mask over a chunk's rows. Every finding is counted, per rule; the first
+``shown`` (default :data:`SHOWN_PER_RULE`) of each rule are kept with row and column, sorted by
+row, then column, and a rule with more gets one summary finding with its total (after them).
 """
 
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -38,26 +41,56 @@ from site_node.data.schema import (
 _ORDER = {name: k for k, name in enumerate(COLUMN_NAMES)}
 
 
-class _Findings:
-    """Collects findings of one file; ``rows`` maps frame positions to user-visible rows."""
+SHOWN_PER_RULE = 50
+"""Findings listed per rule; the rest are counted."""
+_SHARED_ROWS = 10
+"""Rows listed in a duplicate patient_id message."""
 
-    def __init__(self, raw: RawTable) -> None:
-        self.file = raw.file
-        self.rows = raw.rows
+
+class _Findings:
+    """Counts the findings of one file per rule and keeps the first ``shown`` of each.
+
+    ``rows`` maps the current chunk's frame positions to user-visible rows.
+    """
+
+    def __init__(self, file: str, shown: int = SHOWN_PER_RULE) -> None:
+        self.file = file
+        self.shown = shown
+        self.rows = np.zeros(0, dtype=np.int64)
         self.items: list[Finding] = []
+        self.counts: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def room(self, rule: str, found: int) -> int:
+        """Count ``found`` findings of ``rule``; how many of them are still to be listed."""
+        room = max(0, self.shown - self.counts[rule])
+        self.counts[rule] += found
+        return min(room, found)
 
     def file_level(self, rule: str, message: str, column: str | None = None) -> None:
-        self.items.append(Finding(file=self.file, column=column, rule=rule, message=message))
+        if self.room(rule, 1):
+            self.items.append(Finding(file=self.file, column=column, rule=rule, message=message))
 
     def per_row(self, rule: str, column: str, mask: np.ndarray,
                 message: Callable[[int], str]) -> None:
         """One finding per offending row; ``message`` gets the frame position."""
-        for position in np.flatnonzero(mask):
+        positions = np.flatnonzero(mask)
+        for position in positions[: self.room(rule, positions.size)]:
             self.items.append(Finding(file=self.file, row=int(self.rows[position]),
                                       column=column, rule=rule, message=message(int(position))))
 
     def sorted(self) -> list[Finding]:
-        return sorted(self.items, key=lambda f: (f.row or 0, _ORDER.get(f.column or "", -1)))
+        """Listed findings by row, then column; then one total per rule with more findings."""
+        listed = sorted(self.items, key=lambda f: (f.row or 0, _ORDER.get(f.column or "", -1)))
+        totals = [
+            Finding(file=self.file, rule=rule, total=count,
+                    message=f"{rule}: {count:,} findings (first {self.shown} shown)")
+            for rule, count in sorted(self.counts.items()) if count > self.shown
+        ]
+        return listed + totals
 
 
 def _show(value: object, limit: int = 40) -> str:
@@ -70,19 +103,21 @@ def _day(value: pd.Timestamp) -> str:
     return value.strftime("%Y-%m-%d")
 
 
-def resolve_columns(raw: RawTable, out: _Findings) -> tuple[dict[str, int], dict[str, int]]:
+def resolve_columns(
+    header: list[str], out: _Findings
+) -> tuple[dict[str, int], dict[str, int], list[int]]:
     """Map canonical names (case-insensitive, stripped) and extra columns to positions.
 
-    Rules required_column and unique_column. Extra columns keep their lower-cased name; an
-    unnamed column is dropped when empty, else named ``unnamed_<position>``.
+    Rules required_column and unique_column. Extra columns keep their lower-cased name;
+    unnamed columns are returned apart (kept as ``unnamed_<position>`` only if not empty).
     """
-    names = [h.strip().lower() for h in raw.header]
+    names = [h.strip().lower() for h in header]
     positions: dict[str, list[int]] = {}
+    unnamed: list[int] = []
     for position, name in enumerate(names):
         if not name:
-            if not given_mask(as_text(raw.frame[position])).any():
-                continue
-            name = f"unnamed_{position + 1}"
+            unnamed.append(position)
+            continue
         positions.setdefault(name, []).append(position)
     for name, where in positions.items():
         if len(where) > 1:
@@ -90,17 +125,25 @@ def resolve_columns(raw: RawTable, out: _Findings) -> tuple[dict[str, int], dict
             out.file_level("unique_column",
                            f"column name appears {len(where)} times (columns {listed}); "
                            "names are compared ignoring case and surrounding spaces", name)
-    found = [h for h in raw.header if h.strip()]
+    found = [h for h in header if h.strip()]
     for name in COLUMN_NAMES:
         if name not in positions:
             hint = difflib.get_close_matches(name, [h.strip().lower() for h in found], n=1)
             near = f"; did you mean '{hint[0]}'?" if hint else ""
             out.file_level("required_column",
                            f"required column '{name}' is missing (columns found: "
-                           f"{', '.join(found) or 'none'}){near}", name)
+                           f"{_columns_found(found)}){near}", name)
     required = {n: positions[n][0] for n in COLUMN_NAMES if n in positions}
     extra = {n: p[0] for n, p in positions.items() if n not in required}
-    return required, extra
+    return required, extra, unnamed
+
+
+def _columns_found(found: list[str], limit: int = 30) -> str:
+    """The header names, for a message: at most ``limit``, each cut to 40 characters."""
+    if not found:
+        return "none"
+    shown = ", ".join(h if len(h) <= 40 else h[:39] + "…" for h in found[:limit])
+    return shown + (f", … ({len(found)} in all)" if len(found) > limit else "")
 
 
 def check_cells(column: Column, raw: pd.Series, out: _Findings) -> Parsed:
@@ -138,21 +181,45 @@ def check_cells(column: Column, raw: pd.Series, out: _Findings) -> Parsed:
     return parsed
 
 
-def check_unique_ids(ids: Parsed, out: _Findings) -> None:
-    """Rule unique_patient_id: each later occurrence names every row sharing the id."""
-    duplicated = (ids.given & ids.text.duplicated(keep="first").to_numpy())
-    if not duplicated.any():
-        return
-    shared = ids.given & ids.text.duplicated(keep=False).to_numpy()
-    groups = pd.Series(out.rows[shared]).groupby(ids.text[shared].to_numpy()).agg(list)
-    rows_of = dict(groups.items())
+class _UniqueIds:
+    """Rule unique_patient_id across chunks: each later occurrence of an id is a finding,
+    naming the rows that share it (the first :data:`_SHARED_ROWS`).
 
-    def message(i: int) -> str:
-        rows = rows_of[ids.text.iat[i]]
-        return (f"duplicate patient_id: the same id as row {rows[0]} "
-                f"(rows {', '.join(map(str, rows))} share it)")
+    Ids are kept as Arrow text (a few bytes each) and compared once, at the end.
+    """
 
-    out.per_row("unique_patient_id", "patient_id", duplicated, message)
+    def __init__(self) -> None:
+        self.texts: list[pd.Series] = []
+        self.rows: list[np.ndarray] = []
+
+    def check(self, ids: Parsed, out: _Findings) -> None:
+        self.texts.append(ids.text[ids.given].reset_index(drop=True))
+        self.rows.append(out.rows[ids.given])
+
+    def finish(self, out: _Findings) -> None:
+        if not self.texts:
+            return
+        texts = pd.concat(self.texts, ignore_index=True)
+        rows = np.concatenate(self.rows)
+        self.texts, self.rows = [], []
+        duplicated = texts.duplicated(keep="first").to_numpy()
+        found = int(duplicated.sum())
+        listed = np.flatnonzero(duplicated)[: out.room("unique_patient_id", found)]
+        if listed.size == 0:
+            return
+        wanted = texts.iloc[listed]
+        sharing = texts.isin(set(wanted)).to_numpy()
+        groups = pd.Series(rows[sharing]).groupby(texts[sharing].to_numpy()).agg(list)
+        for position, value in zip(listed, wanted.tolist(), strict=True):
+            shared = groups[value]
+            more = len(shared) - _SHARED_ROWS
+            names = ", ".join(map(str, shared[:_SHARED_ROWS])) + (
+                f" and {more:,} more" if more > 0 else "")
+            out.items.append(Finding(
+                file=out.file, row=int(rows[position]), column="patient_id",
+                rule="unique_patient_id",
+                message=f"duplicate patient_id: the same id as row {shared[0]} "
+                        f"(rows {names} share it)"))
 
 
 def check_rows(cols: dict[str, Parsed], out: _Findings) -> None:
@@ -206,26 +273,51 @@ def check_rows(cols: dict[str, Parsed], out: _Findings) -> None:
                             "(for a patient who died, the death_date)"))
 
 
-def validate(raw: RawTable) -> tuple[pd.DataFrame | None, list[Finding]]:
-    """All findings of ``raw``, and the typed frame when there are none.
+def validate(
+    raw: RawTable, shown: int = SHOWN_PER_RULE
+) -> tuple[pd.DataFrame | None, list[Finding]]:
+    """All findings of ``raw`` (the first ``shown`` per rule, then totals), and the typed frame
+    when there are none.
 
     The frame has the canonical columns (DESIGN section 3 order) then the extra columns:
     dates datetime64[ns] (NaT when empty), grades int64, response upper case (CR, CRI, PR,
-    NR), death_cause lower case or None, patient_id text.
+    NR), death_cause lower case or None, patient_id text. Typed chunks are kept only while no
+    finding has been met, so a broken file is checked in bounded memory.
     """
-    out = _Findings(raw)
-    required, extra = resolve_columns(raw, out)
-    if len(raw.frame) == 0:
+    out = _Findings(raw.file, shown)
+    required, extra, unnamed = resolve_columns(raw.header, out)
+    ids = _UniqueIds()
+    typed: list[pd.DataFrame] = []
+    kept: dict[int, list[pd.Series]] = {p: [] for p in [*extra.values(), *unnamed]}
+    used_unnamed: set[int] = set()
+    count = 0
+    for chunk in raw.chunks:
+        out.rows = chunk.rows
+        count += len(chunk.frame)
+        parsed = {c.name: check_cells(c, chunk.frame[required[c.name]], out)
+                  for c in COLUMNS if c.name in required}
+        if "patient_id" in parsed:
+            ids.check(parsed["patient_id"], out)
+        check_rows(parsed, out)
+        used_unnamed.update(p for p in unnamed if p not in used_unnamed
+                            and given_mask(as_text(chunk.frame[p])).any())
+        if out.total:
+            typed, kept = [], {}
+            continue
+        typed.append(pd.DataFrame({name: parsed[name].values for name in COLUMN_NAMES}))
+        for position, pieces in kept.items():
+            pieces.append(chunk.frame[position])
+    if count == 0:
         out.file_level("non_empty", "the file has a header but no patient rows")
-    parsed = {c.name: check_cells(c, raw.frame[required[c.name]], out)
-              for c in COLUMNS if c.name in required}
-    if "patient_id" in parsed:
-        check_unique_ids(parsed["patient_id"], out)
-    check_rows(parsed, out)
+    ids.finish(out)
     findings = out.sorted()
     if findings:
         return None, findings
-    frame = pd.DataFrame({name: parsed[name].values for name in COLUMN_NAMES})
-    for name, position in extra.items():
-        frame[name] = infer_values(raw.frame[position]).to_numpy()
-    return frame.reset_index(drop=True), []
+    frame = pd.concat(typed, ignore_index=True, copy=False)
+    del typed
+    names = {**{p: n for n, p in extra.items()},
+             **{p: f"unnamed_{p + 1}" for p in used_unnamed}}
+    for position in sorted(names):
+        frame[names[position]] = infer_values(
+            pd.concat(kept[position], ignore_index=True)).to_numpy()
+    return frame, []

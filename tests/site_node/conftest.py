@@ -81,19 +81,22 @@ class CliResult:
         return self.out + self.err
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+def run_cli_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                       *args: str) -> CliResult:
     """Run ``fedsurv ARGS`` in-process through the console-script entry point ``main``."""
     from fedsurv.cli import main
 
-    def run(*args: str) -> CliResult:
-        monkeypatch.setattr(sys, "argv", ["fedsurv", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
+    monkeypatch.setattr(sys, "argv", ["fedsurv", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return CliResult(code, captured.out, captured.err)
 
-    return run
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Run ``fedsurv ARGS`` in-process through the console-script entry point ``main``."""
+    return lambda *args: run_cli_in_process(monkeypatch, capsys, *args)

@@ -187,6 +187,22 @@ def test_at_least_thirty_cases() -> None:
     assert formats == {".csv", ".xlsx", ".parquet"}
 
 
+def _workbook_bytes(sheets: int, merge: str | None = None) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(HEADER)
+    if merge:
+        book.active.merge_cells(merge)
+    for k in range(1, sheets):
+        book.create_sheet(f"Notes {k}").append(["free text"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
 FILE_CASES = [
     ("empty.csv", b"", "the file is empty", "non_empty"),
     ("data.json", b"{}", "unknown file type '.json'", "known_format"),
@@ -195,6 +211,12 @@ FILE_CASES = [
      "readable_file"),
     ("broken.parquet", b"not parquet", "cannot read the file as Parquet", "readable_file"),
     ("ragged.csv", b"a,b\n1,2,3,4\n", "cannot read the file as CSV", "readable_file"),
+    ("utf32.csv", "patient_id\n".encode("utf-32"), "the file is UTF-32 text", "text_encoding"),
+    ("binary.csv", b"\x00\x01\x02garbage\x00", "holds zero bytes", "text_encoding"),
+    ("zip.csv", _workbook_bytes(1), "ZIP archive (an .xlsx workbook?)", "text_encoding"),
+    ("two.xlsx", _workbook_bytes(2), "2 sheets with content ('Sheet', 'Notes 1')", "one_sheet"),
+    ("merged.xlsx", _workbook_bytes(1, "A1:B1"), "sheet 'Sheet': header cells A1:B1 are merged",
+     "merged_header"),
 ]
 
 
