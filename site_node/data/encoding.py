@@ -68,7 +68,7 @@ def detect_encoding(path: Path) -> TextEncoding:
             label = "little" if odd > even else "big"
             codec = "utf-16-le" if odd > even else "utf-16-be"
             return _checked(path, TextEncoding(codec, f"UTF-16 ({label}-endian, no BOM)"))
-        _refuse(path, "the file holds zero bytes: it is not CSV text (a binary or damaged "
+        _refuse(path, "the file holds NUL (0x00) bytes: it is not CSV text (a binary or damaged "
                       "file?); export the table from its program as CSV UTF-8: " + RESAVE)
     for encoding in (UTF8, TextEncoding("cp1252", "Windows-1252 (Western European)"),
                      TextEncoding("latin-1", "Latin-1 (ISO-8859-1)")):

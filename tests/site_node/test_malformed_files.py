@@ -212,7 +212,7 @@ FILE_CASES = [
     ("broken.parquet", b"not parquet", "cannot read the file as Parquet", "readable_file"),
     ("ragged.csv", b"a,b\n1,2,3,4\n", "cannot read the file as CSV", "readable_file"),
     ("utf32.csv", "patient_id\n".encode("utf-32"), "the file is UTF-32 text", "text_encoding"),
-    ("binary.csv", b"\x00\x01\x02garbage\x00", "holds zero bytes", "text_encoding"),
+    ("binary.csv", b"\x00\x01\x02garbage\x00", "holds NUL (0x00) bytes", "text_encoding"),
     ("zip.csv", _workbook_bytes(1), "ZIP archive (an .xlsx workbook?)", "text_encoding"),
     ("two.xlsx", _workbook_bytes(2), "2 sheets with content ('Sheet', 'Notes 1')", "one_sheet"),
     ("merged.xlsx", _workbook_bytes(1, "A1:B1"), "sheet 'Sheet': header cells A1:B1 are merged",
