@@ -28,6 +28,7 @@ from coordinator.deployment.processes import (
     wait_until,
 )
 from coordinator.deployment.runner import RunOutcome, register_nodes, run_app, write_connection
+from site_node.flower import pinning
 
 NodeConfigValue = str | int | float | bool
 SUPERNODE_READY = "SuperNode ID:"
@@ -81,12 +82,16 @@ class LocalFederation:
         preload: tuple[str, ...] = DEFAULT_PRELOAD,
         server_preload: tuple[str, ...] = DEFAULT_SERVER_PRELOAD,
         startup_timeout: float = 60.0,
+        clientapps: tuple[str, ...] = (),
+        approved_bundles: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir.resolve()
         self.sites = sites
         self.fast_poll = fast_poll
         self.poll_interval = poll_interval or fastpoll.DEFAULT_POLL_INTERVAL
         self.startup_timeout = startup_timeout
+        self.clientapps = clientapps  # installed ClientApps the sites allow besides fedsurv's
+        self.approved_bundles = approved_bundles  # bundle hashes the sites approve explicitly
         self.use_zygote = zygote
         self.wake_files = wake_files and fast_poll
         self.preload = preload
@@ -200,11 +205,11 @@ class LocalFederation:
         assert self.pki is not None
         keys = keys or self.pki.nodes[site.site_id]
         config = {"site-id": site.site_id, **site.node_config}
-        launcher = (
-            [str(Path(venv_bin()) / "python"), "-m", "coordinator.deployment.fastpoll",
-             "flower-supernode"]
-            if self.fast_poll else [str(venv_bin() / "flower-supernode")]
-        )
+        # the site's own launch (code pinning), optionally via the poll-interval wrapper
+        launcher = pinning.launcher_args(self.approved_bundles, self.clientapps, via=(
+            "coordinator.deployment.fastpoll" if self.fast_poll else None))
+        if self.fast_poll:
+            launcher.append("flower-supernode")
         argv = [
             *launcher,
             "--superlink", self.address,
