@@ -111,3 +111,5 @@ def test_legitimate_analysis_still_publishes_over_every_site(federation, tmp_pat
         kinds = {r["kind"] for r in ours}
         assert {"request_received", "policy_decision", "tally_released"} <= kinds, (site, kinds)
         assert len({r["body"]["bundle_sha256"] for r in ours}) == 1
+    verdict = federation.audit.verify()  # type: ignore[attr-defined]
+    assert verdict.ok, verdict.line()
