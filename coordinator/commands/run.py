@@ -241,7 +241,11 @@ def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir
     from coordinator.deployment import local_run
     from coordinator.deployment.processes import Supervisor, flower_env
     from coordinator.deployment.runner import RunFailed
+    from coordinator.roster import ROSTER_KEY, roster_from_registrations, roster_json
 
+    # sites are named by the enrolled names of their node keys, never by what they report
+    roster = roster_from_registrations(config.registrations)
+    options = {**options, ROSTER_KEY: roster_json(roster)}
     supervisor = Supervisor(workdir / "logs", flower_env(FLWR_HOME=str(config.flwr_home)))
     try:
         local_run.submit_analysis(supervisor, workdir, spec, out_dir, options=options,

@@ -170,7 +170,7 @@ class LocalFederation:
             self.start_zygotes()
         self.start_superlink()
         t2 = time.monotonic()
-        keys = {f"site-{s.site_id}": self.pki.nodes[s.site_id].public_key for s in self.sites}
+        keys = {s.site_id: self.pki.nodes[s.site_id].public_key for s in self.sites}
         self.node_ids = register_nodes(self.env, keys)
         t3 = time.monotonic()
         for site in self.sites:
@@ -248,6 +248,11 @@ class LocalFederation:
         """Submit a run of ``bundle`` and wait until it finishes (see :func:`run_app`)."""
         kwargs.setdefault("wake", self.submission_wake())
         return run_app(self.supervisor, bundle, run_config, **kwargs)
+
+    def roster(self) -> dict[int, str]:
+        """Node id -> enrolled site name (:mod:`coordinator.roster`): every node registered
+        by :meth:`start` (or added to ``node_ids``), under its site id."""
+        return {node_id: name for name, node_id in self.node_ids.items() if node_id > 0}
 
     def submission_wake(self) -> Path | None:
         """The wake file of the SuperLink's SuperExec (touched when a run is submitted)."""
