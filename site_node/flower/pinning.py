@@ -19,20 +19,20 @@ Anything else is refused with reason ``code_not_approved``: a ``policy_decision`
 site audit log (request id ``run-<run id>``, the bundle hash and run id, the refusal reason)
 and an error reply to the coordinator (Flower's ``INVALID_FAB`` error code), so the
 coordinator sees a refusal, not a hang. An approved run's node config gains ``bundle-sha256``
-and ``fedsurv-run-id`` (:data:`~site_node.audit_trail.BUNDLE_KEY`,
-:data:`~site_node.audit_trail.RUN_ID_KEY`): the ClientApp writes both into every audit record of the
-request.
+and ``fedsurv-run-id`` (:data:`~site_node.audit_trail.BUNDLE_KEY`, ``RUN_ID_KEY``): the
+ClientApp writes both into every audit record of the request.
 
 Flower has no public hook at this point (``--trusted-entities`` accepts only FABs that carry a
 Flower-platform licence and signature, and refuses every unsigned FAB), so :func:`install`
 wraps ``flwr.supernode.start_client_internal._pull_and_store_message``: the wrapper sees the
 message that was pulled and the bundle that was fetched for it, and on refusal stores the
 error reply with Flower's own ``_insert_message``, as Flower's trusted-entities check does.
-``tests/site/test_pinning.py`` fails if those internals change.
+``tests/site_node/test_pinning.py`` fails if those internals change.
 
 Launch (``fedsurv site start`` does this)::
 
-    python -m site_node.flower.pinning [--approve-bundle SHA256]... [--via MODULE] ARGS...
+    python -m site_node.flower.pinning [--approve-bundle SHA256]... [--allow-clientapp M:A]...
+        [--via MODULE] ARGS...
 
 installs the check, then runs ``flower-supernode ARGS`` (or ``python -m MODULE ARGS``: the
 loopback launcher's poll-interval wrapper).
