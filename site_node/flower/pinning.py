@@ -55,6 +55,9 @@ from site_node.audit_trail import BUNDLE_KEY, RUN_ID_KEY
 
 FEDSURV_CLIENTAPP = "site_node.flower.client_app:app"
 REASON_CODE = "code_not_approved"
+ALLOWED_COMPONENTS = frozenset({"serverapp", "clientapp"})
+AGENT_TASK = "flwr-agentapp"
+"""A run of this primary task type would make the SuperNode start ``flwr-agentapp``."""
 CONFIG_ONLY_FILES = frozenset({"pyproject.toml", ".info/CONTENT"})
 MAX_BUNDLE_BYTES = 1 << 20
 """A config-only bundle is a few kilobytes; anything bigger is not one."""
@@ -114,6 +117,10 @@ def check_bundle(content: bytes, announced_sha256: str, policy: PinPolicy) -> Ve
     app = config.get("tool", {}).get("flwr", {}).get("app", {})
     components = app.get("components", {}) if isinstance(app, dict) else {}
     clientapp = str(components.get("clientapp", "")) if isinstance(components, dict) else ""
+    others = sorted(set(components) - ALLOWED_COMPONENTS) if isinstance(components, dict) else []
+    if others:  # e.g. an agentapp: Flower would load it from the installed packages
+        return refuse(f"it names app components this site does not run ({', '.join(others)})",
+                      clientapp)
     if clientapp not in policy.clientapps:
         return refuse(f"its ClientApp {clientapp!r} is not one this site installed and allows",
                       clientapp)
@@ -152,7 +159,8 @@ def pinned_pull(original: Pull, policy: PinPolicy) -> Pull:
 
     def pull_and_store_message(**kwargs: Any) -> int | None:
         pulled: list[Message] = []
-        receive, get_fab = kwargs["receive"], kwargs["get_fab"]
+        receive, get_run, get_fab = kwargs["receive"], kwargs["get_run"], kwargs["get_fab"]
+        task_types: dict[int, str] = {}
         node_config = dict(kwargs["node_config"])  # this run's copy (gains BUNDLE_KEY)
 
         def receiving() -> Any:
@@ -161,9 +169,17 @@ def pinned_pull(original: Pull, policy: PinPolicy) -> Pull:
                 pulled.append(got[0])
             return got
 
+        def getting_run(run_id: int) -> Any:
+            run = get_run(run_id)
+            task_types[run_id] = str(getattr(run, "primary_task_type", "") or "")
+            return run
+
         def fetching_fab(fab_hash: str, run_id: int) -> Any:
             fab = get_fab(fab_hash, run_id)
             verdict = check_bundle(fab.content, fab_hash, policy)
+            if verdict.approved and task_types.get(run_id) == AGENT_TASK:
+                verdict = Verdict(verdict.bundle_sha256, False,
+                                  "the run asks for an agent app, not the site's ClientApp")
             if verdict.approved and fab.hash_str != verdict.bundle_sha256:
                 verdict = Verdict(verdict.bundle_sha256, False,
                                   f"the SuperLink labels it {fab.hash_str}")
@@ -175,8 +191,8 @@ def pinned_pull(original: Pull, policy: PinPolicy) -> Pull:
             return fab
 
         try:
-            return original(**{**kwargs, "receive": receiving, "get_fab": fetching_fab,
-                               "node_config": node_config})
+            return original(**{**kwargs, "receive": receiving, "get_run": getting_run,
+                               "get_fab": fetching_fab, "node_config": node_config})
         except CodeNotApproved as refusal:
             message = pulled[-1]
             run_id = message.metadata.run_id

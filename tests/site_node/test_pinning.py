@@ -74,6 +74,25 @@ def test_a_foreign_clientapp_or_dependencies_or_wrong_hash_are_refused(tmp_path:
                             PinPolicy()).approved
 
 
+def test_a_bundle_naming_other_app_components_is_refused(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "a")
+    text = (bundle / "pyproject.toml").read_text()
+    (bundle / "pyproject.toml").write_text(text.replace(
+        "[tool.flwr.app.components]\n", '[tool.flwr.app.components]\nagentapp = "os:system"\n'))
+    content, digest = _hand_made(bundle)
+    assert "agentapp" in check_bundle(content, digest, PinPolicy()).reason
+
+
+def _hand_made(directory: Path) -> tuple[bytes, str]:
+    """A FAB zipped by hand from ``directory`` (a hostile submitter need not use Flower's
+    builder, which validates components)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("pyproject.toml", (directory / "pyproject.toml").read_bytes())
+        archive.writestr(".info/CONTENT", "")
+    return buffer.getvalue(), hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
 def test_explicit_approvals(tmp_path: Path) -> None:
     """Another installed ClientApp, or one exact bundle hash, only when the site says so."""
     content, digest = _fab(write_bundle(tmp_path / "a", clientapp="bench.app:app"))
@@ -90,14 +109,15 @@ def test_flower_supernode_internals_the_pin_relies_on() -> None:
 
     pull = sci._pull_and_store_message
     params = set(inspect.signature(getattr(pull, "__wrapped__", pull)).parameters)
-    assert {"state", "object_store", "node_config", "receive", "get_fab"} <= params
+    assert {"state", "object_store", "node_config", "receive", "get_run", "get_fab"} <= params
     source = inspect.getsource(sci)
     main_loop = inspect.getsource(sci.start_client_internal)
     assert "_pull_and_store_message(" in main_loop and "_push_messages(" in main_loop
     assert "node_config=node_config" in main_loop  # every keyword, so the wrapper can swap it
     body = inspect.getsource(getattr(pull, "__wrapped__", pull))
     # the run's bundle is fetched before the task exists, and the context gets node_config
-    assert body.index("get_fab(") < body.index("state.create_task(")
+    assert body.index("get_run(") < body.index("get_fab(") < body.index("state.create_task(")
+    assert "TaskType.AGENT_APP" in body  # the run's primary task type picks the app process
     assert "node_config=node_config" in body
     assert "def _insert_message(msg: Message, state: NodeState, store: ObjectStore)" in source
     from flwr.common.constant import ErrorCode
