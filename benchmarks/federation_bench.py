@@ -158,7 +158,7 @@ def run_mode(n_sites: int, mode: str, repeat: int, poll: float | None) -> dict[s
         sites = sites_from_files(files, work / kind / "state", policy=DEMO_POLICY)
         t0 = time.monotonic()
         with LocalFederation(work / kind / "fed", sites, poll_interval=poll, preload=preload,
-                             server_preload=server_preload,
+                             server_preload=server_preload, clientapps=(bare_secagg.CLIENTAPP,),
                              **MODES[mode]) as federation:
             record["startup_s"].append(time.monotonic() - t0)
             for index in range(repeat):

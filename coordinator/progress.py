@@ -7,6 +7,8 @@ logging handler. Events emitted by :mod:`coordinator.secure_sum`:
 ``request_started`` (request_id, spec_sha256), ``nodes_connected`` (nodes, expected),
 ``query_sent`` (sites),
 ``site_accepted`` / ``site_refused`` (site, reason_code, message), ``site_no_answer`` (site),
+``site_excluded`` (site ``node-<id>``, reason_code ``not_enrolled``, message: a node not on
+the allow-list, never queried),
 ``secagg_started`` (attempt, participants), ``stage_done`` (attempt, stage, sent, replied,
 seconds), ``site_dropped`` (attempt, stage, site, reason), ``attempt_aborted`` (attempt,
 stage, reason), ``secagg_done`` (attempt, contributed, seconds), ``request_done``

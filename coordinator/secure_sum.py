@@ -89,6 +89,7 @@ class SecureSumOptions:
         reconstruction_threshold: fraction of shares needed to unmask [``reconstruction-
             threshold``]; a dropout during collection is survivable while enough remain.
         max_retries: retries after a dropout during setup/key sharing [``max-retries``].
+        roster: see below.
     """
 
     query_timeout: float = 300.0
@@ -98,6 +99,9 @@ class SecureSumOptions:
     share_fraction: float = 1.0
     reconstruction_threshold: float = 0.67
     max_retries: int = 1
+    roster: Mapping[int, str] | None = None
+    """Node id -> enrolled site name [``roster``, :mod:`coordinator.roster`]; ``None``: names
+    as the sites report them (in-process harnesses only)."""
 
     @classmethod
     def from_run_config(cls, config: Mapping[str, Any]) -> SecureSumOptions:
@@ -111,7 +115,9 @@ class SecureSumOptions:
             "max-retries": ("max_retries", int),
         }
         values = {attr: kind(config[key]) for key, (attr, kind) in keys.items() if key in config}
-        return cls(**values)
+        from coordinator.roster import roster_from_run_config
+
+        return cls(**values, roster=roster_from_run_config(config))
 
 
 @dataclass
@@ -241,8 +247,9 @@ def _run(
 ) -> RequestOutcome:
     trace = trace if trace is not None else RequestTrace()
     wanted = options.expected_sites or spec.min_sites
-    nodes = _wait_for_nodes(grid, wanted, options.node_wait_timeout)
+    nodes = _wait_for_nodes(grid, wanted, options.node_wait_timeout, options.roster)
     progress.emit("nodes_connected", nodes=len(nodes), expected=wanted)
+    nodes = _enrolled_only(nodes, options.roster, trace.refused, progress)
     rounds = trace.rounds
     answers = _query(grid, spec, layout, nodes, options, progress, rounds)
     names = _site_names(nodes, answers)
@@ -337,17 +344,21 @@ def _require(count: int, spec: AnalysisSpec, what: str) -> None:
 
 
 def _site_names(nodes: list[int], answers: Mapping[int, _Answer | None]) -> dict[int, str]:
-    """Site id per node (as the site reported it); ``<id>@<node>`` when two report the same."""
+    """Site name per node: the enrolled name (:func:`_as_enrolled`), or without a roster the
+    name the site reported; ``<id>@<node>`` when two report the same."""
     names = {nid: (a.site if (a := answers.get(nid)) else f"node-{nid}") for nid in nodes}
     repeated = {name for name in names.values() if list(names.values()).count(name) > 1}
     return {nid: (f"{name}@{nid}" if name in repeated else name) for nid, name in names.items()}
 
 
-def _wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:
+def _wait_for_nodes(grid: Grid, wanted: int, timeout: float,
+                    roster: Mapping[int, str] | None = None) -> list[int]:
+    """Connected nodes once ``wanted`` of them (enrolled ones, with a roster) are there."""
     deadline = time.monotonic() + timeout
     while True:
         nodes = sorted(int(n) for n in grid.get_node_ids())
-        if len(nodes) >= wanted or time.monotonic() >= deadline:
+        counted = [n for n in nodes if roster is None or n in roster]
+        if len(counted) >= wanted or time.monotonic() >= deadline:
             return nodes
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
@@ -357,16 +368,17 @@ def _query(
     options: SecureSumOptions, progress: Progress, rounds: list[RoundInfo],
 ) -> dict[int, _Answer | None]:
     """The plain query round: protocol fields out, accept/refuse back. No data either way."""
-    record = ConfigRecord({
+    fields = {
         "spec": spec.model_dump_json(),
         "fingerprint": layout.fingerprint,
         "protocol-version": PROTOCOL_VERSION,
         "announced-sites": len(nodes),
         "prg": secure_prg.PRG_ID,
         "encoding": ENCODING_ID,
-    })
+    }
     messages = [
-        Message(RecordDict({QUERY_RECORD: record}), dst_node_id=nid,
+        Message(RecordDict({QUERY_RECORD: _query_record(fields, nid, options.roster)}),
+                dst_node_id=nid,
                 message_type=MessageType.QUERY, group_id=f"query:{spec.request_id}")
         for nid in nodes
     ]
@@ -381,18 +393,20 @@ def _query(
         rec = reply.content.config_records.get(ANSWER_RECORD)
         if rec is None:
             continue
-        answers[nid] = _Answer(str(rec["site-id"]), bool(rec["accept"]), str(rec["reason-code"]),
-                               str(rec["message"]), int(rec.get("min-participants", 2)))
+        answers[nid] = _as_enrolled(nid, _Answer(
+            str(rec["site-id"]), bool(rec["accept"]), str(rec["reason-code"]),
+            str(rec["message"]), int(rec.get("min-participants", 2))), options.roster)
     for nid, answer in answers.items():
         if answer is None:
-            progress.emit("site_no_answer", site=f"node-{nid}")
+            progress.emit("site_no_answer", site=_name(nid, options.roster))
         elif answer.accept:
             progress.emit("site_accepted", site=answer.site)
         else:
             progress.emit("site_refused", site=answer.site, reason_code=answer.reason_code,
                           message=answer.message)
     rounds.append(RoundInfo(
-        "query", 0, [a.site if a else f"node-{n}" for n, a in answers.items()], "done",
+        "query", 0, [a.site if a else _name(n, options.roster) for n, a in answers.items()],
+        "done",
         [a.site for a in answers.values() if a and a.accept], seconds=time.monotonic() - started,
     ))
     return answers
@@ -497,3 +511,53 @@ def secagg_round(
     progress.emit("secagg_done", attempt=attempt, contributed=len(strategy.contributors),
                   seconds=round(info.seconds, 3))
     return strategy.contributors, strategy.mean, lost
+
+
+# -- site identity (issue 10): names come from the roster, never from the sites -------------
+
+
+def _name(nid: int, roster: Mapping[int, str] | None) -> str:
+    """The enrolled name of node ``nid`` (``node-<id>`` when it has none)."""
+    return (roster or {}).get(nid, f"node-{nid}")
+
+
+def _enrolled_only(nodes: list[int], roster: Mapping[int, str] | None,
+                   refused: dict[str, str], progress: Progress) -> list[int]:
+    """The enrolled nodes of ``nodes``; every other one (a sybil: registered with the
+    SuperLink but not on the allow-list) is never queried nor summed, and is reported."""
+    if roster is None:
+        return nodes
+    from coordinator.roster import NOT_ENROLLED
+
+    for nid in nodes:
+        if nid not in roster:
+            reason = (f"{NOT_ENROLLED}: node {nid} is registered with the SuperLink but its key "
+                      "is not on the allow-list; excluded from the query and the sum")
+            refused[f"node-{nid}"] = reason
+            progress.emit("site_excluded", site=f"node-{nid}", reason_code=NOT_ENROLLED,
+                          message=reason)
+    return [nid for nid in nodes if nid in roster]
+
+
+def _query_record(fields: Mapping[str, Any], nid: int,
+                  roster: Mapping[int, str] | None) -> ConfigRecord:
+    """The query of node ``nid``; with a roster it names the site's enrolled name
+    (``site-name``) so that a site configured under another name refuses and logs it."""
+    return ConfigRecord({**fields, **({"site-name": roster[nid]} if roster else {})})
+
+
+def _as_enrolled(nid: int, answer: _Answer, roster: Mapping[int, str] | None) -> _Answer:
+    """``answer`` under the node's enrolled name; an acceptance under another name is turned
+    into a refusal (``site_name_mismatch``): the coordinator never takes a site's word for
+    its name."""
+    if roster is None:
+        return answer
+    from coordinator.roster import NAME_MISMATCH
+
+    enrolled = roster[nid]
+    if answer.accept and answer.site != enrolled:
+        return _Answer(enrolled, False, NAME_MISMATCH,
+                       f"the site answered under another name than the one its key is "
+                       f"enrolled as ({enrolled!r})", answer.min_participants)
+    return _Answer(enrolled, answer.accept, answer.reason_code, answer.message,
+                   answer.min_participants)

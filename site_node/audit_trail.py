@@ -41,7 +41,10 @@ if TYPE_CHECKING:
 
 AUDIT_LOG_KEY = "audit-log"
 AUDIT_KEY_KEY = "audit-key"
+RUN_ID_KEY = "fedsurv-run-id"
+BUNDLE_KEY = "bundle-sha256"
 REASON_CODE = "audit_unavailable"
+CODE_REASON_CODE = "code_not_approved"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 logger = logging.getLogger("fedsurv.site")
@@ -55,10 +58,17 @@ class AuditUnavailable(FedsurvError):
 
 @dataclass
 class SiteAudit:
-    """The open audit log of one site (one per ClientApp call)."""
+    """The open audit log of one site (one per ClientApp call).
+
+    ``run_id`` and ``bundle_sha256`` (node config ``fedsurv-run-id`` and ``bundle-sha256``,
+    set per run by the site's pinned SuperNode, :mod:`site_node.flower.pinning`) go into
+    every record of a request.
+    """
 
     log: AuditLog
     site_id: str
+    run_id: str | None = None
+    bundle_sha256: str | None = None
 
     @classmethod
     def from_node_config(cls, node_config: Mapping[str, Any]) -> SiteAudit | None:
@@ -85,7 +95,12 @@ class SiteAudit:
             logger.error("audit log %s cannot be written: %s", path, exc)
             raise AuditUnavailable(f"the site's audit log cannot be written ({type(exc).__name__}"
                                    "); see the site's log") from None
-        return cls(log, site_id)
+        run_id = str(node_config.get(RUN_ID_KEY, "") or "") or None
+        bundle = str(node_config.get(BUNDLE_KEY, "") or "").lower()
+        return cls(log, site_id, run_id, bundle if _SHA256.fullmatch(bundle) else None)
+
+    def _origin(self) -> dict[str, str | None]:
+        return {"run_id": self.run_id, "bundle_sha256": self.bundle_sha256}
 
     def _append(self, kind: str, body: Any) -> str:
         try:
@@ -103,7 +118,7 @@ class SiteAudit:
             request_id=request.request_id, requester=requester[:200] or "unknown",
             spec_sha256=request.spec_sha256, layout_fingerprint=request.layout_fingerprint,
             protocol_version=request.protocol_version[:40] or "unknown",
-            analyses=request.analyses,
+            analyses=request.analyses, **self._origin(),
         ))
 
     def decision(self, request_id: str, decision: Decision,
@@ -122,7 +137,7 @@ class SiteAudit:
             verdict, reasons = "refuse", [decision.reason_code]
         return self._append(RecordKind.POLICY_DECISION, PolicyDecision(
             request_id=request_id, decision=verdict, reasons=reasons,
-            approved_by=approved_by if decision.accept else None))
+            approved_by=approved_by if decision.accept else None, **self._origin()))
 
     def released(self, spec: AnalysisSpec, layout_fingerprint: str, vector: Any) -> str:
         """``tally_released`` for the plaintext vector about to leave masked; its hash."""
@@ -133,7 +148,17 @@ class SiteAudit:
         return self._append(RecordKind.TALLY_RELEASED, TallyReleased(
             request_id=audit_request_id(spec.request_id, spec_sha), spec_sha256=spec_sha,
             layout_fingerprint=layout_fingerprint, tally_sha256=vector_sha256(vector),
-            vector_length=len(vector)))
+            vector_length=len(vector), **self._origin()))
+
+    def code_refused(self, run_id: int, bundle_sha256: str) -> str:
+        """``policy_decision`` refusing run ``run_id`` whose bundle is not approved
+        (``code_not_approved``, :mod:`site_node.flower.pinning`); request id ``run-<id>``:
+        the request itself was never read."""
+        from protocol.audit import PolicyDecision, RecordKind
+
+        return self._append(RecordKind.POLICY_DECISION, PolicyDecision(
+            request_id=f"run-{run_id}", decision="refuse", reasons=[CODE_REASON_CODE],
+            run_id=str(run_id), bundle_sha256=bundle_sha256))
 
 
 @dataclass(frozen=True)

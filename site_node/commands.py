@@ -8,9 +8,9 @@ Nothing here sends site data anywhere: ``check`` only opens a TLS handshake to t
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import os
 import shlex
-import shutil
 import socket
 import ssl
 import sys
@@ -24,6 +24,7 @@ from protocol.errors import FedsurvError
 from site_node.approvals import RequestLedger, RequestRecord
 from site_node.config import SiteConfig, config_path, load_site_config
 
+PINNED_SUPERNODE = "site_node.flower.pinning"
 NOTHING_SENT = "Nothing was sent: this check reads data on this machine only."
 
 
@@ -252,15 +253,17 @@ def node_config(config: SiteConfig) -> dict[str, str]:
 
 
 def supernode_command(config: SiteConfig, executable: str | None = None) -> list[str]:
-    """``flower-supernode`` argv for this site (TLS and node authentication always on)."""
-    exe = executable or shutil.which("flower-supernode") or str(
-        Path(sys.executable).with_name("flower-supernode")
-    )
+    """The SuperNode argv for this site: ``flower-supernode`` with TLS and node authentication
+    always on, started through :mod:`site_node.flower.pinning` so that the node runs only the
+    ClientApp installed here (a run shipping any other code is refused, ``code_not_approved``).
+
+    ``executable``: the Python interpreter (default: this one).
+    """
     pairs = " ".join(
         f"{k}={v if v.isdigit() else _quoted(k, v)}" for k, v in node_config(config).items()
     )
     return [
-        exe,
+        executable or sys.executable, "-m", PINNED_SUPERNODE,
         "--superlink", config.coordinator.address,
         "--root-certificates", str(config.coordinator.ca_cert),
         "--auth-supernode-private-key", str(config.keys.node_auth_private_key),
@@ -279,8 +282,11 @@ def start_site(
     ``extra_args`` are appended (e.g. ``--port 9101``); TLS cannot be switched off.
     """
     config = load_site_config(config_path(path))
-    if "--insecure" in (extra_args or []):
-        raise FedsurvError("--insecure is refused: the node always uses TLS")
+    for refused, why in (("--insecure", "the node always uses TLS"),
+                         ("--allow-runtime-dependency-installation",
+                          "the node runs only the code installed here")):
+        if refused in (extra_args or []):
+            raise FedsurvError(f"{refused} is refused: {why}")
     command = [*supernode_command(config), *(extra_args or [])]
     if dry_run:
         typer.echo(shlex.join(command))
@@ -289,8 +295,8 @@ def start_site(
     if problems:
         raise FedsurvError("cannot start the node:\n" + "\n".join(f"{k}: {d}" for k, d in problems))
     _check_data_role(config)
-    if not Path(command[0]).exists() and shutil.which(command[0]) is None:
-        raise FedsurvError("flower-supernode is not installed (pip install flwr) or not on PATH")
+    if importlib.util.find_spec("flwr.supernode") is None:
+        raise FedsurvError("Flower's SuperNode is not installed (pip install flwr)")
     typer.echo(f"starting site node {config.site_id} -> {config.coordinator.address}")
     sys.stdout.flush()
     execvp(command[0], command)

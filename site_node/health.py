@@ -16,6 +16,8 @@ from pathlib import Path
 import typer
 
 SUPERNODE = "flower-supernode"
+PINNED = "site_node.flower.pinning"
+"""``python -m site_node.flower.pinning``: how ``fedsurv site start`` runs the SuperNode."""
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9094
 
@@ -63,7 +65,7 @@ def supernode_processes(proc: Path = Path("/proc")) -> list[SuperNodeProcess]:
         argv = [a for a in argv if a]
         if state in ("Z", "X") or not argv:
             continue
-        if any(Path(a).name == SUPERNODE for a in argv[:2]):
+        if any(Path(a).name == SUPERNODE for a in argv[:2]) or PINNED in argv[1:3]:
             found.append(SuperNodeProcess(int(entry.name), argv))
     return sorted(found, key=lambda p: p.pid)
 

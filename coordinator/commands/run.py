@@ -92,6 +92,8 @@ class RunProgress:
             self.sites[site] = SiteStatus("refused", f"{code}: {message.removeprefix(code + ': ')}")
         elif name == "site_no_answer":
             self.sites[site] = SiteStatus("no answer", "no reply to the query")
+        elif name == "site_excluded":  # a node not on the allow-list (coordinator.roster)
+            self.sites[site] = SiteStatus("excluded", str(event.get("message", "")))
         elif name == "secagg_started":
             self.secagg_started = True
             self.stage = (f"{STAGES['setup']} (attempt {event.get('attempt')}, "
@@ -156,7 +158,7 @@ class RunProgress:
         table.add_column("status")
         table.add_column("detail", overflow="fold", max_width=70)
         colours = {"accepted": "cyan", "contributed": "green", "refused": "red",
-                   "dropped": "yellow", "no answer": "yellow"}
+                   "dropped": "yellow", "no answer": "yellow", "excluded": "red"}
         for name, status in sorted(list(self.sites.items())):
             colour = colours.get(status.status, "white")
             table.add_row(name, f"[{colour}]{status.status}[/{colour}]", status.detail)
@@ -173,7 +175,8 @@ def classify(progress: RunProgress, failure: str | None, out_dir: Path) -> tuple
         return EXIT_INFRASTRUCTURE, f"the run finished but wrote no results.json in {out_dir}"
     if progress.failed is None or progress.secagg_done:
         return EXIT_INFRASTRUCTURE, f"the run failed: {failure}"
-    answered = sum(1 for s in progress.sites.values() if s.status != "no answer")
+    answered = sum(1 for s in progress.sites.values()
+                   if s.status not in ("no answer", "excluded"))
     if not progress.secagg_started and refused and answered >= progress.min_sites:
         return EXIT_REFUSED, (f"{len(refused)} site(s) refused the request: {listed}. "
                               f"{progress.failed}")
@@ -265,7 +268,11 @@ def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir
     from coordinator.deployment import local_run
     from coordinator.deployment.processes import Supervisor, flower_env
     from coordinator.deployment.runner import RunFailed
+    from coordinator.roster import ROSTER_KEY, roster_from_registrations, roster_json
 
+    # sites are named by the enrolled names of their node keys, never by what they report
+    roster = roster_from_registrations(config.registrations)
+    options = {**options, ROSTER_KEY: roster_json(roster)}
     supervisor = Supervisor(workdir / "logs", flower_env(FLWR_HOME=str(config.flwr_home)))
     try:
         local_run.submit_analysis(supervisor, workdir, spec, out_dir, options=options,

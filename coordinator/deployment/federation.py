@@ -28,6 +28,7 @@ from coordinator.deployment.processes import (
     wait_until,
 )
 from coordinator.deployment.runner import RunOutcome, register_nodes, run_app, write_connection
+from site_node.flower import pinning
 
 NodeConfigValue = str | int | float | bool
 SUPERNODE_READY = "SuperNode ID:"
@@ -81,12 +82,16 @@ class LocalFederation:
         preload: tuple[str, ...] = DEFAULT_PRELOAD,
         server_preload: tuple[str, ...] = DEFAULT_SERVER_PRELOAD,
         startup_timeout: float = 60.0,
+        clientapps: tuple[str, ...] = (),
+        approved_bundles: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir.resolve()
         self.sites = sites
         self.fast_poll = fast_poll
         self.poll_interval = poll_interval or fastpoll.DEFAULT_POLL_INTERVAL
         self.startup_timeout = startup_timeout
+        self.clientapps = clientapps  # installed ClientApps the sites allow besides fedsurv's
+        self.approved_bundles = approved_bundles  # bundle hashes the sites approve explicitly
         self.use_zygote = zygote
         self.wake_files = wake_files and fast_poll
         self.preload = preload
@@ -165,7 +170,7 @@ class LocalFederation:
             self.start_zygotes()
         self.start_superlink()
         t2 = time.monotonic()
-        keys = {f"site-{s.site_id}": self.pki.nodes[s.site_id].public_key for s in self.sites}
+        keys = {s.site_id: self.pki.nodes[s.site_id].public_key for s in self.sites}
         self.node_ids = register_nodes(self.env, keys)
         t3 = time.monotonic()
         for site in self.sites:
@@ -200,11 +205,11 @@ class LocalFederation:
         assert self.pki is not None
         keys = keys or self.pki.nodes[site.site_id]
         config = {"site-id": site.site_id, **site.node_config}
-        launcher = (
-            [str(Path(venv_bin()) / "python"), "-m", "coordinator.deployment.fastpoll",
-             "flower-supernode"]
-            if self.fast_poll else [str(venv_bin() / "flower-supernode")]
-        )
+        # the site's own launch (code pinning), optionally via the poll-interval wrapper
+        launcher = pinning.launcher_args(self.approved_bundles, self.clientapps, via=(
+            "coordinator.deployment.fastpoll" if self.fast_poll else None))
+        if self.fast_poll:
+            launcher.append("flower-supernode")
         argv = [
             *launcher,
             "--superlink", self.address,
@@ -243,6 +248,11 @@ class LocalFederation:
         """Submit a run of ``bundle`` and wait until it finishes (see :func:`run_app`)."""
         kwargs.setdefault("wake", self.submission_wake())
         return run_app(self.supervisor, bundle, run_config, **kwargs)
+
+    def roster(self) -> dict[int, str]:
+        """Node id -> enrolled site name (:mod:`coordinator.roster`): every node registered
+        by :meth:`start` (or added to ``node_ids``), under its site id."""
+        return {node_id: name for name, node_id in self.node_ids.items() if node_id > 0}
 
     def submission_wake(self) -> Path | None:
         """The wake file of the SuperLink's SuperExec (touched when a run is submitted)."""

@@ -72,9 +72,13 @@ def run_analysis(
 ) -> RunOutcome:
     """Submit the fedsurv apps with ``spec`` to a running federation; wait for the outputs.
 
+    The run config names the federation's roster (sites by their enrolled names).
     ``on_event`` receives every new line of ``<out_dir>/progress.jsonl`` as it appears, then
     the local ``report_written`` / ``report_failed`` event (see :func:`submit_analysis`).
     """
+    from coordinator.roster import ROSTER_KEY, roster_json
+
+    options = {ROSTER_KEY: roster_json(federation.roster()), **(options or {})}
     return submit_analysis(federation.supervisor, federation.workdir, spec, out_dir,
                            options=options, on_event=on_event, timeout=timeout,
                            wake=federation.submission_wake(), render_report=render_report)

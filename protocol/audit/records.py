@@ -76,7 +76,15 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RequestReceived(_Body):
+class _RunOrigin(_Body):
+    """Which Flower run carried a site's request, and the hash of the app bundle it ran
+    (absent when the site node was not started with code pinning: in-process tests)."""
+
+    run_id: str | None = Field(default=None, max_length=40)
+    bundle_sha256: Sha256Hex | None = None
+
+
+class RequestReceived(_RunOrigin):
     """A site received a request: who asked, for which spec (by hash) and layout."""
 
     request_id: Name
@@ -88,7 +96,7 @@ class RequestReceived(_Body):
     """Human-readable summary of what was asked, e.g. ``["survival:os", "proportion:cr"]``."""
 
 
-class PolicyDecision(_Body):
+class PolicyDecision(_RunOrigin):
     """The site's release policy answered a request; refusals carry reason codes."""
 
     request_id: Name
@@ -99,7 +107,7 @@ class PolicyDecision(_Body):
     """Who approved manually, when the policy requires it."""
 
 
-class TallyReleased(_Body):
+class TallyReleased(_RunOrigin):
     """A site released its (masked) tally for a request; the plaintext stays local."""
 
     request_id: Name

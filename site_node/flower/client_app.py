@@ -47,6 +47,7 @@ from protocol.secure_encoding import (
 from protocol.spec import AnalysisSpec
 from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 from site_node import answer, audit_trail
+from site_node.flower import identity
 from site_node.flower.guard import round_guard_mod
 from site_node.flower.release import release_reply, site_audit
 from site_node.flower.state import (
@@ -78,6 +79,8 @@ def query(msg: Message, context: Context) -> Message:
             f"coordinator uses mask generator/encoding {record.get('prg')}/"
             f"{record.get('encoding')}; this site {secure_prg.PRG_ID}/{ENCODING_ID}",
         ))
+    elif (wrong_name := identity.name_mismatch(record, context.node_config)) is not None:
+        decision = _audited_decision(record, context, wrong_name)
     else:
         decision = _audited_decision(record, context, keep=kept)
     records = context.state.config_records

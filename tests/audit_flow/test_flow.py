@@ -41,7 +41,8 @@ def test_one_request_is_logged_at_every_site_and_the_coordinator(
         assert received["layout_fingerprint"] == layout.fingerprint
         assert "survival:os" in received["analyses"]
         assert decision == {"request_id": spec.request_id, "decision": "release",
-                            "reasons": [], "approved_by": None}
+                            "reasons": [], "approved_by": None,
+                            "run_id": None, "bundle_sha256": None}  # in-process: no Flower run
         assert released["tally_sha256"] == vector_sha256(vectors[site])
         assert released["vector_length"] == len(vectors[site])
         assert released["spec_sha256"] == spec.sha256()

@@ -138,7 +138,7 @@ def test_start_dry_run_prints_the_supernode_command(file_config: Path) -> None:
     assert result.exit_code == 0, result.output
     argv = shlex.split(result.output.strip())
     folder = file_config.parent
-    assert Path(argv[0]).name == "flower-supernode"
+    assert argv[1:3] == ["-m", "site_node.flower.pinning"]  # flower-supernode, code pinned
     assert argv[argv.index("--superlink") + 1] == "127.0.0.1:9092"
     assert argv[argv.index("--root-certificates") + 1] == str(folder / "ca.pem")
     key = argv[argv.index("--auth-supernode-private-key") + 1]
