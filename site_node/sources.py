@@ -178,7 +178,8 @@ def _with_read_only_connection(source: SqlSource, work, described: bool = False)
                 connection.rollback()
     except (SQLAlchemyError, _dbapi_error(engine)) as exc:
         detail = _first_line(getattr(exc, "orig", None) or exc)
-        raise SourceError(f"data.query: reading from {where} failed: {detail}") from None
+        raise SourceError(f"data.query: reading from {where} failed: {detail}"
+                          + _password_hint(detail, source)) from None
     finally:
         engine.dispose()
     if not described:
@@ -187,6 +188,19 @@ def _with_read_only_connection(source: SqlSource, work, described: bool = False)
         return None
     return (f"role '{role}' may only read (not a superuser, no table writes, no server file "
             "or process functions)")
+
+
+def _password_hint(detail: str, source: SqlSource) -> str:
+    """What to do when the database asked for a password (never the password itself)."""
+    variable = source.password_env
+    if "no password supplied" in detail:
+        return (f" (the database asks for a password and the environment variable {variable}"
+                " (data.password_env) is not set for this user: set it in the node's "
+                "environment, or use peer authentication or a .pgpass file)")
+    if "password authentication failed" in detail:
+        where = "from " + variable if sql_password(source) is not None else "(none was sent)"
+        return f" (the password {where} was refused: check {variable} and the role's password)"
+    return ""
 
 
 def _check_role(connection) -> str:

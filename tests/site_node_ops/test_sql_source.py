@@ -92,6 +92,13 @@ def test_password_comes_from_the_environment(
     with pytest.raises(SourceError, match="password authentication failed") as caught:
         read_source(config)
     assert "wrong" not in str(caught.value)
+    assert "the password from FEDSURV_SITE_DB_PASSWORD was refused" in str(caught.value)
+    monkeypatch.delenv("FEDSURV_SITE_DB_PASSWORD")
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-such-pgpass"))
+    with pytest.raises(SourceError, match="no password supplied") as caught:
+        read_source(config)
+    assert ("the environment variable FEDSURV_SITE_DB_PASSWORD (data.password_env) is not set"
+            in str(caught.value))
     monkeypatch.setenv("FEDSURV_SITE_DB_PASSWORD", READER_PASSWORD)
     assert len(read_source(config)) == 8
 
