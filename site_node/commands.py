@@ -279,7 +279,9 @@ def start_site(
 ) -> int:
     """Run the node: replace this process with ``flower-supernode`` (or print it).
 
-    ``extra_args`` are appended (e.g. ``--port 9101``); TLS cannot be switched off.
+    ``extra_args`` are appended (e.g. ``--port 9101``); TLS cannot be switched off. Flower's
+    own files (``FLWR_HOME``: app cache, state) live in ``<state_dir>/flwr``, never in the
+    user's home directory.
     """
     config = load_site_config(config_path(path))
     for refused, why in (("--insecure", "the node always uses TLS"),
@@ -288,8 +290,9 @@ def start_site(
         if refused in (extra_args or []):
             raise FedsurvError(f"{refused} is refused: {why}")
     command = [*supernode_command(config), *(extra_args or [])]
+    flwr_home = config.state_dir / "flwr"
     if dry_run:
-        typer.echo(shlex.join(command))
+        typer.echo(f"FLWR_HOME={shlex.quote(str(flwr_home))} {shlex.join(command)}")
         return 0
     problems = [(key, detail) for ok, key, detail in check_files(config) if ok is False]
     if problems:
@@ -297,6 +300,8 @@ def start_site(
     _check_data_role(config)
     if importlib.util.find_spec("flwr.supernode") is None:
         raise FedsurvError("Flower's SuperNode is not installed (pip install flwr)")
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    os.environ["FLWR_HOME"] = str(flwr_home)  # inherited by the SuperNode and its apps
     typer.echo(f"starting site node {config.site_id} -> {config.coordinator.address}")
     sys.stdout.flush()
     execvp(command[0], command)

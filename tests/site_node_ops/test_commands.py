@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import socket
@@ -136,8 +137,9 @@ def test_check_sql_source(sql_config: Path, tls_server: str, pki) -> None:
 def test_start_dry_run_prints_the_supernode_command(file_config: Path) -> None:
     result = runner.invoke(app, ["start", "--config", str(file_config), "--dry-run"])
     assert result.exit_code == 0, result.output
-    argv = shlex.split(result.output.strip())
+    env, *argv = shlex.split(result.output.strip())
     folder = file_config.parent
+    assert env == f"FLWR_HOME={folder / 'state' / 'flwr'}"  # Flower's files in state_dir
     assert argv[1:3] == ["-m", "site_node.flower.pinning"]  # flower-supernode, code pinned
     assert argv[argv.index("--superlink") + 1] == "127.0.0.1:9092"
     assert argv[argv.index("--root-certificates") + 1] == str(folder / "ca.pem")
@@ -155,10 +157,14 @@ def test_start_dry_run_prints_the_supernode_command(file_config: Path) -> None:
     }
 
 
-def test_start_execs_supernode(file_config: Path) -> None:
+def test_start_execs_supernode(file_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLWR_HOME", str(Path.home() / ".flwr"))
     calls: list[tuple[str, list[str]]] = []
     assert start_site(file_config, execvp=lambda exe, argv: calls.append((exe, argv))) == 0
-    assert calls == [(calls[0][0], supernode_command(load_site_config(file_config)))]
+    config = load_site_config(file_config)
+    assert calls == [(calls[0][0], supernode_command(config))]
+    assert os.environ["FLWR_HOME"] == str(config.state_dir / "flwr")  # not ~/.flwr/apps
+    assert (config.state_dir / "flwr").is_dir()
     (file_config.parent / "keys" / "node_auth_key").unlink()
     with pytest.raises(FedsurvError, match=r"keys\.node_auth_private_key: file not found"):
         start_site(file_config, execvp=lambda exe, argv: None)
