@@ -48,7 +48,7 @@ from protocol.spec import AnalysisSpec
 from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 from site_node import answer, audit_trail
 from site_node.flower.guard import round_guard_mod
-from site_node.flower.release import release_reply, site_audit
+from site_node.flower.release import claim_tally, release_reply, site_audit
 from site_node.flower.state import (
     ACCEPTED_STATE,
     VECTOR_STATE,
@@ -56,7 +56,6 @@ from site_node.flower.state import (
     get_record,
     round_tag,
 )
-from site_node.ledger import AlreadyContributed
 
 secure_prg.install(client=True, server=False)
 
@@ -128,13 +127,9 @@ def train(msg: Message, context: Context) -> Message:
     except Exception:  # Flower would forward str(exc), which may quote data: keep it local
         logger.exception("unexpected error while computing the contribution")
         raise RoundRefused("site_error", "unexpected error at the site; see its log") from None
-    settings = answer.SiteSettings.from_node_config(context.node_config)
     audit = site_audit(context.node_config)
-    try:  # write-ahead: the claim is durable before the masked vector leaves
-        settings.ledger.claim(str(spec.request_id), str(tag["attempt"]), spec.sha256(),
-                              answer.analysis_sha256(spec))
-    except AlreadyContributed as exc:
-        raise RoundRefused("already_contributed", str(exc)) from None
+    # write-ahead: the claim (and the differencing guard) before the masked vector leaves
+    claim_tally(context, spec, str(tag["attempt"]))
     return release_reply(msg, encoded, vector, spec, layout.fingerprint, audit)
 
 
