@@ -198,3 +198,33 @@ def approver(state_dir: Path, spec: AnalysisSpec | None) -> str | None:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def coordinator_head(record: Mapping[str, Any] | None,
+                     node_config: Mapping[str, Any]) -> tuple[dict | None, str | None]:
+    """The coordinator's signed log head sent with a query, and a refusal message (or None).
+
+    With a study roster that lists the coordinator's key (node config ``roster``), every query
+    must carry a head signed by that key (``coordinator_head_invalid``); without one the head
+    is recorded as sent, unverified.
+    """
+    head = dict(record) if record is not None else None
+    path = str(node_config.get("roster", "") or "").strip()
+    if not path:
+        return head, None
+    from protocol.audit.head import check_signed_head
+    from protocol.roster import RosterError, StudyRoster
+
+    try:
+        roster = StudyRoster.load(path)
+    except RosterError as exc:
+        return head, str(exc)
+    if roster.coordinator is None:
+        return head, None
+    if head is None:
+        return None, "the query carries no signed coordinator log head"
+    try:
+        check_signed_head(head, roster.coordinator)
+    except ValueError as exc:
+        return head, f"coordinator log head: {exc}"
+    return head, None

@@ -38,6 +38,7 @@ from flwr.clientapp import ClientApp
 from protocol import secure_prg
 from protocol.cox_wire import is_cox_round
 from protocol.layout import TallyLayout
+from protocol.roster import HEAD_RECORD
 from protocol.secure_encoding import (
     ANSWER_RECORD,
     ENCODING_ID,
@@ -78,7 +79,11 @@ def query(msg: Message, context: Context) -> Message:
             f"{record.get('encoding')}; this site {secure_prg.PRG_ID}/{ENCODING_ID}",
         ))
     else:
-        decision = _audited_decision(record, context, keep=kept)
+        head, head_problem = audit_trail.coordinator_head(  # anchored logs (issue 11)
+            msg.content.config_records.get(HEAD_RECORD), context.node_config)
+        refusal = (answer.Decision.refuse("coordinator_head_invalid", head_problem)
+                   if head_problem else None)
+        decision = _audited_decision(record, context, refusal, keep=kept, head=head)
     records = context.state.config_records
     context.state.array_records.pop(VECTOR_STATE, None)
     if decision.accept:
@@ -144,7 +149,7 @@ def _query_vector(context: Context, layout: TallyLayout) -> np.ndarray | None:
 
 def _audited_decision(record: ConfigRecord, context: Context,
                       refusal: answer.Decision | None = None,
-                      keep: dict | None = None) -> answer.Decision:
+                      keep: dict | None = None, head: dict | None = None) -> answer.Decision:
     """:func:`answer.decide` (or ``refusal``), between ``request_received`` and
     ``policy_decision`` records.
 
@@ -158,7 +163,7 @@ def _audited_decision(record: ConfigRecord, context: Context,
             view = audit_trail.RequestView.of(spec_json, fingerprint,
                                               str(record.get("protocol-version", "")),
                                               _parsed(spec_json))
-            audit.request_received(view, f"coordinator (run {context.run_id})")
+            audit.request_received(view, f"coordinator (run {context.run_id})", head)
         decision = refusal or answer.decide(spec_json, fingerprint,
                                             int(record["announced-sites"]), context.node_config,
                                             keep)
