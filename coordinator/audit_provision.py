@@ -106,7 +106,11 @@ class FederationAudit:
             if party is not self.coordinator:
                 present.append((party.log, party.public))
         if self.coordinator.log.exists():
-            verdict.cross = cross_check(self.coordinator.log, self.coordinator.public, present)
+            from protocol.roster import StudyRoster
+
+            roster = StudyRoster.load(self.roster) if self.roster is not None else None
+            verdict.cross = cross_check(self.coordinator.log, self.coordinator.public, present,
+                                        roster=roster)
         elif not verdict.failures:
             verdict.failures.append(f"{self.coordinator.log.name}: coordinator log missing")
         return verdict
