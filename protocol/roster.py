@@ -19,7 +19,9 @@ setting, round 0: each party signs its two Diffie-Hellman public keys): after Fl
 with its enrolled key. The coordinator relays every statement with the ``share_keys`` message;
 each site verifies every neighbour's statement against its roster before it creates a single
 share. The coordinator cannot then substitute keys (a man in the middle), add participants of
-its own (sybils), or replay a site's keys into another request or attempt.
+its own (sybils), or replay a site's keys into another request or attempt. The statements of
+all participants are relayed (with the keys' digests), so that with SecAgg+'s sparse graph too
+every site checks the whole participant set, not only its neighbours.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ STATEMENT_TYPE = "fedsurv-secagg-keys/1"
 KEYSIG_RECORD = "fedsurv.keysig"
 """Added by a site to its ``setup`` reply: its enrolled name and the statement's signature."""
 KEYSIGS_RECORD = "fedsurv.keysigs"
-"""Added by the coordinator to every ``share_keys`` message: ``<node id>.name`` and
-``<node id>.sig`` of every participant."""
+"""Added by the coordinator to every ``share_keys`` message: ``<node id>.name``,
+``<node id>.sig``, ``<node id>.pk1`` and ``<node id>.pk2`` (SHA-256 hex of the two keys) of
+every participant, neighbour of the receiving site or not."""
 HEAD_RECORD = "fedsurv.coordinator-head"
 """Added by the coordinator to every query: its signed audit-log head (anchored logs)."""
 
@@ -102,13 +105,25 @@ class StudyRoster:
         return ids
 
 
+def key_digest(public_key: bytes) -> str:
+    """SHA-256 (hex) of one SecAgg+ public key, as statements carry it."""
+    return hashlib.sha256(public_key).hexdigest()
+
+
 def key_statement(request_id: str, attempt: str, node_id: int, name: str, pk1: bytes,
                   pk2: bytes) -> bytes:
     """The bytes a site signs for its SecAgg+ public keys (see module docstring)."""
+    return statement_of_digests(request_id, attempt, node_id, name, key_digest(pk1),
+                                key_digest(pk2))
+
+
+def statement_of_digests(request_id: str, attempt: str, node_id: int, name: str,
+                         pk1_sha256: str, pk2_sha256: str) -> bytes:
+    """:func:`key_statement` from the keys' digests (what a site checks for a participant
+    that is not its neighbour, whose keys it never receives)."""
     content = {"type": STATEMENT_TYPE, "request_id": request_id, "attempt": attempt,
                "node_id": int(node_id), "name": name,
-               "pk1_sha256": hashlib.sha256(pk1).hexdigest(),
-               "pk2_sha256": hashlib.sha256(pk2).hexdigest()}
+               "pk1_sha256": pk1_sha256, "pk2_sha256": pk2_sha256}
     return json.dumps(content, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 

@@ -32,7 +32,7 @@ from flwr.supercore.run import Run
 
 from protocol.audit.receipt import read_receipt
 from protocol.errors import FedsurvError
-from protocol.roster import KEYSIG_RECORD, KEYSIGS_RECORD
+from protocol.roster import KEYSIG_RECORD, KEYSIGS_RECORD, key_digest
 from protocol.secure_encoding import ROUND_RECORD
 
 
@@ -152,9 +152,15 @@ def _key_statements(replies: list[Message], sent: set[int]) -> dict[str, str | b
         if reply.has_error() or nid not in sent:
             continue
         record = reply.content.config_records.get(KEYSIG_RECORD)
-        if record is not None and isinstance(record.get("sig"), bytes):
-            out[f"{nid}.name"] = str(record.get("name", ""))
-            out[f"{nid}.sig"] = bytes(record["sig"])  # type: ignore[arg-type]
+        configs = reply.content.config_records.get(RECORD_KEY_CONFIGS)
+        if record is None or configs is None or not isinstance(record.get("sig"), bytes):
+            continue
+        out[f"{nid}.name"] = str(record.get("name", ""))
+        out[f"{nid}.sig"] = bytes(record["sig"])  # type: ignore[arg-type]
+        for key, field in (("pk1", Key.PUBLIC_KEY_1), ("pk2", Key.PUBLIC_KEY_2)):
+            value = configs.get(field)
+            if isinstance(value, bytes):
+                out[f"{nid}.{key}"] = key_digest(value)
     return out
 
 

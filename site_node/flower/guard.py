@@ -115,8 +115,8 @@ def _guarded(msg: Message, context: Context, call_next: ClientAppCallable,
     session = get_record(context, SESSION_STATE)
     if stage == Stage.SHARE_KEYS and session is not None:
         names = secagg_auth.verify_share_keys(msg, configs, identity, request_id, attempt,
-                                              node_id)
-        session["neighbours"] = sorted(names)
+                                              node_id, int(cast(int, session["sample-num"])))
+        session["neighbours"] = sorted(int(k) for k in configs if str(k).isdigit())
         session["participant-names"] = sorted(names.values())
         if not cox:
             _check_differencing(context, settings, request_id, sorted(names.values()))

@@ -12,11 +12,13 @@ reason code                 refused when
 ``unsafe_threshold``        ``setup``: the reconstruction threshold ``t`` is at most half the
                             shares (``2t <= share_num``): two disjoint groups of sites could
                             then each hand over ``t`` shares of one secret (see below)
-``key_signature_missing``   ``share_keys``: a participant's signed key statement is absent
-                            (a coordinator that strips the statements is refused)
+``key_signature_missing``   ``share_keys``: a participant's signed key statement is absent,
+                            or fewer/more statements than announced participants (a
+                            coordinator that strips the statements is refused)
 ``participant_not_on_roster`` ``share_keys``: a participant names no enrolled site (a sybil)
 ``key_signature_invalid``   ``share_keys``: a statement does not verify under the roster key
-                            of the name it claims, for these keys, this request and attempt
+                            of the name it claims, for these keys, this request and attempt,
+                            or a neighbour's relayed keys are not the ones it signed
 ``duplicate_participant``   ``share_keys``: one enrolled name on two node ids
 ``unmask_overlap``          ``unmask``: a node is listed both active and dropped, or this
                             site (which sent its masked vector) is listed as dropped
@@ -59,8 +61,10 @@ from protocol.roster import (
     KEYSIGS_RECORD,
     RosterError,
     StudyRoster,
+    key_digest,
     key_statement,
     sign_statement,
+    statement_of_digests,
     statement_valid,
 )
 from site_node.flower.state import RoundRefused
@@ -132,10 +136,14 @@ def sign_setup_reply(reply: Message, identity: SiteIdentity, request_id: str, at
 
 
 def verify_share_keys(msg: Message, configs: ConfigRecord, identity: SiteIdentity | None,
-                      request_id: str, attempt: str, node_id: int) -> dict[int, str]:
-    """``share_keys``: every neighbour's statement against the roster; node id -> name.
+                      request_id: str, attempt: str, node_id: int,
+                      sample_num: int) -> dict[int, str]:
+    """``share_keys``: every participant's statement against the roster; node id -> name.
 
-    Without a roster (``identity`` None) the names are ``node-<id>``.
+    The coordinator relays the statements of all ``sample_num`` participants (with their
+    keys' digests): each must verify under the roster key of a distinct enrolled name, and
+    each neighbour's statement must be for the keys Flower relays for it. Without a roster
+    (``identity`` None) only the neighbours are known, as ``node-<id>``.
     """
     keys = {int(k): cast(list[bytes], v) for k, v in configs.items() if str(k).isdigit()}
     if node_id not in keys:
@@ -143,17 +151,30 @@ def verify_share_keys(msg: Message, configs: ConfigRecord, identity: SiteIdentit
     if identity is None:
         return {nid: f"node-{nid}" for nid in keys}
     sigs = msg.content.config_records.get(KEYSIGS_RECORD)
+    relayed = sorted({int(str(k).split(".")[0]) for k in (sigs or {}) if str(k)[:1].isdigit()})
+    missing = sorted(set(keys) - set(relayed))
+    if sigs is None or missing:
+        raise RoundRefused("key_signature_missing", f"no signed key statement for "
+                                                    f"{len(missing) or len(keys)} neighbour(s)")
+    if len(relayed) != sample_num:
+        raise RoundRefused("key_signature_missing", f"{len(relayed)} signed key statement(s) "
+                                                    f"relayed for {sample_num} participants")
     names: dict[int, str] = {}
-    for nid, (pk1, pk2) in sorted(keys.items()):
-        name = sigs.get(f"{nid}.name") if sigs is not None else None
-        sig = sigs.get(f"{nid}.sig") if sigs is not None else None
-        if not isinstance(name, str) or not isinstance(sig, bytes):
-            raise RoundRefused("key_signature_missing", f"no signed key statement for node {nid}")
+    for nid in relayed:
+        name, sig = sigs.get(f"{nid}.name"), sigs.get(f"{nid}.sig")
+        pk1, pk2 = sigs.get(f"{nid}.pk1"), sigs.get(f"{nid}.pk2")
+        if not (isinstance(name, str) and isinstance(sig, bytes) and isinstance(pk1, str)
+                and isinstance(pk2, str)):
+            raise RoundRefused("key_signature_missing", f"incomplete key statement for node "
+                                                        f"{nid}")
         enrolled = identity.roster.sites.get(name)
         if enrolled is None:
             raise RoundRefused("participant_not_on_roster", f"node {nid} claims {name!r}, "
                                                             "which is not on the study roster")
-        statement = key_statement(request_id, attempt, nid, name, pk1, pk2)
+        if nid in keys and (pk1, pk2) != (key_digest(keys[nid][0]), key_digest(keys[nid][1])):
+            raise RoundRefused("key_signature_invalid", f"the keys relayed for node {nid} "
+                                                        f"({name!r}) are not the ones it signed")
+        statement = statement_of_digests(request_id, attempt, nid, name, pk1, pk2)
         if not statement_valid(enrolled, statement, sig):
             raise RoundRefused("key_signature_invalid", f"the key statement of node {nid} "
                                                         f"({name!r}) does not verify")
