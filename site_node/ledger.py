@@ -11,7 +11,8 @@ crash after the claim errs on the side of refusing. Consequences:
 * an attempt that aborted after the masked vector was sent (e.g. during unmasking) cannot be
   retried with this site: the site cannot observe whether the coordinator unmasked, so it
   assumes it did. The coordinator then needs a new request (new ``request_id``), which the
-  site's release policy (query budget, approvals) governs.
+  site's release policy governs: the same analysis again only within
+  ``max_releases_per_analysis`` and over the same sites (differencing guard, below).
 
 Cox rounds (:mod:`protocol.cox_wire`) are further secure sums of an accepted request: each
 ``(request_id, model, round index)`` at most once, at most ``cap`` rounds per
@@ -26,7 +27,7 @@ as the study roster names it. A later claim by another request that shares a com
 refused: ``participant_set_changed`` when that earlier release was over a different set of
 sites (the difference of the two sums would be one site's or a few sites' tallies), else
 ``analysis_already_released`` once ``max_releases`` requests released it (policy
-``max_releases_per_analysis``, default 1). :meth:`ContributionLedger.release_conflict` is the
+``max_releases_per_analysis``, default 1). :func:`release_conflict` is the
 one rule; the guard applies it as soon as the participant set is known (``share_keys``) and the
 claim re-applies it under the lock.
 

@@ -157,12 +157,17 @@ def cox_train(msg: Message, context: Context, tag: ConfigRecord) -> Message:
     participants = [int(p) for p in cast(list[int], (session or {}).get("participants", []))]
     named = (session or {}).get("participant-names")
     try:
+        cap = site_cap(cox_round, settings)
+        max_releases = settings.release_policy().max_releases_per_analysis
+    except Refusal as refusal:
+        raise RoundRefused(refusal.reason_code, str(refusal)) from None
+    try:
         settings.ledger.claim_cox_round(
             str(spec.request_id), cox_round.model.name, cox_round.index, str(tag["attempt"]),
-            cox_round.layout.fingerprint, participants, site_cap(cox_round, settings),
+            cox_round.layout.fingerprint, participants, cap,
             component=cox_component(cox_round.model),
             participants_named=[str(n) for n in cast(list[str], named)] if named else None,
-            max_releases=settings.release_policy().max_releases_per_analysis,
+            max_releases=max_releases,
         )
     except ReleaseConflict as exc:
         raise RoundRefused(exc.reason_code, str(exc)) from None

@@ -106,6 +106,11 @@ def _guarded(msg: Message, context: Context, call_next: ClientAppCallable,
     if stage == Stage.SETUP:
         secagg_auth.check_threshold(configs)
     cox = is_cox_round(tag)
+    session = get_record(context, SESSION_STATE)
+    if stage == Stage.UNMASK and session is not None and session["request-id"] == request_id \
+            and session["attempt"] == attempt:  # the lists first: the most specific reason
+        secagg_auth.check_unmask(configs, [int(n) for n in cast(list[int], session.get(
+            "neighbours", []))], node_id, bool(session.get("unmasked", False)))
     if cox:
         from site_node.flower.cox_round import check_cox_stage
 
@@ -120,9 +125,6 @@ def _guarded(msg: Message, context: Context, call_next: ClientAppCallable,
         session["participant-names"] = sorted(names.values())
         if not cox:
             _check_differencing(context, settings, request_id, sorted(names.values()))
-    elif stage == Stage.UNMASK and session is not None:
-        secagg_auth.check_unmask(configs, [int(n) for n in cast(list[int], session.get(
-            "neighbours", []))], node_id, bool(session.get("unmasked", False)))
     reply = call_next(msg, context)
     if stage == Stage.SETUP and identity is not None:
         reply = secagg_auth.sign_setup_reply(reply, identity, request_id, attempt, node_id)

@@ -13,13 +13,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost
+from coordinator.audit_provision import provision_audit
+from coordinator.audit_trail import CoordinatorAudit
+from coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost, fit_cox_models
 from coordinator.inprocess import federation_grid
 from coordinator.progress import Progress
 from coordinator.secure_sum import SecureSumOptions, run_request
+from protocol.audit import verify_log
 from protocol.cox_spec import CoxModelSpec, CoxRoundRequest, NumericCovariate
+from protocol.cox_wire import is_cox_round
+from protocol.secure_encoding import ROUND_RECORD
 from protocol.spec import AnalysisSpec
 from tests.cox_federated.helpers import write_cohort_sites
+from tests.security.mc_attacks import CheatingGrid, UnmaskOverlap
 
 
 def probing_spec(request_id: str) -> AnalysisSpec:
@@ -76,3 +82,32 @@ def test_a_site_policy_can_lower_the_cap(files: list[Path], tmp_path: Path) -> N
             sums.append(runner(CoxRoundRequest(model="probe", kind="stratum", beta=[0.1 * k],
                                                center=[40.0], scale=[10.0])))
     assert len(sums) == 3 and all(np.all(np.isfinite(s)) for s in sums)
+
+
+class CoxOnlyOverlap(UnmaskOverlap):
+    """The unmask-overlap attack, played on Cox rounds only (the tally sum is left honest)."""
+
+    def outgoing(self, stage: str, messages: list) -> list:
+        if any(is_cox_round(m.content.config_records.get(ROUND_RECORD, {})) for m in messages):
+            return super().outgoing(stage, messages)
+        return messages
+
+
+def test_unmask_overlap_on_a_cox_round_is_refused(files: list[Path], tmp_path: Path) -> None:
+    options = SecureSumOptions(node_wait_timeout=0.0)
+    audit = provision_audit(tmp_path / "keys", ["site1", "site2", "site3"],
+                            log_dir=tmp_path / "audit")
+    grid = federation_grid(files, state_root=tmp_path / "state", audit=audit)
+    attack = CoxOnlyOverlap(grid.node_id_of("site2"))
+    cheat = CheatingGrid(grid, attack)
+    coordinator = CoordinatorAudit.open(audit.coordinator.log, audit.coordinator.key)
+    spec = probing_spec("probe-overlap")
+    outcome = run_request(cheat, spec, options, audit=coordinator)
+    results = fit_cox_models(cheat, outcome, options, audit=coordinator)
+    assert results["probe"].status == "aborted"
+    assert attack.seen.key_shares == {}, "ATTACK SUCCEEDED: key shares of site2 handed over"
+    assert cheat.errors and all("[unmask_overlap]" in r for r in cheat.errors)
+    for site, party in audit.sites.items():
+        refused = [r.body["reason_code"] for r in verify_log(party.log, party.public).records
+                   if r.kind.value == "stage_refused"]
+        assert refused == ["unmask_overlap"], site
