@@ -41,8 +41,9 @@ for a node both active and dropped (``unmask_overlap``), and only when ``2t > sh
 (``unsafe_threshold``). The holders of one site's shares are its ``share_num`` neighbours; to
 rebuild both its mask seed and its secret key the coordinator would need ``t`` holders that
 call it active and ``t`` *other* holders that call it dropped, ``2t > share_num`` of them:
-impossible. ``tests/security/test_malicious_coordinator.py::test_split_view_unmask`` runs that
-attack with the threshold check off (it recovers the vector) and on (refused).
+impossible. ``test_split_view_needs_a_threshold_of_at_most_half`` (tests/security) runs that
+attack: with threshold 0.5 it recovered the target's vector before this check and is refused
+now; with the default threshold it recovers nothing.
 """
 
 from __future__ import annotations
