@@ -187,6 +187,26 @@ def _check_tally_stage(stage: str, configs: ConfigRecord, context: Context,
                 f"only {len(active)} site(s) contributed; refusing to unmask a sum over fewer "
                 f"than {settings.min_participants}",
             )
+        _check_repeatable_release(configs, settings)
+
+
+def _check_repeatable_release(configs: ConfigRecord, settings: SiteSettings) -> None:
+    """A release this site may repeat (``max_releases_per_analysis`` > 1) is unmasked only
+    over every participant: the ledger recorded the participant set at ``share_keys``, and a
+    sum over survivors would differ from it by the lost sites (differencing guard)."""
+    from site_node.answer import Refusal
+
+    dead = cast(list[int], configs.get(Key.DEAD_NODE_ID_LIST, []))
+    if not dead:
+        return
+    try:
+        budget = settings.release_policy().max_releases_per_analysis
+    except Refusal as refusal:
+        raise RoundRefused(refusal.reason_code, str(refusal)) from None
+    if budget > 1:
+        raise RoundRefused("participant_set_changed", f"{len(dead)} participant(s) lost after "
+                                                      "key sharing; a release this site may "
+                                                      "repeat is unmasked only over all of them")
 
 
 def _check_accepted(context: Context, tag: ConfigRecord) -> str:

@@ -86,10 +86,11 @@ def fed(tmp_path: Path) -> Fed:
 
 
 def run(fed: Fed, spec: AnalysisSpec, attack: Attack | None = None, *, sites: int = 4,
-        options: SecureSumOptions | None = None, node_configs: list[dict] | None = None) -> Run:
+        options: SecureSumOptions | None = None, node_configs: list[dict] | None = None,
+        drops: dict[int, str] | None = None) -> Run:
     """One request through ``attack`` (None: honest) over the first ``sites`` sites."""
     grid = federation_grid(fed.files[:sites], state_root=fed.state, audit=fed.audit,
-                           node_configs=node_configs)
+                           node_configs=node_configs, drops=drops)
     cheat = CheatingGrid(grid, attack or Attack())
     progress = Progress()
     coordinator = CoordinatorAudit.open(fed.audit.coordinator.log, fed.audit.coordinator.key)
@@ -306,3 +307,19 @@ def test_same_analysis_over_another_participant_set_is_refused(fed: Fed) -> None
     third = run(fed, analysis("set-c"), sites=3, node_configs=budget[:3])
     assert third.error is None
     assert np.array_equal(third.outcome.vector, plain_sum(fed, analysis("set-c"), 3))
+
+
+def test_repeatable_release_is_not_unmasked_over_survivors(fed: Fed) -> None:
+    """With a budget of 2, a coordinator that drops site4 after key sharing would get a sum
+    over sites 1-3 recorded as one over sites 1-4, then ask again over 1-4 and difference."""
+    budget = [{"policy": BUDGET_2}] * 4
+    first = run(fed, analysis("drop-a"), node_configs=budget, drops={3: "collect_masked_vectors"})
+    assert first.outcome is None, "ATTACK SUCCEEDED: a repeatable release over survivors"
+    assert set(first.codes) >= {"participant_set_changed"}
+    for site in ["site1", "site2", "site3"]:
+        assert stage_refusals(fed, site) == [("unmask", "participant_set_changed")]
+    # with the default (no repeat possible) a dropout stays harmless: the survivors' exact sum
+    spec = honest_analysis("drop-b")
+    survivors = run(fed, spec, drops={3: "collect_masked_vectors"})
+    assert survivors.error is None, survivors.error
+    assert np.array_equal(survivors.outcome.vector, plain_sum(fed, spec, 3))
