@@ -67,10 +67,16 @@ class FederationAudit:
     coordinator: AuditParty
     sites: dict[str, AuditParty]
 
+    roster: Path | None = None
+    """The study roster (enrolled site keys and the coordinator's), installed at every site."""
+
     def site_config(self, site_id: str) -> dict[str, str]:
-        """Node config keys ``audit-log`` and ``audit-key`` of ``site_id``."""
+        """Node config keys ``audit-log``, ``audit-key`` (and ``roster``) of ``site_id``."""
         party = self.sites[site_id]
-        return {"audit-log": str(party.log), "audit-key": str(party.key)}
+        config = {"audit-log": str(party.log), "audit-key": str(party.key)}
+        if self.roster is not None:
+            config["roster"] = str(self.roster)
+        return config
 
     def run_config(self) -> dict[str, str]:
         """Run config keys ``audit-log`` and ``audit-key`` of the coordinator."""
@@ -100,7 +106,11 @@ class FederationAudit:
             if party is not self.coordinator:
                 present.append((party.log, party.public))
         if self.coordinator.log.exists():
-            verdict.cross = cross_check(self.coordinator.log, self.coordinator.public, present)
+            from protocol.roster import StudyRoster
+
+            roster = StudyRoster.load(self.roster) if self.roster is not None else None
+            verdict.cross = cross_check(self.coordinator.log, self.coordinator.public, present,
+                                        roster=roster)
         elif not verdict.failures:
             verdict.failures.append(f"{self.coordinator.log.name}: coordinator log missing")
         return verdict
@@ -108,12 +118,18 @@ class FederationAudit:
 
 def provision_audit(key_dir: Path, site_ids: list[str], *,
                     log_dir: Path | None = None) -> FederationAudit:
-    """Ed25519 keys for the coordinator and each site (reused when already there)."""
+    """Ed25519 keys for the coordinator and each site (reused when already there), and the
+    study roster (``roster.json`` in ``log_dir``) every site installs."""
     log_dir = log_dir or key_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     coordinator = _party(key_dir, log_dir, COORDINATOR_NAME)
     sites = {site: _party(key_dir, log_dir, f"site-{site}") for site in site_ids}
-    return FederationAudit(coordinator, sites)
+    from protocol.roster import StudyRoster
+    from protocol.signing import load_public_key
+
+    roster = StudyRoster({site: load_public_key(p.public) for site, p in sites.items()},
+                         load_public_key(coordinator.public)).write(log_dir / "roster.json")
+    return FederationAudit(coordinator, sites, roster)
 
 
 def _party(key_dir: Path, log_dir: Path, name: str) -> AuditParty:

@@ -105,6 +105,14 @@ class CoordinatorAudit:
             spec_sha256=spec.sha256(), layout_fingerprint=layout_fingerprint,
             protocol_version=spec.protocol_version, analyses=analyses_of(spec)))
 
+    def signed_head(self) -> dict[str, str | int] | None:
+        """The log's signed head (last record's seq and hash), sent with every query so that
+        each site anchors this log (:func:`protocol.audit.head.signed_head`)."""
+        from protocol.audit.head import signed_head
+
+        last = self.log.last()
+        return None if last is None else signed_head(last.seq, last.hash, self.log.key)
+
     def round_completed(self, spec: AnalysisSpec, layout_fingerprint: str,
                         contributors: Sequence[str], refused: Mapping[str, str],
                         dropped: Mapping[str, str], receipts: Mapping[str, str],

@@ -23,7 +23,8 @@ without the retry), :func:`decode_secure_sum` step 5: the Cox rounds of a reques
 over the tally sum's contributors (:mod:`coordinator.cox_rounds`).
 
 With ``audit`` (:class:`coordinator.audit_trail.CoordinatorAudit`) the request is logged
-before the query leaves (``request_received``) and its end is logged before the outcome is
+before the query leaves (``request_received``), the query carries the log's signed head (each
+site records it: anchored logs, issue 11), and its end is logged before the outcome is
 returned (``round_completed`` with the sites' receipts, or ``round_failed``); a log that
 cannot be written stops the request.
 """
@@ -205,10 +206,12 @@ def run_request(
     progress.emit("request_started", request_id=spec.request_id, spec_sha256=spec.sha256())
     trace = RequestTrace()
     try:
+        head = None
         if audit is not None:
             audit.request_received(spec, layout.fingerprint)
+            head = audit.signed_head()
         try:
-            outcome = _run(grid, spec, layout, options, progress, trace)
+            outcome = _run(grid, spec, layout, options, progress, trace, head)
         except FedsurvError as exc:
             if audit is not None:
                 _audit_failure(audit, spec, exc, trace)
@@ -244,6 +247,7 @@ def _audit_failure(audit: CoordinatorAudit, spec: AnalysisSpec, exc: FedsurvErro
 def _run(
     grid: Grid, spec: AnalysisSpec, layout: TallyLayout, options: SecureSumOptions,
     progress: Progress, trace: RequestTrace | None = None,
+    head: Mapping[str, str | int] | None = None,
 ) -> RequestOutcome:
     trace = trace if trace is not None else RequestTrace()
     wanted = options.expected_sites or spec.min_sites
@@ -251,7 +255,7 @@ def _run(
     progress.emit("nodes_connected", nodes=len(nodes), expected=wanted)
     nodes = _enrolled_only(nodes, options.roster, trace.refused, progress)
     rounds = trace.rounds
-    answers = _query(grid, spec, layout, nodes, options, progress, rounds)
+    answers = _query(grid, spec, layout, nodes, options, progress, rounds, head)
     names = _site_names(nodes, answers)
     refused = trace.refused
     refused.update({names[nid]: f"{a.reason_code}: {a.message}" for nid, a in answers.items()
@@ -366,8 +370,14 @@ def _wait_for_nodes(grid: Grid, wanted: int, timeout: float,
 def _query(
     grid: Grid, spec: AnalysisSpec, layout: TallyLayout, nodes: list[int],
     options: SecureSumOptions, progress: Progress, rounds: list[RoundInfo],
+    head: Mapping[str, str | int] | None = None,
 ) -> dict[int, _Answer | None]:
-    """The plain query round: protocol fields out, accept/refuse back. No data either way."""
+    """The plain query round: protocol fields out, accept/refuse back. No data either way.
+
+    ``head``: the coordinator's signed audit-log head (after its ``request_received``), sent
+    as :data:`protocol.roster.HEAD_RECORD` for every site to record (anchored logs)."""
+    from protocol.roster import HEAD_RECORD
+
     fields = {
         "spec": spec.model_dump_json(),
         "fingerprint": layout.fingerprint,
@@ -376,8 +386,9 @@ def _query(
         "prg": secure_prg.PRG_ID,
         "encoding": ENCODING_ID,
     }
+    shared = {HEAD_RECORD: ConfigRecord(dict(head))} if head is not None else {}
     messages = [
-        Message(RecordDict({QUERY_RECORD: _query_record(fields, nid, options.roster)}),
+        Message(RecordDict({QUERY_RECORD: _query_record(fields, nid, options.roster), **shared}),
                 dst_node_id=nid,
                 message_type=MessageType.QUERY, group_id=f"query:{spec.request_id}")
         for nid in nodes

@@ -76,10 +76,15 @@ def cross_check_command(
     site: Annotated[list[str], typer.Option(
         "--site", help="LOG:PUB of one site: its log and audit public key (repeat).")],
     no_head: NoHead = False,
+    roster: Annotated[Path | None, typer.Option(
+        "--roster", help="Study roster (roster.json): every log must be signed by the key "
+                         "enrolled under the name it claims.")] = None,
 ) -> None:
-    """Show that every published result was built only from tallies the sites released."""
+    """Show that every published result was built only from tallies the sites released, and
+    that the coordinator's log holds every head the sites recorded (anchored logs)."""
     from protocol.audit import AuditVerificationFailed, cross_check
     from protocol.errors import FedsurvError
+    from protocol.roster import StudyRoster
 
     pairs: list[tuple[str, str]] = []
     for item in site:
@@ -87,7 +92,8 @@ def cross_check_command(
         if not sep or not log or not pub:
             raise FedsurvError(f"--site {item!r}: expected LOG:PUB (log file, public key file)")
         pairs.append((log, pub))
-    report = cross_check(coordinator, coordinator_key, pairs, require_head=not no_head)
+    report = cross_check(coordinator, coordinator_key, pairs, require_head=not no_head,
+                         roster=StudyRoster.load(roster) if roster is not None else None)
     for finding in report.findings:
         typer.echo(finding.describe())
     summary = (f"{report.results_checked} published result(s) checked against "

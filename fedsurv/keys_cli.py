@@ -303,3 +303,41 @@ def list_command(
     for entry in entries:
         table.add_row(Text(entry.name), entry.node_fingerprint, entry.audit_key_id)
     Console().print(table)
+
+
+@app.command()
+def roster(
+    allow_list: Annotated[Path, typer.Option("--allow-list", help="Coordinator allow-list CSV.")],
+    coordinator_key: Annotated[Path, typer.Option(
+        "--coordinator-key", help="The coordinator's audit public key (signs its log head).")],
+    out: Annotated[Path, typer.Option("--out", help="Roster file to write (roster.json).")],
+) -> None:
+    """Write the study roster every site installs: enrolled names and signing keys.
+
+    Sites check each other's SecAgg+ keys and the coordinator's log head against it; each site
+    confirms the key ids printed here (``fedsurv keys roster-show``) with the coordinator.
+    """
+    from protocol.roster import StudyRoster
+    from protocol.signing import load_public_key, parse_public_key
+
+    entries = read_allow_list(allow_list)
+    if not entries:
+        raise EnrolmentError(f"allow-list {allow_list} lists no enrolled site")
+    study = StudyRoster({e.name: parse_public_key(e.audit_public_key.encode(), e.name)
+                         for e in entries}, load_public_key(coordinator_key))
+    study.write(out)
+    typer.echo(f"study roster: {out} ({len(entries)} site(s))")
+    for name, ident in study.key_ids().items():
+        typer.echo(f"  {name}: {ident}")
+    typer.echo("Send it to every site; each confirms these key ids out of band.")
+
+
+@app.command("roster-show")
+def roster_show(
+    path: Annotated[Path, typer.Argument(help="Study roster (roster.json).")],
+) -> None:
+    """Print a roster's names and key ids, to confirm them with the coordinator."""
+    from protocol.roster import StudyRoster
+
+    for name, ident in StudyRoster.load(path).key_ids().items():
+        typer.echo(f"{name}: {ident}")

@@ -16,6 +16,9 @@ reason code              refused when
 ``request_id_missing``   the spec carries no ``request_id`` (one sum per request id)
 ``too_few_participants`` the announced participant count is below ``min-participants``
 ``already_contributed``  the site's ledger holds a contribution to this request id
+``analysis_already_released`` another request already released this analysis or a part of it
+                         (an endpoint block, a stratum, a Cox model) ``max_releases_per_analysis``
+                         times (differencing guard, :mod:`site_node.ledger`)
 ``data_invalid``         the site's data file breaks the data contract
 ``strata_unknown_level`` the strata column is missing or holds a level the spec lacks
 (policy codes)           :func:`site_node.policy.evaluate_policy` refuses
@@ -280,6 +283,7 @@ def _decide(
             "already_contributed",
             f"this site already contributed to request '{spec.request_id}' (one sum per request)",
         )
+    _check_release_budget(spec, settings)
     endpoints = site_endpoints(settings)
     policy_decision = _policy(spec, settings, endpoints)
     if policy_decision is not None and not policy_decision.accept:
@@ -293,6 +297,21 @@ def _decide(
     if keep is not None and decision.accept:
         keep["vector"] = vector
     return decision
+
+
+def _check_release_budget(spec: AnalysisSpec, settings: SiteSettings) -> None:
+    """Differencing guard, early: refuse at the query an analysis (or a part of it, a Cox model
+    included) this site already released in ``max_releases_per_analysis`` other requests.
+
+    The participant set is checked once the signed keys name it (``share_keys``, the guard)."""
+    from site_node.ledger import release_conflict
+    from site_node.release_guard import components, cox_component
+
+    wanted = components(spec) + [cox_component(model) for model in spec.cox]
+    conflict = release_conflict(settings.ledger.records(), str(spec.request_id), wanted, None,
+                                settings.release_policy().max_releases_per_analysis)
+    if conflict is not None:
+        raise Refusal(conflict.reason_code, str(conflict))
 
 
 def _policy(spec: AnalysisSpec, settings: SiteSettings, endpoints: Endpoints) -> Decision | None:

@@ -110,16 +110,34 @@ class SiteAudit:
             raise AuditUnavailable(f"the site's audit log cannot be written ({type(exc).__name__}"
                                    "); see the site's log") from None
 
-    def request_received(self, request: RequestView, requester: str) -> str:
-        """``request_received`` for a query as it arrived; returns the record hash."""
+    def request_received(self, request: RequestView, requester: str,
+                         coordinator_head: Mapping[str, Any] | None = None) -> str:
+        """``request_received`` for a query as it arrived, with the coordinator's signed log
+        head when the query carried one (anchored logs); returns the record hash."""
         from protocol.audit import RecordKind, RequestReceived
+        from protocol.audit.records import CoordinatorHead
 
+        head = None
+        if coordinator_head is not None:
+            try:
+                head = CoordinatorHead.model_validate(dict(coordinator_head))
+            except ValueError:
+                head = None  # unusable: the query is refused by the caller, and logged
         return self._append(RecordKind.REQUEST_RECEIVED, RequestReceived(
             request_id=request.request_id, requester=requester[:200] or "unknown",
             spec_sha256=request.spec_sha256, layout_fingerprint=request.layout_fingerprint,
             protocol_version=request.protocol_version[:40] or "unknown",
-            analyses=request.analyses, **self._origin(),
+            analyses=request.analyses, coordinator_head=head, **self._origin(),
         ))
+
+    def stage_refused(self, request_id: str, stage: str, reason_code: str, message: str) -> str:
+        """``stage_refused``: this site refused a secure-sum stage (no data in the message)."""
+        from protocol.audit.records import RecordKind, StageRefused
+        from protocol.audit.requests import audit_request_id
+
+        return self._append(RecordKind.STAGE_REFUSED, StageRefused(
+            request_id=audit_request_id(request_id, "0" * 64), stage=stage[:40] or "unknown",
+            reason_code=reason_code[:64], message=message[:300]))
 
     def decision(self, request_id: str, decision: Decision,
                  approved_by: str | None = None) -> str:
@@ -205,3 +223,33 @@ def approver(state_dir: Path, spec: AnalysisSpec | None) -> str | None:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def coordinator_head(record: Mapping[str, Any] | None,
+                     node_config: Mapping[str, Any]) -> tuple[dict | None, str | None]:
+    """The coordinator's signed log head sent with a query, and a refusal message (or None).
+
+    With a study roster that lists the coordinator's key (node config ``roster``), every query
+    must carry a head signed by that key (``coordinator_head_invalid``); without one the head
+    is recorded as sent, unverified.
+    """
+    head = dict(record) if record is not None else None
+    path = str(node_config.get("roster", "") or "").strip()
+    if not path:
+        return head, None
+    from protocol.audit.head import check_signed_head
+    from protocol.roster import RosterError, StudyRoster
+
+    try:
+        roster = StudyRoster.load(path)
+    except RosterError as exc:
+        return head, str(exc)
+    if roster.coordinator is None:
+        return head, None
+    if head is None:
+        return None, "the query carries no signed coordinator log head"
+    try:
+        check_signed_head(head, roster.coordinator)
+    except ValueError as exc:
+        return head, f"coordinator log head: {exc}"
+    return head, None

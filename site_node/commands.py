@@ -43,6 +43,8 @@ def check_files(config: SiteConfig) -> list[tuple[bool | None, str, str]]:
         ("coordinator.ca_cert", config.coordinator.ca_cert),
         ("keys.node_auth_private_key", config.keys.node_auth_private_key),
         ("keys.audit_signing_key", config.keys.audit_signing_key),
+        *([("coordinator.study_roster", config.coordinator.study_roster)]
+          if config.coordinator.study_roster is not None else []),
     ):
         try:
             found = path.is_file()
@@ -85,6 +87,10 @@ def _key_problem(key: str, path: Path) -> str | None:
             from protocol.signing import load_signing_key
 
             load_signing_key(path)
+        elif key == "coordinator.study_roster":
+            from protocol.roster import StudyRoster
+
+            StudyRoster.load(path)
         else:
             try:
                 serialization.load_ssh_private_key(data, password=None)
@@ -92,7 +98,8 @@ def _key_problem(key: str, path: Path) -> str | None:
                 serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, FedsurvError) as exc:
         what = {"coordinator.ca_cert": "a PEM certificate",
-                "keys.audit_signing_key": "an Ed25519 audit-signing key (PEM)"}.get(
+                "keys.audit_signing_key": "an Ed25519 audit-signing key (PEM)",
+                "coordinator.study_roster": "a fedsurv study roster"}.get(
                     key, "an unencrypted OpenSSH or PEM private key")
         return f"{path} is not {what}: {str(exc).splitlines()[0] if str(exc) else exc}"
     return None
@@ -249,6 +256,8 @@ def node_config(config: SiteConfig) -> dict[str, str]:
     }
     if config.data.kind == "file":
         pairs["data-path"] = str(config.data.path)
+    if config.coordinator.study_roster is not None:
+        pairs["roster"] = str(config.coordinator.study_roster)
     return pairs
 
 

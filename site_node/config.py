@@ -59,6 +59,10 @@ class CoordinatorConfig(StrictConfig):
 
     address: str = Field(description="SuperLink Fleet API as host:port.")
     ca_cert: ConfigPath = Field(description="PEM CA certificate that signed the SuperLink's.")
+    study_roster: ConfigPath | None = Field(
+        None, description="Study roster (roster.json: enrolled sites' and the coordinator's "
+        "keys, fingerprints confirmed at enrolment); SecAgg+ keys and the coordinator's log "
+        "head are checked against it (issue 11).")
 
     @field_validator("address")
     @classmethod

@@ -11,13 +11,25 @@ crash after the claim errs on the side of refusing. Consequences:
 * an attempt that aborted after the masked vector was sent (e.g. during unmasking) cannot be
   retried with this site: the site cannot observe whether the coordinator unmasked, so it
   assumes it did. The coordinator then needs a new request (new ``request_id``), which the
-  site's release policy (query budget, approvals) governs.
+  site's release policy governs: the same analysis again only within
+  ``max_releases_per_analysis`` and over the same sites (differencing guard, below).
 
 Cox rounds (:mod:`protocol.cox_wire`) are further secure sums of an accepted request: each
 ``(request_id, model, round index)`` at most once, at most ``cap`` rounds per
 ``(request_id, model)``, and every Cox round of a request over the participant set of its
 first one (pinned in the entries: a coordinator cannot difference two rounds over different
 site sets). Their entries (``"kind": "cox"``) never count as the request's tally sum.
+
+Differencing guard (issue 11): every claim also records what was released, as *components*
+(:func:`site_node.release_guard.components`: one per endpoint block and stratum, any grid; one
+per Cox model, whatever its name or round count) and the *participant set* it was summed over,
+as the study roster names it. A later claim by another request that shares a component is
+refused: ``participant_set_changed`` when that earlier release was over a different set of
+sites (the difference of the two sums would be one site's or a few sites' tallies), else
+``analysis_already_released`` once ``max_releases`` requests released it (policy
+``max_releases_per_analysis``, default 1). :func:`release_conflict` is the
+one rule; the guard applies it as soon as the participant set is known (``share_keys``) and the
+claim re-applies it under the lock.
 
 Storage: ``<state-dir>/secure_sums.jsonl``, one JSON object per line, append-only; the check
 and the append happen under an exclusive ``flock`` so concurrent ClientApp processes of one
@@ -51,6 +63,42 @@ class ParticipantsChanged(FedsurvError):
     """A Cox round over other sites than the request's first Cox round."""
 
 
+class ReleaseConflict(FedsurvError):
+    """A release that would let two sums be differenced (or exceed the release budget)."""
+
+    def __init__(self, reason_code: str, message: str) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
+def release_conflict(records: list[dict], request_id: str, components: list[str],
+                     participants: list[str] | None, max_releases: int) -> ReleaseConflict | None:
+    """The differencing rule (module docstring) over earlier ledger ``records``; None = fine."""
+    wanted = set(components)
+    earlier: dict[str, dict] = {}
+    for record in records:
+        if record.get("request_id") == request_id or not wanted & set(record.get("components", [])):
+            continue
+        earlier.setdefault(str(record["request_id"]), record)
+    for other, record in earlier.items():
+        theirs = record.get("participants_named")
+        if participants is not None and theirs is not None \
+                and sorted(theirs) != sorted(participants):
+            return ReleaseConflict(
+                "participant_set_changed",
+                f"request '{other}' released an overlapping analysis over another set of "
+                f"sites ({len(theirs)} then, {len(participants)} now); two sums over different "
+                "site sets could be differenced",
+            )
+    if len(earlier) >= max_releases:
+        return ReleaseConflict(
+            "analysis_already_released",
+            f"this site already released this analysis (or a part of it) in {len(earlier)} "
+            f"request(s) (policy max_releases_per_analysis = {max_releases})",
+        )
+    return None
+
+
 def _is_tally(record: dict) -> bool:
     return record.get("kind", "tally") == "tally"
 
@@ -76,23 +124,38 @@ class ContributionLedger:
         return sum(1 for r in self._records()
                    if r.get("analysis_sha256") == analysis_sha256 and _is_tally(r))
 
-    def claim(self, request_id: str, attempt: str, spec_sha256: str, analysis_sha256: str) -> dict:
-        """Record the contribution to ``request_id``; :class:`AlreadyContributed` if any exists."""
+    def records(self) -> list[dict]:
+        """Every claim, oldest first."""
+        return list(self._records())
+
+    def claim(self, request_id: str, attempt: str, spec_sha256: str, analysis_sha256: str,
+              components: list[str] | None = None, participants: list[str] | None = None,
+              max_releases: int = 1) -> dict:
+        """Record the contribution to ``request_id``; :class:`AlreadyContributed` if any exists,
+        :class:`ReleaseConflict` when the differencing rule refuses it (checked under the lock).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked() as handle:
             handle.seek(0)
-            for line in handle.read().splitlines():
-                record = json.loads(line) if line.strip() else {}
+            records = [json.loads(line) for line in handle.read().splitlines() if line.strip()]
+            for record in records:
                 if record.get("request_id") == request_id and _is_tally(record):
                     raise AlreadyContributed(
                         f"this site already contributed a masked vector to request "
                         f"'{request_id}'; a request is summed once (send a new request)"
                     )
+            if components:
+                conflict = release_conflict(records, request_id, components, participants,
+                                            max_releases)
+                if conflict is not None:
+                    raise conflict
             record = {
                 "request_id": request_id,
                 "attempt": attempt,
                 "spec_sha256": spec_sha256,
                 "analysis_sha256": analysis_sha256,
+                "components": sorted(components or []),
+                "participants_named": sorted(participants) if participants is not None else None,
                 "contributed_at": datetime.now(UTC).isoformat(),
             }
             handle.seek(0, os.SEEK_END)
@@ -118,7 +181,8 @@ class ContributionLedger:
 
     def claim_cox_round(
         self, request_id: str, model: str, round_index: int, attempt: str, fingerprint: str,
-        participants: list[int], cap: int,
+        participants: list[int], cap: int, component: str | None = None,
+        participants_named: list[str] | None = None, max_releases: int = 1,
     ) -> dict:
         """Record Cox round ``round_index`` of ``(request_id, model)``, write-ahead.
 
@@ -143,6 +207,11 @@ class ContributionLedger:
                     f"this site already joined {len(same_model)} Cox rounds of model '{model}' "
                     f"of request '{request_id}' (at most {cap})"
                 )
+            if component is not None:
+                conflict = release_conflict(records, request_id, [component],
+                                            participants_named, max_releases)
+                if conflict is not None:
+                    raise conflict
             pinned = mine[0]["participants"] if mine else []
             if pinned and participants and sorted(pinned) != sorted(participants):
                 raise ParticipantsChanged(
@@ -157,6 +226,9 @@ class ContributionLedger:
                 "attempt": attempt,
                 "fingerprint": fingerprint,
                 "participants": sorted(int(p) for p in participants),
+                "components": [component] if component is not None else [],
+                "participants_named": (sorted(participants_named)
+                                       if participants_named is not None else None),
                 "contributed_at": datetime.now(UTC).isoformat(),
             }
             handle.seek(0, os.SEEK_END)

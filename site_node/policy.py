@@ -140,6 +140,20 @@ class ReleasePolicy(BaseModel):
         description="Cox models the site answers: none, only site-stratified ones (default; "
         "pooled models can disclose one patient's covariates on fine grids), or any.",
     )
+    # --- malicious coordinator (issue 11): differencing guard and Cox probing cap ----------
+    max_releases_per_analysis: int = Field(
+        1, ge=1, le=100,
+        description="Requests that may release the same analysis (or a part of it: an "
+        "endpoint block, a stratum, a Cox model), always over the same participant set; "
+        "above 1, pair it with approval = 'manual' (site_node.ledger, release_guard).",
+    )
+    max_cox_rounds: int = Field(
+        25, ge=2, le=200,
+        description="Cox evaluation points (secure-sum rounds) this site answers per Cox model, "
+        "over all requests allowed by max_releases_per_analysis; caps what a coordinator can "
+        "probe, whatever max_rounds the spec asks.",
+    )
+    # --- end of issue 11 keys ----------------------------------------------------------------
 
     # -- size limit (issue 12) ------------------------------------------------------------
     max_vector_length: int = Field(

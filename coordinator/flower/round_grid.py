@@ -4,6 +4,10 @@ Wraps the real Grid handed to ``SecAggPlusWorkflow``:
 
 * adds the ``fedsurv.round`` record (request id, attempt, spec hash, mask generator, encoding)
   to every stage message, so sites can apply their rules (:mod:`site_node.flower.guard`);
+* relays the sites' signed SecAgg+ key statements (authenticated SecAgg+, issue 11): each
+  site's ``setup`` reply carries its statement (:data:`protocol.roster.KEYSIG_RECORD`), and every
+  ``share_keys`` message carries all of them (:data:`protocol.roster.KEYSIGS_RECORD`) so each
+  site can check its peers against its study roster;
 * passes the stage timeout;
 * after each stage, compares who was sent a message with who replied without error, and emits
   progress events;
@@ -28,6 +32,7 @@ from flwr.supercore.run import Run
 
 from protocol.audit.receipt import read_receipt
 from protocol.errors import FedsurvError
+from protocol.roster import KEYSIG_RECORD, KEYSIGS_RECORD, key_digest
 from protocol.secure_encoding import ROUND_RECORD
 
 
@@ -74,6 +79,7 @@ class RoundGrid(Grid):
         self.lost: dict[str, dict[int, str]] = {}  # stage -> node -> reason
         self.receipts: dict[int, str] = {}  # node -> hash of its tally_released audit record
         self.last_stage = ""
+        self.key_statements: dict[str, str | bytes] = {}  # "<node>.name" / "<node>.sig"
 
     # Delegation
     def set_run(self, run: Run) -> None:
@@ -110,9 +116,14 @@ class RoundGrid(Grid):
         self.last_stage = stage
         for message in messages:
             message.content.config_records[ROUND_RECORD] = ConfigRecord(dict(self.tag))
+            if stage == Stage.SHARE_KEYS:  # relay every participant's signed key statement
+                message.content.config_records[KEYSIGS_RECORD] = ConfigRecord(
+                    dict(self.key_statements))
         sent = {m.metadata.dst_node_id for m in messages}
         started = time.monotonic()
         replies = list(self.inner.send_and_receive(messages, timeout=self.timeout))
+        if stage == Stage.SETUP:
+            self.key_statements = _key_statements(replies, sent)
         replied = {r.metadata.src_node_id for r in replies if not r.has_error()}
         lost = {nid: "no reply before the stage timeout" for nid in sent - replied}
         for reply in replies:
@@ -131,6 +142,26 @@ class RoundGrid(Grid):
             if len(self.contributors) < self.min_contributors:
                 raise TooFewContributors(self.contributors, lost, self.min_contributors)
         return replies
+
+
+def _key_statements(replies: list[Message], sent: set[int]) -> dict[str, str | bytes]:
+    """The sites' signed key statements from their ``setup`` replies, keyed for relaying."""
+    out: dict[str, str | bytes] = {}
+    for reply in replies:
+        nid = reply.metadata.src_node_id
+        if reply.has_error() or nid not in sent:
+            continue
+        record = reply.content.config_records.get(KEYSIG_RECORD)
+        configs = reply.content.config_records.get(RECORD_KEY_CONFIGS)
+        if record is None or configs is None or not isinstance(record.get("sig"), bytes):
+            continue
+        out[f"{nid}.name"] = str(record.get("name", ""))
+        out[f"{nid}.sig"] = bytes(record["sig"])  # type: ignore[arg-type]
+        for key, field in (("pk1", Key.PUBLIC_KEY_1), ("pk2", Key.PUBLIC_KEY_2)):
+            value = configs.get(field)
+            if isinstance(value, bytes):
+                out[f"{nid}.{key}"] = key_digest(value)
+    return out
 
 
 def _stage(messages: list[Message]) -> str:

@@ -12,6 +12,17 @@ Rules (each log is first verified on its own; only its verified prefix is used):
 * a release that no round used is reported (warning): it left the site for nothing;
 * a site's refusal that the coordinator's round does not list is reported (warning).
 
+Anchors (malicious coordinator, issue 11), all errors:
+
+* ``coordinator_head_missing``: a site recorded a coordinator log head (sent with a query) that
+  the coordinator's log does not hold at that seq with that hash: records were removed or
+  rewritten (and the chain re-signed), or the log was cut;
+* ``head_signer_mismatch``: a head a site recorded was not signed by the coordinator log's key;
+* ``release_unexplained``: a site released a vector for a request the coordinator's log never
+  mentions;
+* ``signer_not_enrolled`` (with a study roster, :class:`protocol.roster.StudyRoster`): a log's
+  key is not the enrolled key of the name it claims (the coordinator's, or ``site:NAME``'s).
+
 What this proves and does not prove is in ``docs/audit.md``.
 """
 
@@ -24,9 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from protocol.audit.records import (
     COORDINATOR,
     AuditRecord,
+    CoordinatorHead,
     PolicyDecision,
     RecordKind,
     ResultPublished,
@@ -34,7 +48,8 @@ from protocol.audit.records import (
     TallyReleased,
 )
 from protocol.audit.verify import VerifyReport, verify_log
-from protocol.signing import KeySource
+from protocol.roster import StudyRoster
+from protocol.signing import KeySource, key_id
 
 Severity = Literal["error", "warning"]
 
@@ -88,11 +103,14 @@ def _where(path: Path, record: AuditRecord) -> str:
 
 def cross_check(coordinator_log: str | os.PathLike[str], coordinator_key: KeySource,
                 site_logs: Sequence[tuple[str | os.PathLike[str], KeySource]], *,
-                require_head: bool = True) -> CrossCheckReport:
-    """Check that every published result was built only from tallies the sites released."""
+                require_head: bool = True, roster: StudyRoster | None = None) -> CrossCheckReport:
+    """Check that every published result was built only from tallies the sites released,
+    and that the coordinator's log still holds every head the sites anchored."""
     report = CrossCheckReport()
     coordinator = verify_log(coordinator_log, coordinator_key, require_head=require_head)
     _note_invalid(report, coordinator)
+    if roster is not None:
+        _check_enrolled(report, coordinator, "coordinator", roster.coordinator)
     for record in coordinator.records[:1]:
         if record.actor != COORDINATOR:
             report.findings.append(Finding("error", "not_coordinator_log",
@@ -110,7 +128,58 @@ def cross_check(coordinator_log: str | os.PathLike[str], coordinator_key: KeySou
             _check_result(report, coordinator.path, record, rounds, sites, used)
     for site in sites.values():
         _check_site_releases(report, site, used)
+        _check_anchors(report, site, coordinator)
+        if roster is not None:
+            _check_enrolled(report, site, f"site {site.name!r}", roster.sites.get(site.name))
     return report
+
+
+def _check_enrolled(report: CrossCheckReport, log: VerifyReport | _SiteLog, who: str,
+                    enrolled: Ed25519PublicKey | None) -> None:
+    """``signer_not_enrolled``: the log's records are not signed by ``who``'s roster key."""
+    records = log.records
+    path = log.path
+    if not records:
+        return
+    expected = key_id(enrolled) if enrolled is not None else None
+    if expected is None or any(r.key_id != expected for r in records):
+        report.findings.append(Finding(
+            "error", "signer_not_enrolled",
+            f"the log of {who} is signed by key {records[0].key_id[:16]}…, not by the key the "
+            "study roster enrols under that name", str(path)))
+
+
+def _check_anchors(report: CrossCheckReport, site: _SiteLog, coordinator: VerifyReport) -> None:
+    """Every coordinator head the site recorded is in the coordinator's verified log; every
+    release belongs to a request the coordinator's log mentions."""
+    by_seq = {r.seq: r for r in coordinator.records}
+    requests = {r.body.get("request_id") for r in coordinator.records}
+    coordinator_key = coordinator.records[0].key_id if coordinator.records else None
+    for record in site.records:
+        if record.kind == RecordKind.REQUEST_RECEIVED and record.body.get("coordinator_head"):
+            head = CoordinatorHead.model_validate(record.body["coordinator_head"])
+            where = _where(site.path, record)
+            if coordinator_key is not None and head.key_id != coordinator_key:
+                report.findings.append(Finding(
+                    "error", "head_signer_mismatch",
+                    f"site {site.name!r} recorded a coordinator head signed by key "
+                    f"{head.key_id[:16]}…, not the key of the coordinator log", where,
+                    record.body["request_id"], site.name))
+            anchored = by_seq.get(head.seq)
+            if anchored is None or anchored.hash != head.hash:
+                report.findings.append(Finding(
+                    "error", "coordinator_head_missing",
+                    f"site {site.name!r} recorded coordinator head seq {head.seq} "
+                    f"({head.hash[:16]}…) with request {record.body['request_id']!r}; the "
+                    "coordinator log does not hold it (records removed, rewritten or cut)",
+                    where, record.body["request_id"], site.name))
+        elif record.kind == RecordKind.TALLY_RELEASED \
+                and record.body["request_id"] not in requests:
+            report.findings.append(Finding(
+                "error", "release_unexplained",
+                f"site {site.name!r} released a vector for request "
+                f"{record.body['request_id']!r}, which the coordinator log never mentions",
+                _where(site.path, record), record.body["request_id"], site.name))
 
 
 def _note_invalid(report: CrossCheckReport, verified: VerifyReport) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -84,4 +86,28 @@ def read_head(log_path: str | os.PathLike[str], public_key: Ed25519PublicKey) ->
         public_key.verify(signature, _signed_bytes(head))
     except InvalidSignature:
         raise ValueError(f"head file {path} has a bad signature") from None
+    return head
+
+
+def signed_head(seq: int, hash_: str, key: Ed25519PrivateKey) -> dict[str, str | int]:
+    """The head document (``seq``, ``hash``, ``key_id``, ``signature``) a coordinator sends
+    with every query, so that each site can record it (anchored logs)."""
+    head = Head(seq, hash_, key_id(key))
+    return {"seq": seq, "hash": hash_, "key_id": head.key_id,
+            "signature": key.sign(_signed_bytes(head)).hex()}
+
+
+def check_signed_head(document: Mapping[str, Any], public_key: Ed25519PublicKey) -> Head:
+    """The head of a document from :func:`signed_head`, verified; ``ValueError`` if bad."""
+    try:
+        head = Head(int(document["seq"]), str(document["hash"]), str(document["key_id"]))
+        signature = bytes.fromhex(str(document["signature"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed log head ({exc})") from None
+    if head.key_id != key_id(public_key):
+        raise ValueError("log head signed by a key that is not the enrolled coordinator key")
+    try:
+        public_key.verify(signature, _signed_bytes(head))
+    except InvalidSignature:
+        raise ValueError("log head signature does not verify") from None
     return head

@@ -28,7 +28,13 @@ round_completed     coordinator  :class:`RoundCompleted` – which sites answere
                                  were dropped, with the sites' receipts
 round_failed        coordinator  :class:`RoundFailed` – a round that produced no aggregate
 result_published    coordinator  :class:`ResultPublished` – result SHA-256 + contributing sites
+stage_refused       site         :class:`StageRefused` – the site refused a SecAgg+ stage
+                                 (reason code: forged key signature, unmask overlap, ...)
 =================== ============ ==============================================================
+
+Anchoring (issue 11): a site's ``request_received`` carries the coordinator's signed log head
+as the query delivered it (:class:`CoordinatorHead`); ``fedsurv audit cross-check`` fails
+when the coordinator's log no longer holds that record.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ class RecordKind(StrEnum):
     ROUND_COMPLETED = "round_completed"
     ROUND_FAILED = "round_failed"
     RESULT_PUBLISHED = "result_published"
+    STAGE_REFUSED = "stage_refused"
 
 
 class _Body(BaseModel):
@@ -84,6 +91,16 @@ class _RunOrigin(_Body):
     bundle_sha256: Sha256Hex | None = None
 
 
+class CoordinatorHead(_Body):
+    """The coordinator's signed claim "my log's record ``seq`` has hash ``hash``"
+    (:mod:`protocol.audit.head`), as a site received it with a query."""
+
+    seq: int = Field(ge=0)
+    hash: Sha256Hex
+    key_id: Sha256Hex
+    signature: SignatureHex
+
+
 class RequestReceived(_RunOrigin):
     """A site received a request: who asked, for which spec (by hash) and layout."""
 
@@ -94,6 +111,8 @@ class RequestReceived(_RunOrigin):
     protocol_version: str = Field(min_length=1, max_length=40)
     analyses: list[str] = Field(default_factory=list)
     """Human-readable summary of what was asked, e.g. ``["survival:os", "proportion:cr"]``."""
+    coordinator_head: CoordinatorHead | None = None
+    """Site logs only: the coordinator's signed log head sent with the query."""
 
 
 class PolicyDecision(_RunOrigin):
@@ -163,7 +182,17 @@ class ResultPublished(_Body):
     """Name of the published file, for the timeline."""
 
 
+class StageRefused(_Body):
+    """A site refused a stage of a secure sum (reason code; no data)."""
+
+    request_id: Name
+    stage: str = Field(min_length=1, max_length=40)
+    reason_code: str = Field(min_length=1, max_length=64)
+    message: str = Field(default="", max_length=300)
+
+
 BODY_MODELS: dict[RecordKind, type[_Body]] = {
+    RecordKind.STAGE_REFUSED: StageRefused,
     RecordKind.REQUEST_RECEIVED: RequestReceived,
     RecordKind.POLICY_DECISION: PolicyDecision,
     RecordKind.TALLY_RELEASED: TallyReleased,
@@ -207,7 +236,10 @@ def body_dict(kind: RecordKind, body: BaseModel | dict[str, Any]) -> dict[str, A
     if isinstance(body, BaseModel) and not isinstance(body, model):
         raise TypeError(f"a {kind} record needs a {model.__name__} body, got {type(body).__name__}")
     parsed = body if isinstance(body, model) else model.model_validate(body)
-    return parsed.model_dump(mode="json")
+    data = parsed.model_dump(mode="json")
+    if data.get("coordinator_head", 0) is None:  # optional anchor: absent, not null
+        del data["coordinator_head"]
+    return data
 
 
 def canonical_bytes(record: dict[str, Any]) -> bytes:

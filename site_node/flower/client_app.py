@@ -38,6 +38,7 @@ from flwr.clientapp import ClientApp
 from protocol import secure_prg
 from protocol.cox_wire import is_cox_round
 from protocol.layout import TallyLayout
+from protocol.roster import HEAD_RECORD
 from protocol.secure_encoding import (
     ANSWER_RECORD,
     ENCODING_ID,
@@ -49,7 +50,7 @@ from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 from site_node import answer, audit_trail
 from site_node.flower import identity
 from site_node.flower.guard import round_guard_mod
-from site_node.flower.release import release_reply, site_audit
+from site_node.flower.release import claim_tally, release_reply, site_audit
 from site_node.flower.state import (
     ACCEPTED_STATE,
     VECTOR_STATE,
@@ -57,7 +58,6 @@ from site_node.flower.state import (
     get_record,
     round_tag,
 )
-from site_node.ledger import AlreadyContributed
 
 secure_prg.install(client=True, server=False)
 
@@ -82,7 +82,11 @@ def query(msg: Message, context: Context) -> Message:
     elif (wrong_name := identity.name_mismatch(record, context.node_config)) is not None:
         decision = _audited_decision(record, context, wrong_name)
     else:
-        decision = _audited_decision(record, context, keep=kept)
+        head, head_problem = audit_trail.coordinator_head(  # anchored logs (issue 11)
+            msg.content.config_records.get(HEAD_RECORD), context.node_config)
+        refusal = (answer.Decision.refuse("coordinator_head_invalid", head_problem)
+                   if head_problem else None)
+        decision = _audited_decision(record, context, refusal, keep=kept, head=head)
     records = context.state.config_records
     context.state.array_records.pop(VECTOR_STATE, None)
     if decision.accept:
@@ -131,13 +135,9 @@ def train(msg: Message, context: Context) -> Message:
     except Exception:  # Flower would forward str(exc), which may quote data: keep it local
         logger.exception("unexpected error while computing the contribution")
         raise RoundRefused("site_error", "unexpected error at the site; see its log") from None
-    settings = answer.SiteSettings.from_node_config(context.node_config)
     audit = site_audit(context.node_config)
-    try:  # write-ahead: the claim is durable before the masked vector leaves
-        settings.ledger.claim(str(spec.request_id), str(tag["attempt"]), spec.sha256(),
-                              answer.analysis_sha256(spec))
-    except AlreadyContributed as exc:
-        raise RoundRefused("already_contributed", str(exc)) from None
+    # write-ahead: the claim (and the differencing guard) before the masked vector leaves
+    claim_tally(context, spec, str(tag["attempt"]))
     return release_reply(msg, encoded, vector, spec, layout.fingerprint, audit)
 
 
@@ -152,7 +152,7 @@ def _query_vector(context: Context, layout: TallyLayout) -> np.ndarray | None:
 
 def _audited_decision(record: ConfigRecord, context: Context,
                       refusal: answer.Decision | None = None,
-                      keep: dict | None = None) -> answer.Decision:
+                      keep: dict | None = None, head: dict | None = None) -> answer.Decision:
     """:func:`answer.decide` (or ``refusal``), between ``request_received`` and
     ``policy_decision`` records.
 
@@ -166,7 +166,7 @@ def _audited_decision(record: ConfigRecord, context: Context,
             view = audit_trail.RequestView.of(spec_json, fingerprint,
                                               str(record.get("protocol-version", "")),
                                               _parsed(spec_json))
-            audit.request_received(view, f"coordinator (run {context.run_id})")
+            audit.request_received(view, f"coordinator (run {context.run_id})", head)
         decision = refusal or answer.decide(spec_json, fingerprint,
                                             int(record["announced-sites"]), context.node_config,
                                             keep)

@@ -19,6 +19,14 @@ Rules, per SecAgg+ stage of a Cox round (the round record carries the fields of
   the Cox round's layout fingerprint) whose hash returns as the receipt;
 * ``unmask``: this site contributed in this attempt, and no participant was lost: a Cox sum is
   unmasked only over the full participant set, never over survivors.
+
+Malicious coordinator (issue 11): the round cap is at most the site policy's ``max_cox_rounds``
+(default 25) whatever ``max_rounds`` the spec asks: each round is one evaluation point the
+coordinator chooses, so the cap bounds the probing. The claim records the model's component
+(:func:`site_node.release_guard.cox_component`) and the participant set by roster name: the same
+model in another request is refused (``analysis_already_released`` /
+``participant_set_changed``, budget ``max_releases_per_analysis``). The authentication and
+unmask checks of :mod:`site_node.flower.secagg_auth` run on every Cox round too (the guard).
 """
 
 from __future__ import annotations
@@ -34,9 +42,21 @@ from site_node import cox_answer
 from site_node.answer import Refusal, SiteSettings
 from site_node.flower.release import release_reply, site_audit
 from site_node.flower.state import ACCEPTED_STATE, SESSION_STATE, RoundRefused, get_record
-from site_node.ledger import AlreadyContributed, ParticipantsChanged, RoundCapReached
+from site_node.ledger import (
+    AlreadyContributed,
+    ParticipantsChanged,
+    ReleaseConflict,
+    RoundCapReached,
+)
+from site_node.release_guard import cox_component
 
 logger = logging.getLogger("fedsurv.site")
+
+
+def site_cap(cox_round: cox_answer.CoxRound, settings: SiteSettings) -> int:
+    """Rounds this site joins per ``(request, model)``: the spec's cap, at most the site
+    policy's ``max_cox_rounds`` (a coordinator cannot raise it by asking more rounds)."""
+    return min(cox_round.cap, settings.release_policy().max_cox_rounds)
 
 
 def _accepted_spec(context: Context) -> AnalysisSpec:
@@ -73,6 +93,12 @@ def check_cox_stage(
                                                       f"'{model}' was already summed")
         try:
             cox_answer.check_allowed(cox_round, settings, request_id)
+            cap = site_cap(cox_round, settings)
+            done = len(ledger.cox_entries(request_id, model))
+            if done >= cap:
+                raise Refusal("cox_round_cap", f"this site already answered {done} evaluation "
+                                               f"points of Cox model '{model}' (site policy "
+                                               f"max_cox_rounds / spec: at most {cap})")
             cox_answer.round_vector(spec, cox_round, settings)
         except Refusal as refusal:
             raise RoundRefused(refusal.reason_code, str(refusal)) from None
@@ -129,11 +155,22 @@ def cox_train(msg: Message, context: Context, tag: ConfigRecord) -> Message:
     audit = site_audit(context.node_config)
     session = get_record(context, SESSION_STATE)
     participants = [int(p) for p in cast(list[int], (session or {}).get("participants", []))]
+    named = (session or {}).get("participant-names")
+    try:
+        cap = site_cap(cox_round, settings)
+        max_releases = settings.release_policy().max_releases_per_analysis
+    except Refusal as refusal:
+        raise RoundRefused(refusal.reason_code, str(refusal)) from None
     try:
         settings.ledger.claim_cox_round(
             str(spec.request_id), cox_round.model.name, cox_round.index, str(tag["attempt"]),
-            cox_round.layout.fingerprint, participants, cox_round.cap,
+            cox_round.layout.fingerprint, participants, cap,
+            component=cox_component(cox_round.model),
+            participants_named=[str(n) for n in cast(list[str], named)] if named else None,
+            max_releases=max_releases,
         )
+    except ReleaseConflict as exc:
+        raise RoundRefused(exc.reason_code, str(exc)) from None
     except AlreadyContributed as exc:
         raise RoundRefused("already_contributed", str(exc)) from None
     except RoundCapReached as exc:

@@ -18,12 +18,21 @@ Per stage (the stage is read from Flower's SecAgg+ config record), the site refu
 Cox rounds (the round record names a Cox model, :mod:`protocol.cox_wire`) have their own
 ledger keys and rules: :mod:`site_node.flower.cox_round`.
 
+On every round, tally or Cox (malicious coordinator, issue 11,
+:mod:`site_node.flower.secagg_auth`): ``setup`` refuses a threshold of at most half the shares
+and signs this site's SecAgg+ public keys with its enrolled key; ``share_keys`` verifies every
+participant's signed keys against the study roster (and, for a tally sum, applies the
+differencing rule of :mod:`site_node.ledger` to the participant set so named); ``unmask``
+refuses overlapping or foreign active/dropped lists and a second unmask request. Every refusal
+is written to the site's audit log (``stage_refused``).
+
 A refusal raises :class:`~site_node.flower.state.RoundRefused`; Flower turns it into an error
 reply, and the coordinator treats the site as lost at that stage.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import cast
 
 from flwr.app import ConfigRecord, Context, Message
@@ -32,9 +41,11 @@ from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 
 from protocol.cox_wire import is_cox_round
-from protocol.secure_encoding import ENCODING_ID, MAX_SITES, secagg_parameters
+from protocol.secure_encoding import ENCODING_ID, MAX_SITES, ROUND_RECORD, secagg_parameters
 from protocol.secure_prg import PRG_ID
+from protocol.spec import AnalysisSpec
 from site_node.answer import SiteSettings
+from site_node.flower import secagg_auth
 from site_node.flower.state import (
     ACCEPTED_STATE,
     SESSION_STATE,
@@ -42,26 +53,110 @@ from site_node.flower.state import (
     get_record,
     round_tag,
 )
+from site_node.ledger import release_conflict
+
+logger = logging.getLogger("fedsurv.site")
 
 
 def round_guard_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """Check the site's rules for this SecAgg+ stage, then hand over to the next mod."""
+    """Check the site's rules for this SecAgg+ stage, then hand over to the next mod.
+
+    Every refusal is also written to the site's audit log (``stage_refused``) when it has one.
+    """
     if msg.metadata.message_type != MessageType.TRAIN:
         return call_next(msg, context)
     records = msg.content.config_records
     if RECORD_KEY_CONFIGS not in records or Key.STAGE not in records[RECORD_KEY_CONFIGS]:
         raise RoundRefused("protocol_mismatch", "train message outside the SecAgg+ protocol")
-    configs = records[RECORD_KEY_CONFIGS]
-    stage = str(configs[Key.STAGE])
+    stage = str(records[RECORD_KEY_CONFIGS][Key.STAGE])
+    try:
+        return _guarded(msg, context, call_next, stage)
+    except RoundRefused as refusal:
+        _audit_refusal(context, msg, stage, refusal)
+        raise
+
+
+def _audit_refusal(context: Context, msg: Message, stage: str, refusal: RoundRefused) -> None:
+    """``stage_refused`` in the site's audit log (best effort: the refusal stands anyway)."""
+    from site_node import audit_trail
+
+    if refusal.reason_code == audit_trail.REASON_CODE:  # the log itself is the problem
+        return
+    try:
+        audit = audit_trail.SiteAudit.from_node_config(context.node_config)
+        if audit is None:
+            return
+        tag = msg.content.config_records.get(ROUND_RECORD)
+        request_id = str(tag.get("request-id", "")) if tag is not None else ""
+        audit.stage_refused(request_id or "unknown", stage, refusal.reason_code,
+                            str(refusal))
+    except Exception:
+        logger.exception("could not audit a refused SecAgg+ stage")
+
+
+def _guarded(msg: Message, context: Context, call_next: ClientAppCallable,
+             stage: str) -> Message:
+    configs = msg.content.config_records[RECORD_KEY_CONFIGS]
     tag = round_tag(msg)
     settings = SiteSettings.from_node_config(context.node_config)
     request_id = _check_accepted(context, tag)
-    if is_cox_round(tag):
+    attempt = str(tag["attempt"])
+    node_id = secagg_auth.node_id_of(context, msg)
+    identity = secagg_auth.SiteIdentity.from_node_config(context.node_config)
+    if stage == Stage.SETUP:
+        secagg_auth.check_threshold(configs)
+    cox = is_cox_round(tag)
+    session = get_record(context, SESSION_STATE)
+    if stage == Stage.UNMASK and session is not None and session["request-id"] == request_id \
+            and session["attempt"] == attempt:  # the lists first: the most specific reason
+        secagg_auth.check_unmask(configs, [int(n) for n in cast(list[int], session.get(
+            "neighbours", []))], node_id, bool(session.get("unmasked", False)))
+    if cox:
         from site_node.flower.cox_round import check_cox_stage
 
         check_cox_stage(stage, configs, context, tag, settings, request_id)
-        return call_next(msg, context)
-    attempt = str(tag["attempt"])
+    else:
+        _check_tally_stage(stage, configs, context, settings, request_id, attempt)
+    session = get_record(context, SESSION_STATE)
+    if stage == Stage.SHARE_KEYS and session is not None:
+        names = secagg_auth.verify_share_keys(msg, configs, identity, request_id, attempt,
+                                              node_id, int(cast(int, session["sample-num"])))
+        session["neighbours"] = sorted(int(k) for k in configs if str(k).isdigit())
+        session["participant-names"] = sorted(names.values())
+        if not cox:
+            _check_differencing(context, settings, request_id, sorted(names.values()))
+    reply = call_next(msg, context)
+    if stage == Stage.SETUP and identity is not None:
+        reply = secagg_auth.sign_setup_reply(reply, identity, request_id, attempt, node_id)
+    elif stage == Stage.UNMASK and session is not None and not reply.has_error():
+        session["unmasked"] = True
+    return reply
+
+
+def _check_differencing(context: Context, settings: SiteSettings, request_id: str,
+                        participants: list[str]) -> None:
+    """``share_keys`` of a tally sum: the differencing rule, now that the participant set is
+    known (no share, no masked vector has left yet); the claim re-checks it under the lock."""
+    from site_node.answer import Refusal
+    from site_node.release_guard import components
+
+    accepted = get_record(context, ACCEPTED_STATE)
+    if accepted is None:
+        raise RoundRefused("not_accepted", "no accepted request in this run")
+    try:
+        policy = settings.release_policy()
+    except Refusal as refusal:
+        raise RoundRefused(refusal.reason_code, str(refusal)) from None
+    spec = AnalysisSpec.model_validate_json(str(accepted["spec"]))
+    conflict = release_conflict(settings.ledger.records(), request_id, components(spec),
+                                participants, policy.max_releases_per_analysis)
+    if conflict is not None:
+        raise RoundRefused(conflict.reason_code, str(conflict))
+
+
+def _check_tally_stage(stage: str, configs: ConfigRecord, context: Context,
+                       settings: SiteSettings, request_id: str, attempt: str) -> None:
+    """The tally sum's own rules per stage (module docstring)."""
     ledger = settings.ledger
     if stage == Stage.SETUP:
         check_setup(configs, settings.min_participants)
@@ -73,7 +168,7 @@ def round_guard_mod(msg: Message, context: Context, call_next: ClientAppCallable
             "sample-num": int(cast(int, configs[Key.SAMPLE_NUMBER])),
             "share-num": int(cast(int, configs[Key.SHARE_NUMBER])),
         })
-        return call_next(msg, context)
+        return
     session = get_record(context, SESSION_STATE)
     if session is None or session["request-id"] != request_id or session["attempt"] != attempt:
         raise RoundRefused("protocol_mismatch", f"stage {stage} outside the attempt set up")
@@ -92,7 +187,26 @@ def round_guard_mod(msg: Message, context: Context, call_next: ClientAppCallable
                 f"only {len(active)} site(s) contributed; refusing to unmask a sum over fewer "
                 f"than {settings.min_participants}",
             )
-    return call_next(msg, context)
+        _check_repeatable_release(configs, settings)
+
+
+def _check_repeatable_release(configs: ConfigRecord, settings: SiteSettings) -> None:
+    """A release this site may repeat (``max_releases_per_analysis`` > 1) is unmasked only
+    over every participant: the ledger recorded the participant set at ``share_keys``, and a
+    sum over survivors would differ from it by the lost sites (differencing guard)."""
+    from site_node.answer import Refusal
+
+    dead = cast(list[int], configs.get(Key.DEAD_NODE_ID_LIST, []))
+    if not dead:
+        return
+    try:
+        budget = settings.release_policy().max_releases_per_analysis
+    except Refusal as refusal:
+        raise RoundRefused(refusal.reason_code, str(refusal)) from None
+    if budget > 1:
+        raise RoundRefused("participant_set_changed", f"{len(dead)} participant(s) lost after "
+                                                      "key sharing; a release this site may "
+                                                      "repeat is unmasked only over all of them")
 
 
 def _check_accepted(context: Context, tag: ConfigRecord) -> str:

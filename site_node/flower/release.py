@@ -28,6 +28,32 @@ def site_audit(node_config: Mapping[str, Any]) -> audit_trail.SiteAudit | None:
         raise RoundRefused(audit_trail.REASON_CODE, str(exc)) from None
 
 
+def claim_tally(context: Any, spec: AnalysisSpec, attempt: str) -> None:
+    """Write-ahead claim of the request's tally sum in the ledger, with what is released
+    (components) and the participant set the roster names (differencing guard,
+    :mod:`site_node.ledger`); refusals become :class:`RoundRefused`."""
+    from site_node.answer import Refusal, SiteSettings, analysis_sha256
+    from site_node.flower.state import SESSION_STATE, get_record
+    from site_node.ledger import AlreadyContributed, ReleaseConflict
+    from site_node.release_guard import components
+
+    settings = SiteSettings.from_node_config(context.node_config)
+    session = get_record(context, SESSION_STATE)
+    names = session.get("participant-names") if session is not None else None
+    try:
+        policy = settings.release_policy()
+        settings.ledger.claim(str(spec.request_id), attempt, spec.sha256(),
+                              analysis_sha256(spec), components(spec),
+                              [str(n) for n in names] if names else None,
+                              policy.max_releases_per_analysis)
+    except Refusal as refusal:
+        raise RoundRefused(refusal.reason_code, str(refusal)) from None
+    except AlreadyContributed as exc:
+        raise RoundRefused("already_contributed", str(exc)) from None
+    except ReleaseConflict as exc:
+        raise RoundRefused(exc.reason_code, str(exc)) from None
+
+
 def release_reply(
     msg: Message, encoded: np.ndarray, vector: np.ndarray, spec: AnalysisSpec,
     fingerprint: str, audit: audit_trail.SiteAudit | None,

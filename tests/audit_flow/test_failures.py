@@ -160,7 +160,8 @@ def test_unaudited_site_still_answers_with_a_warning(
     run_audited, audit: FederationAudit, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="fedsurv.site")
-    run_audited(node_configs=[{}, {}, {}, {"audit-log": "", "audit-key": ""}])
+    run_audited(node_configs=[{}, {}, {}, {"audit-log": "", "audit-key": "",  # still enrolled
+                                           "signing-key": str(audit.sites["site4"].key)}])
     assert "no audit log configured" in caplog.text
     coordinator = records(audit.coordinator.log, audit.coordinator.public)
     assert coordinator[1].body["sites"] == SITES

@@ -105,7 +105,9 @@ def test_refusing_site_logs_its_decision_and_releases_nothing(
 def test_requests_accumulate_in_one_chain(run_audited, audit: FederationAudit,
                                           spec: AnalysisSpec, tmp_path: Path) -> None:
     run_audited()
-    again = spec.model_copy(update={"request_id": "audit-req-2"})
+    # another analysis (the same one again is refused: differencing guard, issue 11)
+    again = spec.model_copy(update={"request_id": "audit-req-2", "proportions": ["icans_any"],
+                                    "survival": ["efs"], "incidence": []})
     run_audited(run_config={"spec": again.model_dump_json()})
     site = records(audit.sites["site1"].log, audit.sites["site1"].public)
     assert kinds(site) == SITE_KINDS * 2

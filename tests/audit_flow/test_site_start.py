@@ -83,7 +83,7 @@ def test_manual_approval_is_pending_then_released_with_the_approver(
 
     config = {"site-id": "site1", "data-path": str(site_files[0]),
               "state-dir": str(tmp_path / "st"), "policy": '{"approval": "manual"}',
-              **audit.site_config("site1")}
+              **audit.site_config("site1"), "roster": ""}  # a bare query: no coordinator head
     grid = InProcessGrid(client_app, [SimulatedSite(config)])
     spec = AnalysisSpec(request_id="needs-approval", survival=["os"])
     assert _query(grid, spec)["reason-code"] == "awaiting_approval"

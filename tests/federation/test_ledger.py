@@ -36,10 +36,13 @@ def test_second_sum_for_same_request_is_refused_by_every_site(
         simulate_federation(spec, site_files[:3], state_root=state, progress=progress)
     refusals = [e for e in progress.events if e["event"] == "site_refused"]
     assert [e["reason_code"] for e in refusals] == ["already_contributed"] * 3
-    # a new request id is a new request (governed by the site's release policy)
-    again = simulate_federation(spec.model_copy(update={"request_id": "req-new"}),
-                                site_files[:3], state_root=state)
-    assert again.sites.contributed == 3
+    # a new request id for the same analysis is refused too (differencing guard, issue 11)
+    progress = Progress()
+    with pytest.raises(TooFewSites):
+        simulate_federation(spec.model_copy(update={"request_id": "req-new"}),
+                            site_files[:3], state_root=state, progress=progress)
+    refusals = [e for e in progress.events if e["event"] == "site_refused"]
+    assert [e["reason_code"] for e in refusals] == ["analysis_already_released"] * 3
 
 
 def test_retry_after_abort_before_masking_is_allowed(

@@ -104,7 +104,8 @@ def test_second_sum_for_same_request_is_refused_by_every_site(
 ):
     out = tmp_path / "again"
     with pytest.raises(RunFailed):
-        run_analysis(federation3, model_study_spec(), out, timeout=300)
+        run_analysis(federation3, model_study_spec(), out, timeout=300,
+                     options=federation3.audit.run_config())  # sites need its signed log head
     events = ProgressTail(out / "progress.jsonl").new_events()
     refused = {e["site"]: e["reason_code"] for e in events if e["event"] == "site_refused"}
     assert refused == {"1": "already_contributed", "2": "already_contributed",

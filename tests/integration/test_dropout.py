@@ -43,7 +43,8 @@ def test_site_killed_during_collection_leaves_exact_survivor_sum(
     watcher.start()
     out = tmp_path / "out"
     try:
-        run_analysis(federation4, spec, out, timeout=300, options={"stage-timeout": 20.0})
+        run_analysis(federation4, spec, out, timeout=300,  # audit: sites need its log head
+                     options={"stage-timeout": 20.0, **federation4.audit.run_config()})
     finally:
         stop.set()
         watcher.join(timeout=5)
