@@ -92,6 +92,50 @@ class LogrankResult(_Model):
     observed: list[float]
     expected: list[float]
     stratified_by_site: bool = False
+    rho: float = 0.0
+    """Fleming-Harrington weight exponents (0, 0: the log-rank test); observed and expected
+    counts are weighted as in R's ``survdiff(rho=)``."""
+    gamma: float = 0.0
+
+
+class RmstResult(_Model):
+    """Restricted mean survival time up to ``tau`` days, with SE and normal-theory CI."""
+
+    endpoint: str
+    stratum: str = "all"
+    tau: float
+    estimate: float
+    se: float
+    lower: float
+    upper: float
+
+
+class RmstContrastResult(_Model):
+    """Difference (``first - second``) or ratio (``first / second``) of two strata's RMST."""
+
+    endpoint: str
+    contrast: str
+    first: str
+    second: str
+    tau: float
+    estimate: float
+    se: float
+    lower: float
+    upper: float
+    p_value: float
+
+
+class GrayResult(_Model):
+    """Gray's test of equal cumulative incidence of ``cause`` across ``groups``; ``statistic``
+    and ``p_value`` are None when its variance is singular (no test)."""
+
+    endpoint: str
+    cause: str
+    groups: list[str]
+    statistic: float | None
+    df: int
+    p_value: float | None
+    stratified_by_site: bool = False
 
 
 class ResultWarning(_Model):
@@ -115,5 +159,8 @@ class Results(_Model):
     followup: FollowUpResult | None = None
     logrank: list[LogrankResult] = Field(default_factory=list)
     cox: dict[str, CoxResult] = Field(default_factory=dict)
+    rmst: list[RmstResult] = Field(default_factory=list)
+    rmst_contrasts: list[RmstContrastResult] = Field(default_factory=list)
+    gray: list[GrayResult] = Field(default_factory=list)
     warnings: list[ResultWarning] = Field(default_factory=list)
     grid: dict[str, int] = Field(default_factory=dict)

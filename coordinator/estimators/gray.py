@@ -28,10 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from protocol.tally import EventTally
+
+if TYPE_CHECKING:
+    from protocol.spec import AnalysisSpec
+    from protocol.tally import TallySet
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,6 @@ def gray_test(
     """Gray's test of cause ``cause``: ``strata[s][g]`` is group ``g``'s competing-risks tally
     in stratum ``s`` (one stratum for the plain test; one per site for the test stratified by
     site). Groups with no patient in any stratum are dropped first."""
-    from scipy.stats import chi2
-
     present = tuple(g for g in range(len(strata[0])) if any(s[g].n > 0 for s in strata))
     ng1 = len(present) - 1
     if ng1 < 1:
@@ -122,7 +125,31 @@ def gray_test(
             s, v = gray_terms([groups[g] for g in present], cause, rho)
         score += s
         variance += v
-    if not np.all(np.isfinite(variance)) or 1.0 / np.linalg.cond(variance) < 1e-15:
-        return GrayTest(cause, float("nan"), ng1, float("nan"), present)
+    return gray_from_terms(score, variance, cause, present)
+
+
+def site_gray_terms(tallies: TallySet, spec: AnalysisSpec) -> dict[str, np.ndarray]:
+    """One site's ``gray_site:<endpoint>`` statistics: ``s`` then ``V`` (row-major) of
+    :func:`gray_terms` over the strata levels; their sum over sites is the score and variance
+    of Gray's test stratified by site (cmprsk ``cuminc(..., strata = site)``)."""
+    from protocol.layout import COMPETING_BLOCK, INCIDENCE_CAUSE
+
+    groups = [tallies.events[(COMPETING_BLOCK, level)] for level in spec.strata_levels]
+    terms = {}
+    for name in spec.incidence:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score, variance = gray_terms(groups, INCIDENCE_CAUSE[name])
+        terms[f"gray_site:{name}"] = np.nan_to_num(np.concatenate([score, variance.ravel()]))
+    return terms
+
+
+def gray_from_terms(score: np.ndarray, variance: np.ndarray, cause: str,
+                    groups: tuple[int, ...]) -> GrayTest:
+    """Gray's statistic ``s' V^-1 s`` on ``len(s)`` df from summed terms (NaN when singular)."""
+    from scipy.stats import chi2
+
+    ng1 = score.size
+    if ng1 < 1 or not np.all(np.isfinite(variance)) or 1.0 / np.linalg.cond(variance) < 1e-15:
+        return GrayTest(cause, float("nan"), ng1, float("nan"), groups)
     statistic = float(score @ np.linalg.solve(variance, score))
-    return GrayTest(cause, statistic, ng1, float(chi2.sf(statistic, ng1)), present)
+    return GrayTest(cause, statistic, ng1, float(chi2.sf(statistic, ng1)), groups)
