@@ -182,7 +182,8 @@ def _inference(spec: AnalysisSpec, tallies: TallySet, results: Results) -> None:
                 _logrank_result(spec, name, test, False, weights.rho, weights.gamma))
     if options.rmst is not None:
         _rmst(spec, tallies, results, options.rmst.tau_days, options.rmst.compare)
-    if spec.strata is not None:
+    if spec.strata is not None and spec.incidence and (
+            options.gray_test or options.site_stratified_gray):
         _gray(spec, tallies, results, options.gray_test)
 
 

@@ -42,6 +42,10 @@ def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
                 f"**Figure {i}.** {fig.caption} (vector: [{svg}]({svg}))", ""]
     if not c.logrank.empty:
         out += ["## Log-rank tests", "", pipe_table(c.logrank), ""]
+    for extra in c.inference:
+        out += [f"## {extra.title}", ""]
+        for table in extra.tables:
+            out += [pipe_table(table), ""]
     if c.cox:
         out += ["## Cox proportional-hazards models", ""]
         for m in c.cox:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from coordinator.report.inference import inference_methods
 from coordinator.report.labels import PROPORTION_METHOD_TEXT, TRANSFORM_TEXT
 from coordinator.results import Results
 from protocol.spec import AnalysisSpec
@@ -59,6 +60,7 @@ def methods_paragraph(results: Results, spec: AnalysisSpec | None = None) -> str
             "Curves were compared with the log-rank test"
             + (" stratified by site." if site else ".")
         )
+    parts.extend(inference_methods(results))
     parts.append(_grid_sentence(bin_days, horizon, results.sites.contributed))
     return " ".join(parts)
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from coordinator.report.cox import cox_frame
 from coordinator.report.curves import at_risk_at, mask_count, value_at
+from coordinator.report.inference import inference_csv_frames, weights_label
 from coordinator.report.labels import (
     SHORT_LABELS,
     curve_label,
@@ -80,10 +81,10 @@ def logrank_frame(results: Results) -> pd.DataFrame:
         "endpoint": t.endpoint, "groups": " vs ".join(t.groups), "chi2": t.statistic, "df": t.df,
         "p_value": t.p_value, "observed": "; ".join(f"{o:g}" for o in t.observed),
         "expected": "; ".join(f"{e:.2f}" for e in t.expected),
-        "stratified_by_site": t.stratified_by_site,
+        "stratified_by_site": t.stratified_by_site, "weights": weights_label(t.rho, t.gamma),
     } for t in results.logrank]
     cols = ["endpoint", "groups", "chi2", "df", "p_value", "observed", "expected",
-            "stratified_by_site"]
+            "stratified_by_site", "weights"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -111,6 +112,7 @@ def write_csv_tables(results: Results, out_dir: Path) -> dict[str, Path]:
     }
     if results.logrank:
         frames["logrank.csv"] = logrank_frame(results)
+    frames.update(inference_csv_frames(results))
     for name, fit in results.cox.items():
         frames[f"cox_{slug(name)}.csv"] = cox_frame(fit)
     for _kind, name, stratum, curve in curve_items(results):

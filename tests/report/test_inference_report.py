@@ -1,0 +1,65 @@
+"""Report pieces of the ``inference`` block: CSV tables, HTML/Markdown sections, methods."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from coordinator.outputs import write_outputs
+from coordinator.simulation import simulate_plain
+from protocol.spec import AnalysisSpec
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = {
+    "request_id": "inference-report",
+    "survival": ["os"],
+    "incidence": ["cir", "nrm"],
+    "strata": {"column": "mrd_negative", "levels": ["yes", "no"]},
+    "inference": {"weighted_logrank": [{"rho": 1}], "rmst": {"tau_days": 365},
+                  "gray_test": True, "site_stratified_gray": True},
+}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], object]:
+    spec = AnalysisSpec.model_validate(SPEC)
+    results = simulate_plain(spec, sorted((REPO / "examples" / "demo_sites").glob("*.csv")))
+    return write_outputs(results, tmp_path_factory.mktemp("out"), spec), results
+
+
+def test_csv_tables(written) -> None:
+    paths, results = written
+    rmst = pd.read_csv(paths["rmst.csv"], keep_default_na=False)
+    assert list(rmst["stratum"]) == ["all", "yes", "no"]
+    assert rmst["rmst"][1] == pytest.approx(results.rmst[1].estimate, rel=1e-5)
+    contrasts = pd.read_csv(paths["rmst_contrasts.csv"])
+    assert list(contrasts["contrast"]) == ["difference", "ratio"]
+    gray = pd.read_csv(paths["gray.csv"])
+    assert len(gray) == 4 and gray["stratified_by_site"].tolist() == [False, True] * 2
+    logrank = pd.read_csv(paths["logrank.csv"])
+    assert logrank["weights"].tolist() == ["log-rank", "FH(rho=1, gamma=0)"]
+
+
+def test_sections_and_methods(written) -> None:
+    paths, _ = written
+    html = paths["report_html"].read_text(encoding="utf-8")
+    markdown = paths["report_md"].read_text(encoding="utf-8")
+    for text in (html, markdown):
+        assert "Restricted mean survival time" in text
+        assert "Gray's test" in text or "Gray&#x27;s test" in text
+        assert "Harrington and Fleming 1982" in text and "Gray 1988" in text
+        assert "Royston and Parmar 2013" in text
+        assert "FH(rho=1, gamma=0)" in text
+    assert '<section id="rmst">' in html and '<section id="gray">' in html
+    assert "## Restricted mean survival time" in markdown and "yes − no" in markdown
+    assert "not testable" in markdown  # NRM by site: no event pattern gives a test
+
+
+def test_no_inference_no_sections(tmp_path: Path) -> None:
+    spec = AnalysisSpec.model_validate({k: v for k, v in SPEC.items() if k != "inference"})
+    results = simulate_plain(spec, sorted((REPO / "examples" / "demo_sites").glob("*.csv")))
+    paths = write_outputs(results, tmp_path, spec)
+    assert not {"rmst.csv", "rmst_contrasts.csv", "gray.csv"} & set(paths)
+    assert "Restricted mean" not in paths["report_md"].read_text(encoding="utf-8")
