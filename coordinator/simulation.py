@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from coordinator.analysis import analyse
+from coordinator.cox_result import CoxResult
+from coordinator.estimators.cox_zph import ZphTest
 from coordinator.progress import Progress
 from coordinator.results import Results, SiteCounts
 from coordinator.secure_sum import TooFewSites
+from protocol.cox_spec import CoxModelSpec, CoxRoundRequest
 from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec
+from protocol.spec import AnalysisSpec, TimeGrid
 from protocol.tally import TallySet
 from site_node.endpoints import Endpoints
 
@@ -104,3 +107,48 @@ def _query_round(
                               site=path.stem, reason_code=decision.reason_code,
                               message=decision.message)
     return accepted, refused
+
+
+def in_process_cox_zph(
+    sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid, fit: CoxResult
+) -> dict[str, list[ZphTest]]:
+    """``cox.zph`` tables (km, identity, rank) of a converged fit, from the sums each site would
+    send at the final coefficients (:mod:`site_node.zph_sums`), added in process.
+
+    Steps, as a federated run would take them: the pooled tally of the model's cohort gives the
+    centred time transforms; at ``beta = `` the fitted coefficients (raw units, centred at the
+    pooled mean) the sites' sums are added; :func:`coordinator.estimators.cox_zph.zph_table`.
+    """
+    import functools
+    import operator
+
+    from coordinator.estimators.cox_zph import bin_terms, time_transforms, zph_sums, zph_table
+    from site_node.cox_sums import model_cohort, risk_set_sums
+    from site_node.zph_sums import event_time_sums, model_tally, stratum_zph_sums
+
+    tally = functools.reduce(operator.add, (model_tally(s, model, grid) for s in sites))
+    g = time_transforms(tally)
+    designs = [model_cohort(s, model, grid)[0] for s in sites]
+    total = np.vstack(designs)
+    request = CoxRoundRequest(
+        model=model.name, kind="stratum" if model.stratify_by_site else "pooled",
+        beta=[fit.coefficients[term].coef for term in model.terms],
+        center=[float(v) for v in total.mean(axis=0)], scale=[1.0] * model.p)
+    if model.stratify_by_site:
+        parts = [stratum_zph_sums(s, model, grid, request, g) for s in sites]
+        sums = {name: functools.reduce(operator.add, (part[name] for part in parts)) for name in g}
+        return zph_table(sums, model)
+    rows = np.flatnonzero(tally.total_events > 0)
+    d = tally.total_events[rows]
+    risk = tied = 0.0
+    for site in sites:
+        x, bins, event = model_cohort(site, model, grid)
+        z = x - np.asarray(request.center)
+        w = np.exp(z @ np.asarray(request.beta))
+        site_risk, site_tied = risk_set_sums(z, w, bins, event, rows, rows)
+        risk, tied = risk + site_risk, tied + site_tied
+    mean_sum, info = bin_terms(np.asarray(risk), np.asarray(tied), d, model.ties, model.p)
+    event_gz = [event_time_sums(s, model, grid, request, g) for s in sites]
+    sums = {name: zph_sums(values[rows], sum(part[name] for part in event_gz), mean_sum, info)
+            for name, values in g.items()}
+    return zph_table(sums, model)
