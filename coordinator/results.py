@@ -138,6 +138,24 @@ class GrayResult(_Model):
     stratified_by_site: bool = False
 
 
+class ZphRow(_Model):
+    """One row of ``cox.zph(fit, transform)$table``: a term (or ``GLOBAL``)."""
+
+    term: str
+    statistic: float
+    df: int
+    p_value: float
+
+
+class CoxZphResult(_Model):
+    """Proportional-hazards score tests of one Cox model per time transform (km, identity,
+    rank); ``flagged``: ``"term (transform)"`` for every p < 0.05."""
+
+    model: str
+    transforms: dict[str, list[ZphRow]]
+    flagged: list[str] = Field(default_factory=list)
+
+
 class ResultWarning(_Model):
     endpoint: str
     message: str
@@ -162,5 +180,7 @@ class Results(_Model):
     rmst: list[RmstResult] = Field(default_factory=list)
     rmst_contrasts: list[RmstContrastResult] = Field(default_factory=list)
     gray: list[GrayResult] = Field(default_factory=list)
+    cox_zph: dict[str, CoxZphResult] = Field(
+        default_factory=dict, description="model name -> proportional-hazards tests")
     warnings: list[ResultWarning] = Field(default_factory=list)
     grid: dict[str, int] = Field(default_factory=dict)

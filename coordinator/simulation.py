@@ -15,13 +15,16 @@ from coordinator.analysis import analyse
 from coordinator.cox_result import CoxResult
 from coordinator.estimators.cox_zph import ZphTest
 from coordinator.progress import Progress
-from coordinator.results import Results, SiteCounts
+from coordinator.results import CoxZphResult, Results, SiteCounts, ZphRow
 from coordinator.secure_sum import TooFewSites
 from protocol.cox_spec import CoxModelSpec, CoxRoundRequest
 from protocol.layout import TallyLayout
 from protocol.spec import AnalysisSpec, TimeGrid
 from protocol.tally import TallySet
 from site_node.endpoints import Endpoints
+
+ZPH_FLAG_P = 0.05
+"""Proportional-hazards tests with p below this are flagged in results and report."""
 
 
 def site_endpoints(path: Path) -> Endpoints:
@@ -77,8 +80,20 @@ def simulate_plain(
     results = analyse(spec, sum_vectors(spec, [tally_site(e, spec) for e in endpoints]), sites)
     for model in spec.cox:
         round_fn = in_process_round_fn(endpoints, model, spec.grid)
-        results.cox[model.name] = run_cox_model(model, spec.grid, round_fn, spec.ci.level)
+        results.cox[model.name] = fit = run_cox_model(model, spec.grid, round_fn, spec.ci.level)
+        if fit.converged:
+            results.cox_zph[model.name] = cox_zph_result(
+                model.name, in_process_cox_zph(endpoints, model, spec.grid, fit))
     return results
+
+
+def cox_zph_result(name: str, tables: dict[str, list[ZphTest]]) -> CoxZphResult:
+    """The results.json form of :func:`in_process_cox_zph`, p < 0.05 flagged."""
+    flagged = [f"{t.term} ({transform})" for transform, rows in tables.items() for t in rows
+               if t.p_value < ZPH_FLAG_P]
+    return CoxZphResult(model=name, flagged=flagged, transforms={
+        transform: [ZphRow(term=t.term, statistic=t.statistic, df=t.df, p_value=t.p_value)
+                    for t in rows] for transform, rows in tables.items()})
 
 
 def _query_round(

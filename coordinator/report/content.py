@@ -10,7 +10,12 @@ import pandas as pd
 
 from coordinator.report.cox import cox_heading, cox_notes, cox_table
 from coordinator.report.figures import FigureFile
-from coordinator.report.inference import InferenceSection, inference_sections, weights_label
+from coordinator.report.inference import (
+    InferenceSection,
+    inference_sections,
+    weights_label,
+    zph_sections,
+)
 from coordinator.report.labels import curve_label, format_p, pct_ci, proportion_label
 from coordinator.report.methods import methods_paragraph
 from coordinator.report.tables import landmark_display, table1
@@ -49,6 +54,7 @@ class ReportContent:
     min_cell_count: int | None = None
     strata_column: str | None = None
     inference: list[InferenceSection] = field(default_factory=list)
+    cox_diagnostics: list[InferenceSection] = field(default_factory=list)
 
 
 def build_content(
@@ -81,6 +87,7 @@ def build_content(
         min_cell_count=min_cell_count,
         strata_column=spec.strata.column if spec is not None and spec.strata else None,
         inference=inference_sections(results, level),
+        cox_diagnostics=zph_sections(results),
     )
 
 

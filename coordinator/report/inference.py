@@ -1,4 +1,5 @@
-"""Report pieces of the spec's ``inference`` block: RMST (with contrasts) and Gray's test.
+"""Report pieces of the spec's ``inference`` block (RMST with contrasts, Gray's test) and of
+the Cox models' proportional-hazards tests.
 
 Tables for CSV (:func:`inference_csv_frames`), display sections for the HTML and Markdown
 reports (:func:`inference_sections`) and one methods sentence with its reference per
@@ -21,6 +22,8 @@ RMST_COLUMNS = ["endpoint", "stratum", "tau", "rmst", "se", "lower", "upper"]
 CONTRAST_COLUMNS = ["endpoint", "contrast", "first", "second", "tau", "estimate", "se", "lower",
                     "upper", "p_value"]
 GRAY_COLUMNS = ["endpoint", "cause", "groups", "chi2", "df", "p_value", "stratified_by_site"]
+ZPH_COLUMNS = ["model", "transform", "term", "chi2", "df", "p_value", "flagged"]
+ZPH_FLAG_P = 0.05
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,12 @@ def inference_csv_frames(results: Results) -> dict[str, pd.DataFrame]:
         frames["gray.csv"] = pd.DataFrame([[
             g.endpoint, g.cause, " vs ".join(g.groups), g.statistic, g.df, g.p_value,
             g.stratified_by_site] for g in results.gray], columns=GRAY_COLUMNS)
+    if results.cox_zph:
+        frames["cox_zph.csv"] = pd.DataFrame([[
+            name, transform, row.term, row.statistic, row.df, row.p_value,
+            row.p_value < ZPH_FLAG_P]
+            for name, zph in results.cox_zph.items()
+            for transform, rows in zph.transforms.items() for row in rows], columns=ZPH_COLUMNS)
     return frames
 
 
@@ -87,6 +96,29 @@ def inference_sections(results: Results, level: float = 0.95) -> list[InferenceS
     return sections
 
 
+def zph_sections(results: Results) -> list[InferenceSection]:
+    """The Cox models' proportional-hazards tests (after the Cox section), p < 0.05 flagged."""
+    if not results.cox_zph:
+        return []
+    return [InferenceSection("cox-zph", "Proportional-hazards diagnostics",
+                             [_zph_table(name, zph) for name, zph in results.cox_zph.items()])]
+
+
+def _zph_table(name: str, zph) -> pd.DataFrame:
+    """One model: a row per term, a column per transform, ``⚠`` where p < 0.05."""
+    terms = [row.term for row in next(iter(zph.transforms.values()))]
+    table = []
+    for k, term in enumerate(terms):
+        entry = {"Model": name, "Term": term}
+        for transform, rows in zph.transforms.items():
+            row = rows[k]
+            flag = " ⚠ p < 0.05" if row.p_value < ZPH_FLAG_P else ""
+            entry[f"{transform}: χ² (df), p"] = (
+                f"{row.statistic:.2f} ({row.df}), {format_p(row.p_value)}{flag}")
+        table.append(entry)
+    return pd.DataFrame(table)
+
+
 def inference_methods(results: Results) -> list[str]:
     """Methods sentences (with references) for what ``results`` holds."""
     parts = []
@@ -109,6 +141,14 @@ def inference_methods(results: Results) -> list[str]:
         parts.append(
             "Cumulative incidence functions were compared across groups with Gray's test "
             "(Gray 1988)" + (", also stratified by site." if site else "."))
+    if results.cox_zph:
+        flagged = sorted({f"{name}: {item}" for name, zph in results.cox_zph.items()
+                          for item in zph.flagged})
+        parts.append(
+            "Proportional hazards were checked for every Cox model with the score tests of "
+            "Grambsch and Therneau (1994) per term and globally (as R survival's cox.zph), with "
+            "Kaplan-Meier, identity and rank time transforms; p < 0.05 is flagged"
+            + (f" ({'; '.join(flagged)})." if flagged else " (none was)."))
     return parts
 
 

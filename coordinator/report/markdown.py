@@ -52,6 +52,10 @@ def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
             out += [f"### {m.heading}", ""]
             out += ([pipe_table(m.table), ""] if not m.table.empty else [])
             out += [f"- {note}" for note in m.notes] + [""]
+    for extra in c.cox_diagnostics:
+        out += [f"## {extra.title}", ""]
+        for table in extra.tables:
+            out += [pipe_table(table), ""]
     out += ["## Small-sample warnings", ""]
     if c.warnings:
         out += ["Estimates below rest on few patients or have wide intervals; interpret with "

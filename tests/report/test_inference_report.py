@@ -63,3 +63,27 @@ def test_no_inference_no_sections(tmp_path: Path) -> None:
     paths = write_outputs(results, tmp_path, spec)
     assert not {"rmst.csv", "rmst_contrasts.csv", "gray.csv"} & set(paths)
     assert "Restricted mean" not in paths["report_md"].read_text(encoding="utf-8")
+
+
+def test_cox_zph_results_csv_and_flag(tmp_path: Path) -> None:
+    """examples/cox_os.yaml on the plain engine: every converged model gets cox.zph tables;
+    the pooled model's crs_severe term fails proportional hazards (p < 0.05) and is flagged."""
+    from protocol.spec_file import load_spec
+
+    spec = load_spec(REPO / "examples" / "cox_os.yaml")
+    results = simulate_plain(spec, sorted((REPO / "examples" / "demo_sites").glob("*.csv")))
+    assert set(results.cox_zph) == set(results.cox)
+    pooled = results.cox_zph["os_pooled"]
+    assert set(pooled.transforms) == {"km", "identity", "rank"}
+    assert [row.term for row in pooled.transforms["km"]] == [
+        "age", "crs_severe", "mrd_negative", "donor_type", "GLOBAL"]
+    assert "crs_severe (km)" in pooled.flagged
+    assert results.cox_zph["os_site_stratified"].flagged == []
+    paths = write_outputs(results, tmp_path, spec)
+    frame = pd.read_csv(paths["cox_zph.csv"])
+    assert frame["flagged"].sum() == len(pooled.flagged)
+    markdown = paths["report_md"].read_text(encoding="utf-8")
+    section = markdown.split("## Proportional-hazards diagnostics")[1].split("## ")[0]
+    assert "⚠ p < 0.05" in section and "os_site_stratified" in section
+    assert "Grambsch and Therneau (1994)" in markdown
+    assert '<section id="cox-zph">' in paths["report_html"].read_text(encoding="utf-8")
