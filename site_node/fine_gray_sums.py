@@ -1,0 +1,50 @@
+"""Site side of Fine-Gray regression (:mod:`coordinator.estimators.fine_gray`): the sums a
+site sends per Newton round and, once at the final coefficients, for the sandwich variance.
+
+Inputs besides the site's data: the coefficients ``beta``, the centre ``center`` of the design
+(``z = x - center``), the type-1 event bins and ``G(t-)`` per grid bin, all from the
+coordinator (the latter two from the pooled competing-risks tally). New functions only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from site_node.cox_sums import _group_sums, _weighted_blocks, risk_set_sums
+
+
+def fine_gray_round_sums(
+    x: np.ndarray, bins: np.ndarray, kind: np.ndarray, beta: np.ndarray, center: np.ndarray,
+    event_bins: np.ndarray, g_before: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """``risk`` (R_k), ``competing`` (C_k) at ``event_bins`` and ``event_z``; ``kind`` is 0
+    (censored), 1 (cause of interest) or 2 (competing cause) per patient."""
+    z = x - center
+    w = np.exp(z @ beta)
+    event = kind == 1
+    risk, _ = risk_set_sums(z, w, bins, event, event_bins, event_bins[:0])
+    competing = kind == 2
+    values = _weighted_blocks(z[competing], w[competing] / g_before[bins[competing]])
+    # a type-2 patient of bin b weighs in at every event bin k > b
+    slot = np.searchsorted(event_bins, bins[competing], side="right")
+    keep = slot < event_bins.size
+    entering = _group_sums(slot[keep], values[keep], event_bins.size)
+    return {"risk": risk, "competing": np.cumsum(entering, axis=0),
+            "event_z": z[event].sum(axis=0)}
+
+
+def fine_gray_group_sums(
+    x: np.ndarray, bins: np.ndarray, kind: np.ndarray, beta: np.ndarray, center: np.ndarray,
+    n_bins: int,
+) -> np.ndarray:
+    """``(3, n_bins, 3, q)``: per type and bin the ``(1, z, zz')`` blocks weighted by 1, w, w^2."""
+    z = x - center
+    w = np.exp(z @ beta)
+    q = _weighted_blocks(z[:0], w[:0]).shape[1]
+    out = np.zeros((3, n_bins, 3, q))
+    for t in range(3):
+        rows = kind == t
+        for power in range(3):
+            out[t, :, power] = _group_sums(bins[rows], _weighted_blocks(z[rows], w[rows]**power),
+                                           n_bins)
+    return out
