@@ -156,6 +156,35 @@ class CoxZphResult(_Model):
     flagged: list[str] = Field(default_factory=list)
 
 
+class FineGrayCoefficient(_Model):
+    """One design column: log subdistribution hazard ratio, crr's sandwich SE, Wald CI, p."""
+
+    coef: float
+    se: float
+    shr: float
+    shr_lower: float
+    shr_upper: float
+    p_value: float
+
+
+class FineGrayResult(_Model):
+    """A Fine-Gray model (R ``cmprsk::crr``): ``events`` of the cause of interest, ``competing``
+    events of the other cause, among ``n`` remitters."""
+
+    name: str
+    endpoint: str
+    n: int
+    events: int
+    competing: int
+    sites: int
+    terms: list[str]
+    converged: bool
+    rounds: int
+    coefficients: dict[str, FineGrayCoefficient] = Field(default_factory=dict)
+    covariance: list[list[float]] = Field(default_factory=list, description="sandwich")
+    level: float = 0.95
+
+
 class ResultWarning(_Model):
     endpoint: str
     message: str
@@ -182,5 +211,6 @@ class Results(_Model):
     gray: list[GrayResult] = Field(default_factory=list)
     cox_zph: dict[str, CoxZphResult] = Field(
         default_factory=dict, description="model name -> proportional-hazards tests")
+    fine_gray: dict[str, FineGrayResult] = Field(default_factory=dict)
     warnings: list[ResultWarning] = Field(default_factory=list)
     grid: dict[str, int] = Field(default_factory=dict)

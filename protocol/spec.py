@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from protocol.cox_spec import CoxModelSpec
+from protocol.cox_spec import Covariate, CoxModelSpec
 from protocol.version import PROTOCOL_VERSION
 
 ProportionName = Literal[
@@ -192,6 +192,24 @@ class RmstOptions(_Strict):
     )
 
 
+class FineGrayModelSpec(_Strict):
+    """A Fine-Gray subdistribution hazards model (R ``cmprsk::crr``) for one incidence endpoint:
+    ``cir`` (relapse; NRM competes) or ``nrm`` (NRM; relapse competes), among remitters."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    endpoint: Literal["cir", "nrm"]
+    covariates: list[Covariate] = Field(min_length=1, max_length=20)
+
+    @property
+    def terms(self) -> list[str]:
+        """Design column names, in vector order."""
+        return [t for c in self.covariates for t in c.terms]
+
+    @property
+    def p(self) -> int:
+        return len(self.terms)
+
+
 class InferenceOptions(_Strict):
     """Tests and summaries beyond the defaults (docs/spec.md, "Inference")."""
 
@@ -206,6 +224,10 @@ class InferenceOptions(_Strict):
         False, description="Also Gray's test stratified by site: each site sends its score "
         "and variance terms (fixed point, under secure aggregation)."
     )
+    fine_gray: list[FineGrayModelSpec] = Field(
+        default_factory=list, max_length=10,
+        description="Fine-Gray models, fitted over extra rounds of per-bin sums.",
+    )
 
 
 def _check_inference(spec: AnalysisSpec) -> None:
@@ -219,6 +241,9 @@ def _check_inference(spec: AnalysisSpec) -> None:
             spec.strata is None or not spec.incidence):
         raise ValueError("inference.gray_test and site_stratified_gray need strata and an "
                          "incidence endpoint")
+    names = [model.name for model in options.fine_gray]
+    if len(set(names)) != len(names):
+        raise ValueError("inference.fine_gray model names must be unique")
     rmst = options.rmst
     if rmst is not None:
         if not spec.survival:

@@ -10,7 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from site_node.cox_sums import _group_sums, _weighted_blocks, risk_set_sums
+from protocol.spec import FineGrayModelSpec, TimeGrid
+from site_node.cox_sums import _group_sums, _weighted_blocks, design_matrix, risk_set_sums
+from site_node.endpoints import NRM, RELAPSE, Endpoints
+from site_node.tally import bin_times
+
+
+def fine_gray_cohort(
+    endpoints: Endpoints, model: FineGrayModelSpec, grid: TimeGrid
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, bin, kind)`` of the site's remitters: kind 1 for the model's cause (``cir``:
+    relapse, ``nrm``: death without relapse), 2 for the other, 0 censored (events at or past
+    the horizon censored, as in the tally)."""
+    keep = np.asarray(endpoints.remission, dtype=bool)
+    x = design_matrix(endpoints, model, keep)  # type: ignore[arg-type]  # uses .covariates
+    bins, cause = bin_times(np.asarray(endpoints.cir_days)[keep],
+                            np.asarray(endpoints.cir_cause)[keep], grid)
+    interest = RELAPSE if model.endpoint == "cir" else NRM
+    kind = np.where(cause == 0, 0, np.where(cause == interest, 1, 2))
+    return x, bins, kind
 
 
 def fine_gray_round_sums(

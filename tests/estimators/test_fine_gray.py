@@ -78,3 +78,44 @@ def test_fine_gray_equals_crr(cohort: str, failcode: int) -> None:
     for j, term in enumerate(TERMS):
         assert beta[j] == pytest.approx(float(rows[term]["coef"]), rel=TOL, abs=TOL), term
         assert np.sqrt(covariance[j, j]) == pytest.approx(float(rows[term]["se"]), rel=TOL), term
+
+
+def test_spec_to_results_on_the_demo_sites() -> None:
+    """inference.fine_gray on the demo sites (plain engine) equals crr on the pooled rows."""
+    from pathlib import Path
+
+    from coordinator.simulation import simulate_plain
+    from protocol.spec import AnalysisSpec
+
+    root = Path(__file__).resolve().parents[2]
+    spec = AnalysisSpec.model_validate({
+        "request_id": "fg-1", "incidence": ["cir"], "inference": {"fine_gray": [{
+            "name": "cir_fg", "endpoint": "cir", "covariates": [
+                {"kind": "numeric", "column": "age"},
+                {"kind": "categorical", "column": "mrd_negative", "levels": ["no", "yes"]},
+                {"kind": "categorical", "column": "donor_type",
+                 "levels": ["MSD", "MUD", "haplo"]}]}]}})
+    result = simulate_plain(spec, sorted((root / "examples" / "demo_sites").glob("*.csv"))
+                            ).fine_gray["cir_fg"]
+    assert result.converged and result.events == 16 and result.sites == 9
+    rows = {r["term"]: r for r in read_csv("ext_crr.csv")
+            if r["cohort"] == "demo" and r["failcode"] == "1"}
+    names = {"age": "age", "mrd_negative[yes]": "mrd", "donor_type[MUD]": "donor_MUD",
+             "donor_type[haplo]": "donor_haplo"}
+    for term, coefficient in result.coefficients.items():
+        row = rows[names[term]]
+        assert coefficient.coef == pytest.approx(float(row["coef"]), rel=TOL, abs=TOL)
+        assert coefficient.se == pytest.approx(float(row["se"]), rel=TOL)
+        assert coefficient.shr_lower < coefficient.shr < coefficient.shr_upper
+
+
+def test_site_policy_treats_fine_gray_as_pooled_model() -> None:
+    from protocol.spec import AnalysisSpec
+    from site_node.policy import ReleasePolicy, cox_rule
+
+    spec = AnalysisSpec.model_validate({"incidence": ["cir"], "inference": {"fine_gray": [{
+        "name": "fg", "endpoint": "cir", "covariates": [{"kind": "numeric", "column": "age"}]}]}})
+    refusal = cox_rule(spec, ReleasePolicy())
+    assert refusal is not None and refusal.reason_code == "cox_not_allowed"
+    assert "fg" in refusal.message
+    assert cox_rule(spec, ReleasePolicy(cox_models="any")) is None

@@ -87,3 +87,18 @@ def test_cox_zph_results_csv_and_flag(tmp_path: Path) -> None:
     assert "⚠ p < 0.05" in section and "os_site_stratified" in section
     assert "Grambsch and Therneau (1994)" in markdown
     assert '<section id="cox-zph">' in paths["report_html"].read_text(encoding="utf-8")
+
+
+def test_fine_gray_section_csv_and_methods(tmp_path: Path) -> None:
+    from protocol.spec_file import load_spec
+
+    spec = load_spec(REPO / "examples" / "cir_fine_gray.yaml")
+    results = simulate_plain(spec, sorted((REPO / "examples" / "demo_sites").glob("*.csv")))
+    assert not [w for w in results.warnings if w.endpoint.startswith("fine_gray:")]
+    paths = write_outputs(results, tmp_path, spec)
+    frame = pd.read_csv(paths["fine_gray_cir_fg.csv"])
+    assert frame["term"].tolist() == ["age", "mrd_negative[yes]", "donor_type[MUD]",
+                                      "donor_type[haplo]"]
+    markdown = paths["report_md"].read_text(encoding="utf-8")
+    assert "## Fine-Gray subdistribution hazards models" in markdown
+    assert "Fine and Gray 1999" in markdown and "SE (sandwich)" in markdown
