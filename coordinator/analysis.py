@@ -31,7 +31,6 @@ from coordinator.results import (
     MedianResult,
     ProportionResult,
     Results,
-    ResultWarning,
     RmstContrastResult,
     RmstResult,
     SiteCounts,
@@ -41,10 +40,6 @@ from protocol.layout import COMPETING_BLOCK, INCIDENCE_CAUSE
 from protocol.spec import AnalysisSpec
 from protocol.tally import EventTally, TallySet
 from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
-
-FINE_GRAY_NOT_FITTED = (
-    "not fitted: the Fine-Gray secure-sum rounds run in `fedsurv simulate --engine plain` only "
-    "so far, not over Flower")
 
 
 def analyse(spec: AnalysisSpec, tallies: TallySet, sites: SiteCounts) -> Results:
@@ -187,9 +182,6 @@ def _inference(spec: AnalysisSpec, tallies: TallySet, results: Results) -> None:
                 _logrank_result(spec, name, test, False, weights.rho, weights.gamma))
     if options.rmst is not None:
         _rmst(spec, tallies, results, options.rmst.tau_days, options.rmst.compare)
-    for model in options.fine_gray:  # fitted by engines that run its rounds (simulation)
-        results.warnings.append(ResultWarning(endpoint=f"fine_gray:{model.name}",
-                                              message=FINE_GRAY_NOT_FITTED))
     if spec.strata is not None and spec.incidence and (
             options.gray_test or options.site_stratified_gray):
         _gray(spec, tallies, results, options.gray_test)

@@ -17,17 +17,14 @@ from coordinator.estimators.cox_zph import ZphTest
 from coordinator.progress import Progress
 from coordinator.results import (
     CoxZphResult,
-    FineGrayCoefficient,
-    FineGrayResult,
     Results,
     SiteCounts,
     ZphRow,
 )
 from coordinator.secure_sum import TooFewSites
 from protocol.cox_spec import CoxModelSpec, CoxRoundRequest
-from protocol.errors import FedsurvError
 from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec, FineGrayModelSpec, TimeGrid
+from protocol.spec import AnalysisSpec, TimeGrid
 from protocol.tally import TallySet
 from site_node.endpoints import Endpoints
 
@@ -69,6 +66,8 @@ def simulate_plain(
     ``site_refused`` events on ``progress``. Without it every file contributes.
     """
     from coordinator.estimators.cox import run_cox_model
+    from coordinator.estimators.fine_gray import run_fine_gray_model
+    from protocol.layout import COMPETING_BLOCK
     from site_node.cox_sums import in_process_round_fn
     from site_node.tally import tally_site
 
@@ -85,7 +84,8 @@ def simulate_plain(
     endpoints = [site_endpoints(path) for path in accepted]
     sites = SiteCounts(requested=len(files), contributed=len(accepted), refused=refused,
                        contributor_ids=[path.stem for path in accepted])
-    results = analyse(spec, sum_vectors(spec, [tally_site(e, spec) for e in endpoints]), sites)
+    tallies = sum_vectors(spec, [tally_site(e, spec) for e in endpoints])
+    results = analyse(spec, tallies, sites)
     for model in spec.cox:
         round_fn = in_process_round_fn(endpoints, model, spec.grid)
         results.cox[model.name] = fit = run_cox_model(model, spec.grid, round_fn, spec.ci.level)
@@ -93,78 +93,10 @@ def simulate_plain(
             results.cox_zph[model.name] = cox_zph_result(
                 model.name, in_process_cox_zph(endpoints, model, spec.grid, fit))
     for fg_model in spec.inference.fine_gray if spec.inference is not None else ():
-        results.fine_gray[fg_model.name] = in_process_fine_gray(
-            endpoints, fg_model, spec.grid, spec.ci.level)
-        results.warnings = [w for w in results.warnings
-                            if w.endpoint != f"fine_gray:{fg_model.name}"]
+        round_fn = in_process_round_fn(endpoints, fg_model.as_cox_model(), spec.grid)
+        results.fine_gray[fg_model.name] = run_fine_gray_model(
+            fg_model, spec.grid, round_fn, tallies.pooled_events(COMPETING_BLOCK), spec.ci.level)
     return results
-
-
-def in_process_fine_gray(
-    sites: Sequence[Endpoints], model: FineGrayModelSpec, grid: TimeGrid, level: float = 0.95,
-) -> FineGrayResult:
-    """A Fine-Gray fit from the sums each site would send (:mod:`site_node.fine_gray_sums`),
-    added in process: the pooled competing-risks tally of the model's cohort gives ``G(t-)``
-    and the event bins; Newton rounds of risk-set and competing sums; at the final
-    coefficients the group sums for crr's sandwich variance."""
-    import functools
-    import operator
-
-    from scipy.stats import norm
-
-    from coordinator.estimators.fine_gray import (
-        FineGraySums,
-        censoring_before,
-        fine_gray_terms,
-        fit_fine_gray,
-        sandwich_meat,
-    )
-    from site_node.fine_gray_sums import (
-        fine_gray_cohort,
-        fine_gray_group_sums,
-        fine_gray_round_sums,
-    )
-    from site_node.tally import event_tally
-
-    cohorts = [fine_gray_cohort(site, model, grid) for site in sites]
-    tally = functools.reduce(operator.add, (
-        event_tally(bins * grid.bin_days, kind, grid, ("interest", "competing"))
-        for _, bins, kind in cohorts))
-    g_before = censoring_before(tally)
-    event_bins = np.flatnonzero(tally.cause("interest") > 0)
-    if event_bins.size == 0:
-        raise FedsurvError(f"Fine-Gray model {model.name!r}: no event of the cause of interest")
-    d = tally.cause("interest")[event_bins].astype(np.float64)
-    center = np.vstack([x for x, _, _ in cohorts]).mean(axis=0)
-    rounds = 0
-
-    def evaluate(beta: np.ndarray) -> FineGraySums:
-        nonlocal rounds
-        rounds += 1
-        parts = [fine_gray_round_sums(x, b, k, beta, center, event_bins, g_before)
-                 for x, b, k in cohorts]
-        return FineGraySums(*(sum(part[key] for part in parts)
-                              for key in ("risk", "competing", "event_z")))
-
-    beta, _, converged = fit_fine_gray(evaluate, model.p, d, g_before[event_bins])
-    _, _, info, s0, mean = fine_gray_terms(beta, evaluate(beta), d, g_before[event_bins])
-    groups = sum(fine_gray_group_sums(x, b, k, beta, center, grid.n_bins) for x, b, k in cohorts)
-    meat = sandwich_meat(groups, tally, event_bins, d, s0, mean, g_before, model.p)
-    inverse = np.linalg.inv(info)
-    covariance = inverse @ meat @ inverse
-    z = float(norm.ppf(0.5 + level / 2))
-    coefficients = {}
-    for j, term in enumerate(model.terms):
-        se = float(np.sqrt(covariance[j, j]))
-        coefficients[term] = FineGrayCoefficient(
-            coef=float(beta[j]), se=se, shr=float(np.exp(beta[j])),
-            shr_lower=float(np.exp(beta[j] - z * se)), shr_upper=float(np.exp(beta[j] + z * se)),
-            p_value=float(2 * norm.sf(abs(beta[j]) / se)))
-    return FineGrayResult(
-        name=model.name, endpoint=model.endpoint, n=tally.n,
-        events=int(tally.cause("interest").sum()), competing=int(tally.cause("competing").sum()),
-        sites=len(sites), terms=model.terms, converged=converged, rounds=rounds + 1,
-        coefficients=coefficients, covariance=covariance.tolist(), level=level)
 
 
 def cox_zph_result(name: str, tables: dict[str, list[ZphTest]]) -> CoxZphResult:

@@ -209,6 +209,17 @@ class FineGrayModelSpec(_Strict):
     def p(self) -> int:
         return len(self.terms)
 
+    def as_cox_model(self) -> CoxModelSpec:
+        """The Cox-round form of this model (its rounds reuse the Cox machinery: layouts,
+        fingerprints, the per-model round cap, the sites' ``cox_models`` policy as pooled)."""
+        return CoxModelSpec(name=self.name, endpoint=self.endpoint, covariates=self.covariates,
+                            ties="breslow", stratify_by_site=False)
+
+
+def fine_gray_models(spec: AnalysisSpec) -> list[CoxModelSpec]:
+    """The spec's Fine-Gray models in their Cox-round form."""
+    return [m.as_cox_model() for m in spec.inference.fine_gray] if spec.inference else []
+
 
 class InferenceOptions(_Strict):
     """Tests and summaries beyond the defaults (docs/spec.md, "Inference")."""
@@ -241,9 +252,12 @@ def _check_inference(spec: AnalysisSpec) -> None:
             spec.strata is None or not spec.incidence):
         raise ValueError("inference.gray_test and site_stratified_gray need strata and an "
                          "incidence endpoint")
-    names = [model.name for model in options.fine_gray]
+    names = [model.name for model in [*spec.cox, *options.fine_gray]]
     if len(set(names)) != len(names):
-        raise ValueError("inference.fine_gray model names must be unique")
+        raise ValueError("cox and inference.fine_gray model names must be unique")
+    if options.fine_gray and not spec.incidence:
+        raise ValueError("inference.fine_gray needs incidence (its censoring weights come from "
+                         "the competing-risks tally)")
     rmst = options.rmst
     if rmst is not None:
         if not spec.survival:

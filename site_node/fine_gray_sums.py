@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from protocol.cox_spec import CoxDataError, CoxModelSpec, CoxRoundRequest
 from protocol.spec import FineGrayModelSpec, TimeGrid
 from site_node.cox_sums import _group_sums, _weighted_blocks, design_matrix, risk_set_sums
 from site_node.endpoints import NRM, RELAPSE, Endpoints
@@ -66,3 +67,25 @@ def fine_gray_group_sums(
             out[t, :, power] = _group_sums(bins[rows], _weighted_blocks(z[rows], w[rows]**power),
                                            n_bins)
     return out
+
+
+def fine_gray_parts(
+    endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid, request: CoxRoundRequest
+) -> dict[str, np.ndarray | int]:
+    """A site's parts of a ``fine_gray`` or ``fine_gray_meat`` round (standardised units
+    ``z = (x - center) / scale``, as every Cox round)."""
+    x, bins, kind = fine_gray_cohort(endpoints, model, grid)  # type: ignore[arg-type]
+    z = (x - np.asarray(request.center)) / np.asarray(request.scale)
+    beta = np.asarray(request.beta)
+    listed = np.asarray(request.risk_bins, dtype=np.int64)
+    zero = np.zeros(z.shape[1])
+    if request.kind == "fine_gray":
+        if np.any(np.asarray(request.weights)[bins[kind == 2]] <= 0):
+            raise CoxDataError("censoring weight G(t-) = 0 at a competing event's bin")
+        parts = fine_gray_round_sums(z, bins, kind, beta, zero, listed,
+                                     np.asarray(request.weights))
+        return {"sites": 1, **parts}
+    index = np.searchsorted(listed, bins)
+    if np.any(index >= listed.size) or np.any(listed[np.minimum(index, listed.size - 1)] != bins):
+        raise CoxDataError("a patient's time bin is not among the round's bins")
+    return {"sites": 1, "groups": fine_gray_group_sums(z, index, kind, beta, zero, listed.size)}

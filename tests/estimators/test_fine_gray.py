@@ -13,7 +13,6 @@ import pytest
 from coordinator.estimators.fine_gray import (
     FineGraySums,
     censoring_before,
-    fine_gray_terms,
     fit_fine_gray,
     sandwich_meat,
 )
@@ -61,8 +60,8 @@ def fine_gray_in_process(sites):
         return FineGraySums(*(sum(part[key] for part in parts)
                               for key in ("risk", "competing", "event_z")))
 
-    beta, _, converged = fit_fine_gray(evaluate, len(TERMS), d, g_before[event_bins])
-    _, _, info, s0, mean = fine_gray_terms(beta, evaluate(beta), d, g_before[event_bins])
+    beta, _, converged, terms = fit_fine_gray(evaluate, len(TERMS), d, g_before[event_bins])
+    _, _, info, s0, mean = terms
     groups = sum(fine_gray_group_sums(x, b, k, beta, center, grid.n_bins) for x, b, k in sites)
     meat = sandwich_meat(groups, tally, event_bins, d, s0, mean, g_before, len(TERMS))
     inverse = np.linalg.inv(info)
