@@ -225,7 +225,8 @@ class InferenceOptions(_Strict):
     """Tests and summaries beyond the defaults (docs/spec.md, "Inference")."""
 
     weighted_logrank: list[WeightedLogrank] = Field(
-        default_factory=list, description="Fleming-Harrington tests across strata levels."
+        default_factory=list, max_length=10,
+        description="Fleming-Harrington tests across strata levels.",
     )
     rmst: RmstOptions | None = None
     gray_test: bool = Field(
