@@ -6,10 +6,13 @@ engine (in-process simulation, real Flower federation) ends here, so they agree 
 
 from __future__ import annotations
 
+import math
+
 from coordinator.estimators.aalen_johansen import cumulative_incidence
 from coordinator.estimators.curve import StepCurve
+from coordinator.estimators.gray import gray_from_terms, gray_test
 from coordinator.estimators.kaplan_meier import kaplan_meier
-from coordinator.estimators.logrank import logrank_from_terms, logrank_test
+from coordinator.estimators.logrank import LogrankTest, logrank_from_terms, logrank_test
 from coordinator.estimators.median import (
     median_ci,
     median_followup,
@@ -17,24 +20,27 @@ from coordinator.estimators.median import (
     survivor_followup,
 )
 from coordinator.estimators.proportions import proportion_ci
+from coordinator.estimators.rmst import rmst, rmst_difference, rmst_ratio
+from coordinator.estimators.weighted_logrank import fleming_harrington_test
 from coordinator.results import (
     CurveResult,
     Engine,
     FollowUpResult,
+    GrayResult,
     Landmark,
     LogrankResult,
     MedianResult,
     ProportionResult,
     Results,
+    RmstContrastResult,
+    RmstResult,
     SiteCounts,
     TableRow,
 )
-from protocol.layout import COMPETING_BLOCK
+from protocol.layout import COMPETING_BLOCK, INCIDENCE_CAUSE
 from protocol.spec import AnalysisSpec
 from protocol.tally import EventTally, TallySet
 from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
-
-INCIDENCE_CAUSE = {"cir": "relapse", "nrm": "nrm"}
 
 
 def analyse(spec: AnalysisSpec, tallies: TallySet, sites: SiteCounts, *,
@@ -65,7 +71,7 @@ def analyse(spec: AnalysisSpec, tallies: TallySet, sites: SiteCounts, *,
                 level: _survival(spec, tallies.events[(name, level)], level)
                 for level in spec.strata_levels
             }
-            results.logrank.append(_logrank(spec, tallies, name))
+            results.logrank.extend(_logrank(spec, tallies, name))
     for name in spec.incidence:
         cause = INCIDENCE_CAUSE[name]
         results.incidence[name] = _incidence(spec, tallies.pooled_events(COMPETING_BLOCK), cause,
@@ -77,6 +83,8 @@ def analyse(spec: AnalysisSpec, tallies: TallySet, sites: SiteCounts, *,
             }
     if "os" in spec.survival:
         results.followup = _followup(spec, tallies.pooled_events("os"))
+    if spec.inference is not None:
+        _inference(spec, tallies, results)
     return results
 
 
@@ -137,22 +145,90 @@ def _followup(spec: AnalysisSpec, os_tally: EventTally) -> FollowUpResult:
     )
 
 
-def _logrank(spec: AnalysisSpec, tallies: TallySet, name: str) -> LogrankResult:
-    """Log-rank across strata levels; site-stratified when sites sent their own terms."""
+def _logrank(spec: AnalysisSpec, tallies: TallySet, name: str) -> list[LogrankResult]:
+    """Log-rank across strata levels; also stratified by site when sites sent their own terms
+    (both are reported)."""
     groups = [tallies.events[(name, level)] for level in spec.strata_levels]
-    observed = [float(group.total_events.sum()) for group in groups]
+    tests = [(logrank_test(groups), False)]
     key = f"logrank_site:{name}"
     if key in tallies.statistics:
+        observed = [float(group.total_events.sum()) for group in groups]
         g = len(groups)
         terms = tallies.statistics[key]
         o_minus_e = terms[:g]
         expected = [o - d for o, d in zip(observed, o_minus_e, strict=True)]
-        test = logrank_from_terms(o_minus_e, terms[g:].reshape(g, g), observed, expected)
-    else:
-        test = logrank_test(groups)
+        tests.append((logrank_from_terms(o_minus_e, terms[g:].reshape(g, g), observed, expected),
+                      True))
+    return [_logrank_result(spec, name, test, by_site) for test, by_site in tests]
+
+
+def _logrank_result(
+    spec: AnalysisSpec, name: str, test: LogrankTest, by_site: bool, rho: float = 0.0,
+    gamma: float = 0.0,
+) -> LogrankResult:
     return LogrankResult(
         endpoint=name, groups=list(spec.strata_levels), statistic=float(test.statistic),
         df=int(test.df), p_value=float(test.p_value),
         observed=[float(v) for v in test.observed], expected=[float(v) for v in test.expected],
-        stratified_by_site=key in tallies.statistics,
+        stratified_by_site=by_site, rho=rho, gamma=gamma,
     )
+
+
+def _inference(spec: AnalysisSpec, tallies: TallySet, results: Results) -> None:
+    """The ``inference`` block: weighted log-rank, RMST (and contrasts), Gray's test."""
+    options = spec.inference
+    assert options is not None
+    for name in spec.survival if spec.strata is not None else ():
+        groups = [tallies.events[(name, level)] for level in spec.strata_levels]
+        for weights in options.weighted_logrank:
+            test = fleming_harrington_test(groups, weights.rho, weights.gamma)
+            results.logrank.append(
+                _logrank_result(spec, name, test, False, weights.rho, weights.gamma))
+    if options.rmst is not None:
+        _rmst(spec, tallies, results, options.rmst.tau_days, options.rmst.compare)
+    if spec.strata is not None and spec.incidence and (
+            options.gray_test or options.site_stratified_gray):
+        _gray(spec, tallies, results, options.gray_test)
+
+
+def _gray(spec: AnalysisSpec, tallies: TallySet, results: Results, plain: bool) -> None:
+    """Gray's test per incidence endpoint: plain (pooled tallies) when asked, and stratified
+    by site when the sites sent their terms."""
+    groups = [tallies.events[(COMPETING_BLOCK, level)] for level in spec.strata_levels]
+    g1 = len(groups) - 1
+    for name in spec.incidence:
+        cause = INCIDENCE_CAUSE[name]
+        tests = [(gray_test([groups], cause), False)] if plain else []
+        terms = tallies.statistics.get(f"gray_site:{name}")
+        if terms is not None:
+            every = tuple(range(len(groups)))
+            tests.append((gray_from_terms(terms[:g1], terms[g1:].reshape(g1, g1), cause, every),
+                          True))
+        for test, by_site in tests:
+            finite = math.isfinite(test.statistic)
+            results.gray.append(GrayResult(
+                endpoint=name, cause=cause, groups=[spec.strata_levels[g] for g in test.groups],
+                statistic=test.statistic if finite else None, df=test.df,
+                p_value=test.p_value if finite else None, stratified_by_site=by_site))
+
+
+def _rmst(spec: AnalysisSpec, tallies: TallySet, results: Results, tau: int,
+          compare: list[str] | None) -> None:
+    level = spec.ci.level
+    for name in spec.survival:
+        by_stratum = {"all": rmst(tallies.pooled_events(name), tau, level)}
+        if spec.strata is not None:
+            for stratum in spec.strata_levels:
+                by_stratum[stratum] = rmst(tallies.events[(name, stratum)], tau, level)
+        for stratum, value in by_stratum.items():
+            results.rmst.append(RmstResult(
+                endpoint=name, stratum=stratum, tau=value.tau, estimate=value.estimate,
+                se=value.se, lower=value.lower, upper=value.upper))
+        if spec.strata is None:
+            continue
+        first, second = compare or spec.strata_levels[:2]
+        for kind, contrast in (("difference", rmst_difference), ("ratio", rmst_ratio)):
+            c = contrast(by_stratum[first], by_stratum[second], level)
+            results.rmst_contrasts.append(RmstContrastResult(
+                endpoint=name, contrast=kind, first=first, second=second, tau=float(tau),
+                estimate=c.estimate, se=c.se, lower=c.lower, upper=c.upper, p_value=c.p_value))

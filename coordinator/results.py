@@ -99,6 +99,97 @@ class LogrankResult(_Model):
     observed: list[float]
     expected: list[float]
     stratified_by_site: bool = False
+    rho: float = 0.0
+    """Fleming-Harrington weight exponents (0, 0: the log-rank test); observed and expected
+    counts are weighted as in R's ``survdiff(rho=)``."""
+    gamma: float = 0.0
+
+
+class RmstResult(_Model):
+    """Restricted mean survival time up to ``tau`` days, with SE and normal-theory CI."""
+
+    endpoint: str
+    stratum: str = "all"
+    tau: float
+    estimate: float
+    se: float
+    lower: float
+    upper: float
+
+
+class RmstContrastResult(_Model):
+    """Difference (``first - second``) or ratio (``first / second``) of two strata's RMST."""
+
+    endpoint: str
+    contrast: str
+    first: str
+    second: str
+    tau: float
+    estimate: float
+    se: float
+    lower: float
+    upper: float
+    p_value: float
+
+
+class GrayResult(_Model):
+    """Gray's test of equal cumulative incidence of ``cause`` across ``groups``; ``statistic``
+    and ``p_value`` are None when its variance is singular (no test)."""
+
+    endpoint: str
+    cause: str
+    groups: list[str]
+    statistic: float | None
+    df: int
+    p_value: float | None
+    stratified_by_site: bool = False
+
+
+class ZphRow(_Model):
+    """One row of ``cox.zph(fit, transform)$table``: a term (or ``GLOBAL``)."""
+
+    term: str
+    statistic: float
+    df: int
+    p_value: float
+
+
+class CoxZphResult(_Model):
+    """Proportional-hazards score tests of one Cox model per time transform (km, identity,
+    rank); ``flagged``: ``"term (transform)"`` for every p < 0.05."""
+
+    model: str
+    transforms: dict[str, list[ZphRow]]
+    flagged: list[str] = Field(default_factory=list)
+
+
+class FineGrayCoefficient(_Model):
+    """One design column: log subdistribution hazard ratio, crr's sandwich SE, Wald CI, p."""
+
+    coef: float
+    se: float
+    shr: float
+    shr_lower: float
+    shr_upper: float
+    p_value: float
+
+
+class FineGrayResult(_Model):
+    """A Fine-Gray model (R ``cmprsk::crr``): ``events`` of the cause of interest, ``competing``
+    events of the other cause, among ``n`` remitters."""
+
+    name: str
+    endpoint: str
+    n: int
+    events: int
+    competing: int
+    sites: int
+    terms: list[str]
+    converged: bool
+    rounds: int
+    coefficients: dict[str, FineGrayCoefficient] = Field(default_factory=dict)
+    covariance: list[list[float]] = Field(default_factory=list, description="sandwich")
+    level: float = 0.95
 
 
 class ResultWarning(_Model):
@@ -122,6 +213,12 @@ class Results(_Model):
     followup: FollowUpResult | None = None
     logrank: list[LogrankResult] = Field(default_factory=list)
     cox: dict[str, CoxResult] = Field(default_factory=dict)
+    rmst: list[RmstResult] = Field(default_factory=list)
+    rmst_contrasts: list[RmstContrastResult] = Field(default_factory=list)
+    gray: list[GrayResult] = Field(default_factory=list)
+    cox_zph: dict[str, CoxZphResult] = Field(
+        default_factory=dict, description="model name -> proportional-hazards tests")
+    fine_gray: dict[str, FineGrayResult] = Field(default_factory=dict)
     warnings: list[ResultWarning] = Field(default_factory=list)
     grid: dict[str, int] = Field(default_factory=dict)
     engine: Engine | None = Field(None, description="how the tallies were summed (see Engine); "

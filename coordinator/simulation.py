@@ -12,12 +12,24 @@ from pathlib import Path
 import numpy as np
 
 from coordinator.analysis import analyse
-from coordinator.results import Results, SiteCounts
+from coordinator.cox_result import CoxResult
+from coordinator.estimators.cox_zph import ZphTest
+from coordinator.progress import Progress
+from coordinator.results import (
+    CoxZphResult,
+    Results,
+    SiteCounts,
+    ZphRow,
+)
 from coordinator.secure_sum import TooFewSites
+from protocol.cox_spec import CoxModelSpec, CoxRoundRequest
 from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec
+from protocol.spec import AnalysisSpec, TimeGrid
 from protocol.tally import TallySet
 from site_node.endpoints import Endpoints
+
+ZPH_FLAG_P = 0.05
+"""Proportional-hazards tests with p below this are flagged in results and report."""
 
 
 def site_endpoints(path: Path) -> Endpoints:
@@ -42,22 +54,128 @@ def sum_vectors(spec: AnalysisSpec, per_site: Sequence[TallySet]) -> TallySet:
     return layout.decode(total)
 
 
-def simulate_plain(spec: AnalysisSpec, files: Sequence[Path]) -> Results:
-    """Pooled results of ``files`` (one per site) without any network."""
+def simulate_plain(
+    spec: AnalysisSpec, files: Sequence[Path], *, policy_json: str | None = None,
+    progress: Progress | None = None,
+) -> Results:
+    """Pooled results of ``files`` (one per site) without any network.
+
+    With ``policy_json`` (a :class:`site_node.policy.ReleasePolicy` as JSON) every site first
+    answers the query round as a real site does (:func:`site_node.answer.decide`, the policy
+    applied, a fresh ledger per call); refusing sites are left out and reported as
+    ``site_refused`` events on ``progress``. Without it every file contributes.
+    """
     from coordinator.estimators.cox import run_cox_model
+    from coordinator.estimators.fine_gray import run_fine_gray_model
+    from protocol.layout import COMPETING_BLOCK
     from site_node.cox_sums import in_process_round_fn
     from site_node.tally import tally_site
 
-    endpoints = [site_endpoints(path) for path in files]
-    if len(endpoints) < spec.min_sites:
+    refused: dict[str, str] = {}
+    if policy_json is not None:
+        accepted, refused = _query_round(spec, files, policy_json, progress)
+    else:
+        accepted = list(files)
+    if len(accepted) < spec.min_sites:
         raise TooFewSites(
-            f"{len(endpoints)} site(s) contributed, the spec requires min_sites={spec.min_sites}"
+            f"{len(accepted)} site(s) accepted and contributed, the spec requires "
+            f"min_sites={spec.min_sites}: nothing is summed or published"
         )
-    sites = SiteCounts(requested=len(files), contributed=len(files),
-                       contributor_ids=[path.stem for path in files])
-    results = analyse(spec, sum_vectors(spec, [tally_site(e, spec) for e in endpoints]), sites,
-                      engine="plain")
+    endpoints = [site_endpoints(path) for path in accepted]
+    sites = SiteCounts(requested=len(files), contributed=len(accepted), refused=refused,
+                       contributor_ids=[path.stem for path in accepted])
+    tallies = sum_vectors(spec, [tally_site(e, spec) for e in endpoints])
+    results = analyse(spec, tallies, sites, engine="plain")
     for model in spec.cox:
         round_fn = in_process_round_fn(endpoints, model, spec.grid)
-        results.cox[model.name] = run_cox_model(model, spec.grid, round_fn, spec.ci.level)
+        results.cox[model.name] = fit = run_cox_model(model, spec.grid, round_fn, spec.ci.level)
+        if fit.converged:
+            results.cox_zph[model.name] = cox_zph_result(
+                model.name, in_process_cox_zph(endpoints, model, spec.grid, fit))
+    for fg_model in spec.inference.fine_gray if spec.inference is not None else ():
+        round_fn = in_process_round_fn(endpoints, fg_model.as_cox_model(), spec.grid)
+        results.fine_gray[fg_model.name] = run_fine_gray_model(
+            fg_model, spec.grid, round_fn, tallies.pooled_events(COMPETING_BLOCK), spec.ci.level)
     return results
+
+
+def cox_zph_result(name: str, tables: dict[str, list[ZphTest]]) -> CoxZphResult:
+    """The results.json form of :func:`in_process_cox_zph`, p < 0.05 flagged."""
+    flagged = [f"{t.term} ({transform})" for transform, rows in tables.items() for t in rows
+               if t.p_value < ZPH_FLAG_P]
+    return CoxZphResult(model=name, flagged=flagged, transforms={
+        transform: [ZphRow(term=t.term, statistic=t.statistic, df=t.df, p_value=t.p_value)
+                    for t in rows] for transform, rows in tables.items()})
+
+
+def _query_round(
+    spec: AnalysisSpec, files: Sequence[Path], policy_json: str, progress: Progress | None,
+) -> tuple[list[Path], dict[str, str]]:
+    """Each site's answer to the query round: the accepting files and the refusals."""
+    import tempfile
+
+    from site_node.answer import decide
+
+    spec_json = spec.model_dump_json()
+    fingerprint = TallyLayout(spec).fingerprint
+    accepted: list[Path] = []
+    refused: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="fedsurv-simulate-") as state:
+        for path in files:
+            config = {"site-id": path.stem, "data-path": str(path),
+                      "state-dir": str(Path(state) / path.stem), "policy": policy_json}
+            decision = decide(spec_json, fingerprint, len(files), config)
+            if decision.accept:
+                accepted.append(path)
+            else:
+                refused[path.stem] = f"{decision.reason_code}: {decision.message}"
+            if progress is not None:
+                progress.emit("site_accepted" if decision.accept else "site_refused",
+                              site=path.stem, reason_code=decision.reason_code,
+                              message=decision.message)
+    return accepted, refused
+
+
+def in_process_cox_zph(
+    sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid, fit: CoxResult
+) -> dict[str, list[ZphTest]]:
+    """``cox.zph`` tables (km, identity, rank) of a converged fit, from the sums each site would
+    send at the final coefficients (:mod:`site_node.zph_sums`), added in process.
+
+    Steps, as a federated run would take them: the pooled tally of the model's cohort gives the
+    centred time transforms; at ``beta = `` the fitted coefficients (raw units, centred at the
+    pooled mean) the sites' sums are added; :func:`coordinator.estimators.cox_zph.zph_table`.
+    """
+    import functools
+    import operator
+
+    from coordinator.estimators.cox_zph import bin_terms, time_transforms, zph_sums, zph_table
+    from site_node.cox_sums import model_cohort, risk_set_sums
+    from site_node.zph_sums import event_time_sums, model_tally, stratum_zph_sums
+
+    tally = functools.reduce(operator.add, (model_tally(s, model, grid) for s in sites))
+    g = time_transforms(tally)
+    designs = [model_cohort(s, model, grid)[0] for s in sites]
+    total = np.vstack(designs)
+    request = CoxRoundRequest(
+        model=model.name, kind="stratum" if model.stratify_by_site else "pooled",
+        beta=[fit.coefficients[term].coef for term in model.terms],
+        center=[float(v) for v in total.mean(axis=0)], scale=[1.0] * model.p)
+    if model.stratify_by_site:
+        parts = [stratum_zph_sums(s, model, grid, request, g) for s in sites]
+        sums = {name: functools.reduce(operator.add, (part[name] for part in parts)) for name in g}
+        return zph_table(sums, model)
+    rows = np.flatnonzero(tally.total_events > 0)
+    d = tally.total_events[rows]
+    risk = tied = 0.0
+    for site in sites:
+        x, bins, event = model_cohort(site, model, grid)
+        z = x - np.asarray(request.center)
+        w = np.exp(z @ np.asarray(request.beta))
+        site_risk, site_tied = risk_set_sums(z, w, bins, event, rows, rows)
+        risk, tied = risk + site_risk, tied + site_tied
+    mean_sum, info = bin_terms(np.asarray(risk), np.asarray(tied), d, model.ties, model.p)
+    event_gz = [event_time_sums(s, model, grid, request, g) for s in sites]
+    sums = {name: zph_sums(values[rows], sum(part[name] for part in event_gz), mean_sum, info)
+            for name, values in g.items()}
+    return zph_table(sums, model)

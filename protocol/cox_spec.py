@@ -107,7 +107,13 @@ MAX_COX_TERMS = 20
 """Size limit (issue 12): design columns of one Cox model (a categorical adds levels - 1)."""
 """A site refuses a vector holding ``|v| >= 2**53``: 1023 such vectors still sum inside int64."""
 
-CoxRoundKind = Literal["moments", "pooled", "stratum", "pooled_robust"]
+CoxRoundKind = Literal["moments", "pooled", "stratum", "pooled_robust", "fine_gray",
+                       "fine_gray_meat"]
+FINE_GRAY_KINDS: tuple[str, ...] = ("fine_gray", "fine_gray_meat")
+"""Round kinds of Fine-Gray models (``protocol.spec.FineGrayModelSpec``, issue 14): per-bin
+weighted risk-set and competing sums at ``risk_bins`` given ``weights`` = G(t-) per grid bin,
+and once the (type, bin) group sums of the sandwich variance
+(:mod:`coordinator.estimators.fine_gray`). They disclose what a ``pooled`` round does."""
 CoxEndpoint = Literal["os", "efs", "os_remission", "efs_remission", "cir", "nrm"]
 """Survival endpoints (DESIGN section 4), or a cause-specific hazard among remitters: ``cir``
 (relapse; death without relapse censors) and ``nrm`` (death without relapse; relapse censors),
@@ -241,9 +247,13 @@ class CoxRoundRequest(_Strict):
     shift: float = 0.0
     risk_bins: list[int] = Field(default_factory=list)
     tie_bins: list[int] = Field(default_factory=list)
+    weights: list[float] = Field(
+        default_factory=list, description="fine_gray: G(t-) per grid bin (censoring KM)")
 
     @model_validator(mode="after")
     def _consistent(self) -> CoxRoundRequest:
+        if any(not (np.isfinite(v) and 0.0 <= v <= 1.0) for v in self.weights):
+            raise ValueError("weights (G(t-)) must lie in [0, 1]")
         if self.kind != "moments":
             p = len(self.beta)
             if p == 0 or len(self.center) != p or len(self.scale) != p:
@@ -405,6 +415,14 @@ class RobustSums:
     between2: np.ndarray  # (K + 1, q)
 
 
+@dataclass(frozen=True)
+class PartSums:
+    """Decoded Fine-Gray round: its fixed-point parts by name (flat)."""
+
+    sites: int
+    parts: dict[str, np.ndarray]
+
+
 class CoxRoundLayout:
     """The int64 vector of one Cox round, derived from (model, grid, request) alone.
 
@@ -437,6 +455,18 @@ class CoxRoundLayout:
             k = len(request.risk_bins)
             self.sizes = {"sites": 1, "event0": k * q, "event1": k * q, "event2": k * q,
                           "censored2": k * q, "between2": (k + 1) * q}
+            self.bits = FIXED_POINT_BITS
+            self.counts = ("sites",)
+        elif self.kind in FINE_GRAY_KINDS:
+            if max(request.risk_bins, default=0) >= grid.n_bins:
+                raise ProtocolMismatch("risk_bins reach past the grid")
+            k = len(request.risk_bins)
+            if self.kind == "fine_gray":
+                if len(request.weights) != grid.n_bins:
+                    raise ProtocolMismatch("a fine_gray round needs one weight per grid bin")
+                self.sizes = {"sites": 1, "risk": k * q, "competing": k * q, "event_z": self.p}
+            else:
+                self.sizes = {"sites": 1, "groups": 3 * k * 3 * q}
             self.bits = FIXED_POINT_BITS
             self.counts = ("sites",)
         elif self.kind == "pooled":
@@ -512,7 +542,7 @@ class CoxRoundLayout:
 
     def decode(
         self, vector: np.ndarray
-    ) -> MomentSums | PooledSums | StratumSums | RobustSums:
+    ) -> MomentSums | PooledSums | StratumSums | RobustSums | PartSums:
         """The named parts of a (summed) vector of this layout."""
         vector = np.asarray(vector)
         if vector.shape != (self.length,):
@@ -534,6 +564,8 @@ class CoxRoundLayout:
             q = block_size(self.p)
             return PooledSums(sites, fixed("risk").reshape(-1, q), fixed("ties").reshape(-1, q),
                               fixed("event_z"))
+        if self.kind in FINE_GRAY_KINDS:
+            return PartSums(sites, {name: fixed(name) for name in self.sizes if name != "sites"})
         if self.kind == "pooled_robust":
             q = block_size(self.p)
             return RobustSums(sites, *(fixed(name).reshape(-1, q) for name in

@@ -32,6 +32,8 @@ FIXED_POINT_BITS = 32
 
 COMPETING_CAUSES: tuple[str, ...] = ("relapse", "nrm")
 COMPETING_BLOCK = "cir_nrm"
+INCIDENCE_CAUSE: dict[str, str] = {"cir": "relapse", "nrm": "nrm"}
+"""The cause of the competing-risks tally that each incidence endpoint estimates."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ class TallyLayout:
             groups = len(spec.strata_levels)
             for name in spec.survival:
                 add("statistic", f"logrank_site:{name}", "", (groups + groups * groups,))
+        if spec.inference is not None and spec.inference.site_stratified_gray:
+            g1 = len(spec.strata_levels) - 1
+            for name in spec.incidence:  # Gray's score and variance per site (issue 14)
+                add("statistic", f"gray_site:{name}", "", (g1 + g1 * g1,))
         self.slots: tuple[Slot, ...] = tuple(slots)
         self.length = offset
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from protocol.cox_spec import CoxModelSpec
+from protocol.cox_spec import Covariate, CoxModelSpec
 from protocol.version import PROTOCOL_VERSION
 
 ProportionName = Literal[
@@ -135,6 +135,9 @@ class AnalysisSpec(_Strict):
     site_stratified_logrank: bool = Field(
         False, description="Also send per-site log-rank terms (needs strata)."
     )
+    inference: InferenceOptions | None = Field(
+        None, description="Weighted log-rank, RMST and Gray's test (see InferenceOptions)."
+    )
 
     @field_validator("proportions", "survival", "incidence")
     @classmethod
@@ -192,6 +195,7 @@ class AnalysisSpec(_Strict):
         late = [d for d in self.landmarks if d > self.grid.horizon_days]
         if late:
             raise ValueError(f"landmarks {late} lie past horizon_days={self.grid.horizon_days}")
+        _check_inference(self)
         return self
 
     @property
@@ -201,8 +205,119 @@ class AnalysisSpec(_Strict):
 
     def canonical_json(self) -> str:
         """Canonical form used for hashing: sorted keys, no whitespace."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        if data.get("inference") is None:  # unset: the hash of a spec from before the key
+            data.pop("inference", None)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def sha256(self) -> str:
         """SHA-256 of :meth:`canonical_json`; sites allow-list specs by this hash."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+# --- Inference options (issue 14): weighted log-rank, RMST, Gray's test ------------------------
+# Computed by the coordinator from the tallies the sites already send; kept in one nested block
+# that is left out of the canonical JSON when unset, so the hashes of earlier specs stay valid.
+
+
+class WeightedLogrank(_Strict):
+    """Fleming-Harrington ``G(rho, gamma)`` weights ``S(t-)^rho (1 - S(t-))^gamma``."""
+
+    rho: float = Field(0.0, ge=0.0, le=10.0)
+    gamma: float = Field(0.0, ge=0.0, le=10.0)
+
+
+class RmstOptions(_Strict):
+    """Restricted mean survival time up to ``tau_days`` for every survival endpoint."""
+
+    tau_days: int = Field(ge=1, le=36500, description="Restriction time tau in days.")
+    compare: list[str] | None = Field(
+        None, min_length=2, max_length=2,
+        description="Two strata levels: difference (first - second) and ratio of their RMST; "
+        "default: the first two levels.",
+    )
+
+
+class FineGrayModelSpec(_Strict):
+    """A Fine-Gray subdistribution hazards model (R ``cmprsk::crr``) for one incidence endpoint:
+    ``cir`` (relapse; NRM competes) or ``nrm`` (NRM; relapse competes), among remitters."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    endpoint: Literal["cir", "nrm"]
+    covariates: list[Covariate] = Field(min_length=1, max_length=20)
+
+    @property
+    def terms(self) -> list[str]:
+        """Design column names, in vector order."""
+        return [t for c in self.covariates for t in c.terms]
+
+    @property
+    def p(self) -> int:
+        return len(self.terms)
+
+    def as_cox_model(self) -> CoxModelSpec:
+        """The Cox-round form of this model (its rounds reuse the Cox machinery: layouts,
+        fingerprints, the per-model round cap, the sites' ``cox_models`` policy as pooled)."""
+        return CoxModelSpec(name=self.name, endpoint=self.endpoint, covariates=self.covariates,
+                            ties="breslow", stratify_by_site=False)
+
+
+def fine_gray_models(spec: AnalysisSpec) -> list[CoxModelSpec]:
+    """The spec's Fine-Gray models in their Cox-round form."""
+    return [m.as_cox_model() for m in spec.inference.fine_gray] if spec.inference else []
+
+
+class InferenceOptions(_Strict):
+    """Tests and summaries beyond the defaults (docs/spec.md, "Inference")."""
+
+    weighted_logrank: list[WeightedLogrank] = Field(
+        default_factory=list, max_length=10,
+        description="Fleming-Harrington tests across strata levels.",
+    )
+    rmst: RmstOptions | None = None
+    gray_test: bool = Field(
+        False, description="Gray's test across strata levels for each incidence endpoint."
+    )
+    site_stratified_gray: bool = Field(
+        False, description="Also Gray's test stratified by site: each site sends its score "
+        "and variance terms (fixed point, under secure aggregation)."
+    )
+    fine_gray: list[FineGrayModelSpec] = Field(
+        default_factory=list, max_length=10,
+        description="Fine-Gray models, fitted over extra rounds of per-bin sums.",
+    )
+
+
+def _check_inference(spec: AnalysisSpec) -> None:
+    """Cross-key rules of the ``inference`` block."""
+    options = spec.inference
+    if options is None:
+        return
+    if options.weighted_logrank and (spec.strata is None or not spec.survival):
+        raise ValueError("inference.weighted_logrank needs strata and a survival endpoint")
+    if (options.gray_test or options.site_stratified_gray) and (
+            spec.strata is None or not spec.incidence):
+        raise ValueError("inference.gray_test and site_stratified_gray need strata and an "
+                         "incidence endpoint")
+    names = [model.name for model in [*spec.cox, *options.fine_gray]]
+    if len(set(names)) != len(names):
+        raise ValueError("cox and inference.fine_gray model names must be unique")
+    if options.fine_gray and not spec.incidence:
+        raise ValueError("inference.fine_gray needs incidence (its censoring weights come from "
+                         "the competing-risks tally)")
+    rmst = options.rmst
+    if rmst is not None:
+        if not spec.survival:
+            raise ValueError("inference.rmst needs a survival endpoint")
+        if rmst.tau_days > spec.grid.horizon_days:
+            raise ValueError(f"inference.rmst.tau_days={rmst.tau_days} lies past "
+                             f"horizon_days={spec.grid.horizon_days}")
+        if rmst.compare is not None:
+            if spec.strata is None:
+                raise ValueError("inference.rmst.compare needs strata")
+            unknown = [lvl for lvl in rmst.compare if lvl not in spec.strata.levels]
+            if unknown or rmst.compare[0] == rmst.compare[1]:
+                raise ValueError(f"inference.rmst.compare must name two different strata "
+                                 f"levels of {spec.strata.levels}")
+
+AnalysisSpec.model_rebuild()

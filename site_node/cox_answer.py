@@ -61,9 +61,18 @@ class CoxRound:
 def parse_round(spec: AnalysisSpec, tag: Mapping[str, Any]) -> CoxRound:
     """The round named by a round record, checked against the accepted ``spec``."""
     name = str(tag[COX_MODEL])
-    model = next((m for m in spec.cox if m.name == name), None)
+    from protocol.cox_spec import FINE_GRAY_KINDS
+    from protocol.spec import fine_gray_models
+
+    fine_gray = fine_gray_models(spec)
+    model = next((m for m in [*spec.cox, *fine_gray] if m.name == name), None)
     if model is None:
         raise Refusal("not_accepted", f"Cox model '{name}' is not in the accepted spec")
+    kind = str(CoxRoundRequest.model_validate_json(str(tag[COX_REQUEST])).kind) \
+        if COX_REQUEST in tag else ""
+    if (kind in FINE_GRAY_KINDS) != (model in fine_gray) and kind != "moments":
+        raise Refusal("protocol_mismatch", f"round kind {kind!r} does not apply to model "
+                                           f"'{name}'")
     try:
         request = CoxRoundRequest.model_validate_json(str(tag[COX_REQUEST]))
         layout = CoxRoundLayout(model, spec.grid, request)

@@ -244,6 +244,10 @@ def cox_round_sums(
     layout = CoxRoundLayout(model, grid, request)
     if request.kind == "moments":
         return layout.encode(cox_moment_sums(endpoints, model, grid))
+    if request.kind in ("fine_gray", "fine_gray_meat"):  # issue 14: site_node.fine_gray_sums
+        from site_node.fine_gray_sums import fine_gray_parts
+
+        return layout.encode(fine_gray_parts(endpoints, model, grid, request))
     if request.kind == "stratum":
         terms = cox_stratum_terms(endpoints, model, grid, request)
         meat = terms.meat if terms.meat is not None else np.zeros((model.p, model.p))

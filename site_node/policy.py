@@ -284,12 +284,14 @@ def _static_rules(spec: AnalysisSpec, policy: ReleasePolicy, digest: str) -> Dec
 
 def cox_rule(spec: AnalysisSpec, policy: ReleasePolicy) -> Decision | None:
     """``cox_not_allowed`` when a Cox model of the spec is beyond ``policy.cox_models``."""
-    if policy.cox_models == "any" or not spec.cox:
+    inference = getattr(spec, "inference", None)  # Cox rounds pass a spec-like of one model
+    fine_gray = [m.name for m in inference.fine_gray] if inference is not None else []
+    if policy.cox_models == "any" or not (spec.cox or fine_gray):
         return None
     if policy.cox_models == "none":
-        refused = [model.name for model in spec.cox]
-    else:
-        refused = [model.name for model in spec.cox if not model.stratify_by_site]
+        refused = [model.name for model in spec.cox] + fine_gray
+    else:  # Fine-Gray rounds reveal pooled per-bin sums, as a pooled Cox model's do
+        refused = [model.name for model in spec.cox if not model.stratify_by_site] + fine_gray
     if not refused:
         return None
     return Decision.refuse(

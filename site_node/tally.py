@@ -115,6 +115,10 @@ def tally_site(endpoints: Endpoints, spec: AnalysisSpec) -> TallySet:
             result.statistics[f"logrank_site:{name}"] = np.concatenate(
                 [o_minus_e, variance.ravel()]
             )
+    if spec.inference is not None and spec.inference.site_stratified_gray:
+        from coordinator.estimators.gray import site_gray_terms
+
+        result.statistics.update(site_gray_terms(result, spec))
     return result
 
 

@@ -31,7 +31,9 @@ class LogrankTest:
     expected: np.ndarray | None
 
 
-def logrank_terms(groups: Sequence[EventTally]) -> tuple[np.ndarray, np.ndarray]:
+def logrank_terms(
+    groups: Sequence[EventTally], weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(O - E, V)`` of the K-sample log-rank test (events of any cause).
 
     With ``n_gj`` at risk and ``d_gj`` events in group ``g`` and bin ``j``, ``N_j = sum_g n_gj``,
@@ -41,14 +43,17 @@ def logrank_terms(groups: Sequence[EventTally]) -> tuple[np.ndarray, np.ndarray]
         V_gh      = sum_j D_j (N_j - D_j) / (N_j - 1) * (n_gj / N_j) (delta_gh - n_hj / N_j)
 
     (hypergeometric variance; bins with ``N_j <= 1`` add nothing to ``V``). Terms add over
-    strata: the site-stratified test sums each site's ``(O - E, V)``.
+    strata: the site-stratified test sums each site's ``(O - E, V)``. With per-bin
+    ``weights`` ``w_j`` (:mod:`coordinator.estimators.weighted_logrank`) each bin's term of
+    ``O - E`` is multiplied by ``w_j`` and of ``V`` by ``w_j^2`` (R ``survdiff``, ``rho``).
     """
     at_risk, events = _stack(groups)
+    w = np.ones(at_risk.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
     total_n = at_risk.sum(axis=0)
     total_d = events.sum(axis=0)
     share = np.divide(at_risk, total_n, out=np.zeros_like(at_risk), where=total_n > 0)
-    o_minus_e = (events - share * total_d).sum(axis=1)
-    weight = np.divide(
+    o_minus_e = (w * (events - share * total_d)).sum(axis=1)
+    weight = w**2 * np.divide(
         total_d * (total_n - total_d), total_n - 1.0,
         out=np.zeros_like(total_n), where=total_n > 1,
     )

@@ -65,6 +65,12 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
         from coordinator.cox_rounds import fit_cox_models
 
         results.cox.update(fit_cox_models(grid, outcome, options, progress, audit))
+    if outcome.spec.inference is not None and outcome.spec.inference.fine_gray:
+        from coordinator.fine_gray_rounds import fit_fine_gray_models  # issue 14
+
+        fits, warnings = fit_fine_gray_models(grid, outcome, options, progress, audit)
+        results.fine_gray.update(fits)
+        results.warnings.extend(warnings)
     results_path = publish_results(results, out_dir, outcome.spec)
     if audit is not None:
         _audit_publication(audit, outcome, results_path, progress)

@@ -10,6 +10,12 @@ import pandas as pd
 
 from coordinator.report.cox import cox_heading, cox_notes, cox_table
 from coordinator.report.figures import FigureFile
+from coordinator.report.inference import (
+    InferenceSection,
+    inference_sections,
+    weights_label,
+    zph_sections,
+)
 from coordinator.report.labels import curve_label, format_p, pct_ci, proportion_label
 from coordinator.report.methods import methods_paragraph
 from coordinator.report.small_cells import (
@@ -53,6 +59,8 @@ class ReportContent:
     figures: list[FigureFile] = field(default_factory=list)
     min_cell_count: int | None = None
     strata_column: str | None = None
+    inference: list[InferenceSection] = field(default_factory=list)
+    cox_diagnostics: list[InferenceSection] = field(default_factory=list)
 
 
 def build_content(
@@ -85,6 +93,8 @@ def build_content(
         figures=figures,
         min_cell_count=min_cell_count,
         strata_column=spec.strata.column if spec is not None and spec.strata else None,
+        inference=inference_sections(results, level, min_cell_count),
+        cox_diagnostics=zph_sections(results),
     )
 
 
@@ -119,6 +129,7 @@ def _logrank_display(results: Results, min_cell_count: int | None) -> pd.DataFra
     rows = []
     for t in results.logrank:
         oe = ", ".join(f"{g}: {mask_count(round(o), min_cell_count)}/{e:.1f}"
+                       if float(o).is_integer() else f"{g}: {o:.1f}/{e:.1f}"
                        for g, o, e in zip(t.groups, t.observed, t.expected, strict=True))
         rows.append({
             "Endpoint": curve_label(t.endpoint),
@@ -127,7 +138,8 @@ def _logrank_display(results: Results, min_cell_count: int | None) -> pd.DataFra
             "χ² (df)": f"{t.statistic:.2f} ({t.df})",
             "p": format_p(t.p_value),
             "Stratified by site": "yes" if t.stratified_by_site else "no",
+            "Test": weights_label(t.rho, t.gamma),
         })
     cols = ["Endpoint", "Groups", "Observed/expected events", "χ² (df)", "p",
-            "Stratified by site"]
+            "Stratified by site", "Test"]
     return pd.DataFrame(rows, columns=cols)

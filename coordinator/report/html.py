@@ -58,10 +58,14 @@ def render_html(content: ReportContent) -> str:
         _figure(f, i) for i, f in enumerate(c.figures, start=1)) or "<p>No curves.</p>"))
     if not c.logrank.empty:
         parts.append(_section("logrank", "Log-rank tests", _table(c.logrank)))
+    for extra in c.inference:
+        parts.append(_section(extra.anchor, extra.title, "".join(_table(t) for t in extra.tables)))
     if c.cox:
         parts.append(_section("cox", "Cox proportional-hazards models", "".join(
             f"<h3>{escape(m.heading)}</h3>{_table(m.table)}"
             + "".join(f"<p>{escape(note)}</p>" for note in m.notes) for m in c.cox)))
+    for extra in c.cox_diagnostics:
+        parts.append(_section(extra.anchor, extra.title, "".join(_table(t) for t in extra.tables)))
     parts.append(_section("warnings", "Small-sample warnings", _warnings(c)))
     parts.append(_section("methods", "Statistical methods",
                           f'<p class="methods">{escape(c.methods)}</p>'))

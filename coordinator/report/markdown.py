@@ -47,12 +47,20 @@ def render_markdown(content: ReportContent, *, relative_to: Path) -> str:
                 f"**Figure {i}.** {md(fig.caption)} (vector: [{svg}]({svg}))", ""]
     if not c.logrank.empty:
         out += ["## Log-rank tests", "", pipe_table(c.logrank), ""]
+    for extra in c.inference:
+        out += [f"## {extra.title}", ""]
+        for table in extra.tables:
+            out += [pipe_table(table), ""]
     if c.cox:
         out += ["## Cox proportional-hazards models", ""]
         for m in c.cox:
             out += [f"### {md(m.heading)}", ""]
             out += ([pipe_table(m.table), ""] if not m.table.empty else [])
             out += [f"- {md(note)}" for note in m.notes] + [""]
+    for extra in c.cox_diagnostics:
+        out += [f"## {extra.title}", ""]
+        for table in extra.tables:
+            out += [pipe_table(table), ""]
     out += ["## Small-sample warnings", ""]
     if c.warnings:
         out += ["Estimates below rest on few patients or have wide intervals; interpret with "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from coordinator.cox_result import CoxResult
+from coordinator.report.inference import inference_methods
 from coordinator.report.labels import (
     PROPORTION_METHOD_TEXT,
     TRANSFORM_TEXT,
@@ -67,6 +68,7 @@ def methods_paragraph(results: Results, spec: AnalysisSpec | None = None) -> str
             + (" stratified by site." if site else ".")
         )
     parts += [_cox_sentence(fit, results.engine) for fit in results.cox.values()]
+    parts.extend(inference_methods(results))
     parts.append(_grid_sentence(bin_days, horizon, results.sites.contributed, results.engine))
     landmarks = _landmark_sentence(results, bin_days)
     if landmarks:

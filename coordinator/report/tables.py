@@ -17,6 +17,7 @@ import pandas as pd
 from coordinator.report.cox import cox_frame
 from coordinator.report.curves import at_risk_at, value_at
 from coordinator.report.escaping import spreadsheet_safe
+from coordinator.report.inference import inference_csv_frames, weights_label
 from coordinator.report.labels import (
     SHORT_LABELS,
     curve_label,
@@ -105,13 +106,14 @@ def logrank_frame(results: Results, min_cell_count: int | None = None) -> pd.Dat
     rows = [{
         "endpoint": t.endpoint, "groups": " vs ".join(t.groups), "chi2": t.statistic, "df": t.df,
         "p_value": t.p_value,
-        "observed": "; ".join(mask_count(round(o), min_cell_count) if min_cell_count else f"{o:g}"
+        "observed": "; ".join(mask_count(round(o), min_cell_count)
+                              if min_cell_count and float(o).is_integer() else f"{o:g}"
                               for o in t.observed),
         "expected": "; ".join(f"{e:.2f}" for e in t.expected),
-        "stratified_by_site": t.stratified_by_site,
+        "stratified_by_site": t.stratified_by_site, "weights": weights_label(t.rho, t.gamma),
     } for t in results.logrank]
     cols = ["endpoint", "groups", "chi2", "df", "p_value", "observed", "expected",
-            "stratified_by_site"]
+            "stratified_by_site", "weights"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -143,6 +145,7 @@ def write_csv_tables(results: Results, out_dir: Path,
     }
     if results.logrank:
         frames["logrank.csv"] = logrank_frame(results, k)
+    frames.update(inference_csv_frames(results))
     for name, fit in results.cox.items():
         frames[f"cox_{slug(name)}.csv"] = cox_frame(fit)
     for _kind, name, stratum, curve in curve_items(results):
