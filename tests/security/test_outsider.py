@@ -170,9 +170,15 @@ def _refused(result: subprocess.CompletedProcess[str]) -> str:
     return text
 
 
-def _post(port: int, path: str, ca: Path, method: str = "POST",
+def _post(port: int, path: str, ca: Path | None, method: str = "POST",
           headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    context = ssl.create_default_context(cafile=str(ca))
+    """One raw HTTPS request; ``ca=None``: without the CA (certificate not verified)."""
+    if ca is None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.create_default_context(cafile=str(ca))
     connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
@@ -268,6 +274,11 @@ def test_registering_an_own_node_key_fails(study: Study) -> None:
 def test_raw_requests_outside_the_fleet_api_get_404(study: Study, path: str) -> None:
     status, _ = _post(study.listen, path, study.ca)
     assert status == 404
+
+
+@pytest.mark.parametrize("path", ["/v1/runtime/acquire-task", "/v1/control/list-nodes"])
+def test_without_the_ca_certificate_too(study: Study, path: str) -> None:
+    assert _post(study.listen, path, None)[0] == 404
 
 
 def test_fleet_paths_pass_and_node_authentication_holds_through_the_proxy(study: Study) -> None:
