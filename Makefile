@@ -23,7 +23,9 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/tally_bench.py
 
 # Container images + a containerised site node against a containerised coordinator on
-# 127.0.0.1 (podman; several minutes on a cold cache). Not part of `make test`. See deploy/README.md.
+# 127.0.0.1 (podman; several minutes on a cold cache): the node comes online through the
+# coordinator's Fleet-only proxy, and Control/Runtime calls from a site-image container are
+# refused. Not part of `make test`. See deploy/README.md.
 test-deploy: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHON="$(CURDIR)/$(BIN)/python" bash deploy/test-deploy.sh
 

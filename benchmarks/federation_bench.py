@@ -12,7 +12,9 @@ For each site count it starts one federation and times, on the same processes:
 run's final status is known (`flwr ls`) and, for (b), the report is written (it is rendered
 while Flower winds the run down): what a user waits for, and what b/a compares; "CPU s" is the
 CPU time used meanwhile by every process of the federation (SuperLink, SuperNodes,
-SuperExecs, ServerApp/ClientApp processes, flwr CLI). ``--mode`` picks the launcher
+SuperExecs, ServerApp/ClientApp processes, flwr CLI, the Fleet proxy); "proxy" is the share
+of that CPU used by nginx, the Fleet-only proxy every site request goes through (issue 10),
+with the number of requests it forwarded. ``--mode`` picks the launcher
 settings: ``tuned`` (ClientApp zygote + wake files, the default of fedsurv demo),
 ``nozygote`` (wake files, a fresh ClientApp process per message) or ``flower`` (flwr's
 defaults: fresh processes, fixed 3 s / 1 s polls).
@@ -90,6 +92,29 @@ def tree_cpu(federation: LocalFederation) -> float:
     return total / tick + own.children_user + own.children_system
 
 
+def proxy_usage(federation: LocalFederation) -> tuple[float, int]:
+    """(CPU seconds of the nginx master and workers, requests in its access log)."""
+    stack = federation.stack
+    if stack is None:
+        return 0.0, 0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in (stack.proxy.pid, *descendants(stack.proxy.pid)):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:13])
+    log = federation.workdir / "proxy" / "access.log"
+    requests = len(log.read_bytes().splitlines()) if log.exists() else 0
+    return total / tick, requests
+
+
+def _proxy_delta(before: tuple[float, int], federation: LocalFederation) -> dict[str, float]:
+    after = proxy_usage(federation)
+    return {"proxy_cpu_s": after[0] - before[0], "proxy_requests": after[1] - before[1]}
+
+
 def bench_bare(federation: LocalFederation, length: int, n_sites: int) -> dict[str, Any]:
     out = federation.workdir / f"bare-{time.time_ns()}"
     bundle = write_bundle(
@@ -97,18 +122,19 @@ def bench_bare(federation: LocalFederation, length: int, n_sites: int) -> dict[s
         serverapp=bare_secagg.SERVERAPP, clientapp=bare_secagg.CLIENTAPP,
         config={"length": 0, "nodes": 0, "out-dir": ""}, name="bare",
     )
-    cpu0 = tree_cpu(federation)
+    cpu0, proxy0 = tree_cpu(federation), proxy_usage(federation)
     start = time.monotonic()
     outcome = federation.run(bundle, {"length": length, "nodes": n_sites, "out-dir": str(out)},
                              timeout=900)
     wall = time.monotonic() - start
     cpu = tree_cpu(federation) - cpu0
+    proxy = _proxy_delta(proxy0, federation)
     result = json.loads((out / "bare_result.json").read_text())
     expected = sum(bare_secagg.value_vector(s.site_id, length) for s in federation.sites)
     assert np.array_equal(np.asarray(result["sum"]), expected), "bare SecAgg+ sum not exact"
     return {"run_s": outcome.elapsed, "wall_s": wall, "cpu_s": cpu,
             "secagg_s": result["secagg_s"],
-            "stages_s": result["stages_s"]}
+            "stages_s": result["stages_s"], **proxy}
 
 
 def bench_fedsurv(federation: LocalFederation, spec_json: str, index: int) -> dict[str, Any]:
@@ -118,12 +144,13 @@ def bench_fedsurv(federation: LocalFederation, spec_json: str, index: int) -> di
         update={"request_id": f"bench-{index}-{time.time_ns()}"}
     )
     out = federation.workdir / f"fedsurv-{time.time_ns()}"
-    cpu0 = tree_cpu(federation)
+    cpu0, proxy0 = tree_cpu(federation), proxy_usage(federation)
     local: list[dict[str, Any]] = []
     start = time.monotonic()
     outcome = run_analysis(federation, spec, out, timeout=900, on_event=local.append)
     wall = time.monotonic() - start
     cpu = tree_cpu(federation) - cpu0
+    proxy = _proxy_delta(proxy0, federation)
     report = next(e for e in local if e["event"] in ("report_written", "report_failed"))
     assert report["event"] == "report_written", report
     events = ProgressTail(out / "progress.jsonl").new_events()
@@ -136,7 +163,7 @@ def bench_fedsurv(federation: LocalFederation, spec_json: str, index: int) -> di
         "secagg_s": at["secagg_done"]["seconds"],
         "publish_s": at["results_published"]["elapsed"] - at["request_done"]["elapsed"],
         "report_s": report["seconds"], "wall_s": wall,
-        "stages_s": stages, "contributed": results["sites"]["contributed"],
+        "stages_s": stages, "contributed": results["sites"]["contributed"], **proxy,
     }
 
 
@@ -176,9 +203,11 @@ def _print_pair(record: dict[str, Any], index: int) -> None:
     a, b = record["bare"][index], record["fedsurv"][index]
     print(f"sites={record['sites']} mode={record['mode']} #{index + 1}: "
           f"(a) bare SecAgg+ run {a['run_s']:.1f} s, wall {a['wall_s']:.1f} s (secagg "
-          f"{a['secagg_s']:.1f} s, CPU {a['cpu_s']:.0f} s) | (b) fedsurv run {b['run_s']:.1f} s"
+          f"{a['secagg_s']:.1f} s, CPU {a['cpu_s']:.0f} s, proxy {a['proxy_cpu_s']:.2f} s / "
+          f"{a['proxy_requests']} req) | (b) fedsurv run {b['run_s']:.1f} s"
           f", wall {b['wall_s']:.1f} s (query {b['query_s']:.1f}, secagg {b['secagg_s']:.1f}, "
-          f"report {b['report_s']:.1f}; CPU {b['cpu_s']:.0f} s) | b/a "
+          f"report {b['report_s']:.1f}; CPU {b['cpu_s']:.0f} s, proxy {b['proxy_cpu_s']:.2f} s"
+          f" / {b['proxy_requests']} req) | b/a "
           f"{b['wall_s'] / a['wall_s']:.2f}", flush=True)
 
 

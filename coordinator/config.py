@@ -2,7 +2,8 @@
 
 Example::
 
-    listen = "0.0.0.0:9092"           # SuperLink: Fleet, Control and Runtime APIs on one port
+    listen = "0.0.0.0:9092"           # site-facing: the proxy, Fleet API only (TLS)
+    control = "127.0.0.1:9093"        # the SuperLink, all its APIs: loopback only
     state_dir = "state"               # SuperLink database, FLWR_HOME, registrations, logs
     output_root = "runs"              # default parent of `fedsurv run` output directories
     allow_list = "allow-list.csv"     # written by `fedsurv keys enrol`
@@ -52,6 +53,8 @@ from protocol.errors import FedsurvError
 ENV_CONFIG = "FEDSURV_COORDINATOR_CONFIG"
 DEFAULT_CONFIG = Path("coordinator.toml")
 DEFAULT_LISTEN = "127.0.0.1:9092"
+DEFAULT_CONTROL = "127.0.0.1:9093"
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 class CoordinatorConfigError(FedsurvError):
@@ -85,7 +88,11 @@ class RunDefaults(StrictConfig):
 class CoordinatorConfig(StrictConfig):
     """Everything ``fedsurv coordinator start`` and ``fedsurv run`` need."""
 
-    listen: str = DEFAULT_LISTEN
+    listen: str = Field(DEFAULT_LISTEN, description=(
+        "Site-facing address: nginx forwards the Fleet API only (docs/security.md)."))
+    control: str = Field(DEFAULT_CONTROL, description=(
+        "The SuperLink (Fleet, Control and Runtime APIs): a loopback address; `flwr` and "
+        "`fedsurv run` on this host connect here."))
     tls: TlsConfig
     allow_list: ConfigPath
     state_dir: ConfigPath = Field(Path("state"), validate_default=True)
@@ -98,7 +105,7 @@ class CoordinatorConfig(StrictConfig):
     )
     config_file: Path | None = Field(None, exclude=True)
 
-    @field_validator("listen")
+    @field_validator("listen", "control")
     @classmethod
     def _listen(cls, value: str) -> str:
         split_address(value)
@@ -115,17 +122,34 @@ class CoordinatorConfig(StrictConfig):
 
     @property
     def host(self) -> str:
+        """Host of ``listen`` (the proxy)."""
         return split_address(self.listen)[0]
 
     @property
     def port(self) -> int:
+        """Port of ``listen`` (the proxy)."""
         return split_address(self.listen)[1]
 
     @property
+    def control_host(self) -> str:
+        return split_address(self.control)[0]
+
+    @property
+    def control_port(self) -> int:
+        return split_address(self.control)[1]
+
+    @property
     def local_address(self) -> str:
-        """Where tools on this host reach the SuperLink (a wildcard listen -> 127.0.0.1)."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        """Where tools on this host reach the SuperLink: the ``control`` address."""
+        host = "127.0.0.1" if self.control_host in WILDCARD_HOSTS else self.control_host
+        return f"[{host}]:{self.control_port}" if ":" in host else f"{host}:{self.control_port}"
+
+    @property
+    def local_listen(self) -> tuple[str, int]:
+        """Where a check on this host reaches the proxy (a wildcard ``listen`` -> loopback)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else (
+            "::1" if self.host == "::" else self.host)
+        return host, self.port
 
     @property
     def flwr_home(self) -> Path:
@@ -172,6 +196,33 @@ def coordinator_config_path(value: Path | str | None) -> Path:
     raise CoordinatorConfigError(
         f"no coordinator config: pass --config coordinator.toml or set {ENV_CONFIG}"
     )
+
+
+def perimeter_problems(config: CoordinatorConfig) -> list[str]:
+    """Why ``config`` would expose the Control/Runtime APIs beyond loopback; empty when not.
+
+    Only the proxy (``listen``) may face the network; the SuperLink (``control``) serves every
+    API (``flwr run``, ``flwr supernode register``, the Runtime API), so it must be loopback.
+    """
+    from coordinator.deployment.proxy import is_loopback
+
+    problems = []
+    if not is_loopback(config.control_host):
+        problems.append(
+            f"control: {config.control} would expose the SuperLink's Control and Runtime APIs "
+            "(flwr run, flwr supernode register, the Runtime API) beyond this host; set "
+            f'control = "127.0.0.1:{config.control_port}" (sites dial `listen`, which forwards '
+            "the Fleet API only; a statistician on another machine uses an SSH tunnel: "
+            "README, coordinator operator section)")
+    same_port = config.port == config.control_port and (
+        config.host in WILDCARD_HOSTS or config.control_host in WILDCARD_HOSTS
+        or config.host.strip("[]") == config.control_host.strip("[]"))
+    if same_port:
+        problems.append(
+            f"listen and control: both use port {config.port}; the proxy (listen, site-facing) "
+            "and the SuperLink (control, loopback) need two ports, e.g. "
+            f'listen = "0.0.0.0:{config.port}" and control = "127.0.0.1:{config.port + 1}"')
+    return problems
 
 
 def check_files(config: CoordinatorConfig) -> list[str]:

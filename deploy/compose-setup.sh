@@ -10,7 +10,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:-$HERE/compose-data}
-PORT=${FEDSURV_SUPERLINK_PORT:-9092}
+PORT=${FEDSURV_FLEET_PORT:-9092}   # the coordinator proxy the sites dial
 FEDSURV=${FEDSURV:-fedsurv}
 SITES=${SITES:-"01 02 03 04 05 06 07 08 09"}
 

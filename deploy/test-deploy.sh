@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Container test (`make test-deploy`): build the wheelhouse and both images, then on 127.0.0.1
-#   1. start the coordinator image (TLS SuperLink, node auth, site registered from the allow-list)
+#   1. start the coordinator image (nginx on the site-facing port forwarding only the Fleet API,
+#      TLS SuperLink with node auth on a loopback control port, site registered from the
+#      allow-list)
 #   2. run `fedsurv site check --config` in the site image: --read-only, non-root, data read-only
 #   3. check refusals are explained: wrong CA (TLS), invalid data
 #   4. start the site image as a node and wait until the coordinator lists it online;
 #      run the image's HEALTHCHECK for both containers
+#   5. from a container of the site image (the site's network), with only the CA certificate:
+#      `flwr ls`, `flwr supernode list`, `flwr supernode register` and a raw Runtime API POST
+#      against the coordinator's site-facing port each fail (404), and the node is still online
 # Prints the time of every step. Needs podman (see ../shared/CONTAINERS.md or deploy/README.md).
 #
 # Environment: BASE (base image; default localhost/debian:bookworm if present, else
@@ -89,7 +94,8 @@ fi
 podman image exists "$SITE_IMAGE" || fail "no image $SITE_IMAGE (run without SKIP_BUILD)"
 
 # -- key material, configs, data (as the runbook does it) ------------------------------------
-PORT=$(free_port)
+PORT=$(free_port)           # the coordinator's site-facing (Fleet-only) proxy
+CONTROL_PORT=$(free_port)   # its SuperLink, loopback only
 NODE_PORT=$(free_port)
 mkdir -p "$WORK/coordinator/tls" "$WORK/site/config/certs" "$WORK/site/config/keys" "$WORK/site/data"
 (
@@ -126,7 +132,7 @@ step "keys, configs (fedsurv keys ca|server|site|enrol)"
 
 # -- coordinator ---------------------------------------------------------------------------
 podman_run -d --name "${RUN_ID}-coordinator" \
-    -e FEDSURV_SUPERLINK_HOST=127.0.0.1 -e FEDSURV_SUPERLINK_PORT="$PORT" \
+    -e FEDSURV_LISTEN="127.0.0.1:$PORT" -e FEDSURV_CONTROL="127.0.0.1:$CONTROL_PORT" \
     -v "$WORK/coordinator/tls:/config/tls:ro" \
     -v "$WORK/coordinator/allow-list.csv:/config/allow-list.csv:ro" \
     -v "${RUN_ID}-coordinator-state:/var/lib/fedsurv" \
@@ -183,7 +189,7 @@ podman logs "${RUN_ID}-site" 2>&1 | grep "SuperNode ID:" \
     || { podman logs "${RUN_ID}-site"; fail "the site node did not connect"; }
 online=""
 for _ in $(seq 1 40); do
-    online=$(podman exec "${RUN_ID}-coordinator" flwr supernode list fedsurv --format json 2>/dev/null \
+    online=$(podman exec "${RUN_ID}-coordinator" flwr supernode list fedsurv-local --format json 2>/dev/null \
         | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); print(sum(n["status"]=="online" for n in json.loads(t[t.index("{"):])["nodes"]))' \
         2>/dev/null || true)
     [[ "$online" == 1 ]] && break
@@ -194,18 +200,58 @@ podman healthcheck run "${RUN_ID}-site" >/dev/null || fail "site HEALTHCHECK is 
 podman exec "${RUN_ID}-site" fedsurv site health
 step "site container connected (online at the coordinator)"
 
+# -- the perimeter, seen from the site's network ---------------------------------------------
+outsider() {  # outsider PORT: Control/Runtime calls from a site-image container must all fail
+    podman_run --rm --entrypoint sh -v "$WORK/site/config/certs:/certs:ro" "$SITE_IMAGE" -c '
+        set -u
+        mkdir -p /tmp/home && cat > /tmp/home/config.toml <<TOML
+[superlink]
+default = "study"
+
+[superlink.study]
+address = "127.0.0.1:$0"
+root-certificates = "/certs/ca.pem"
+TOML
+        export FLWR_HOME=/tmp/home
+        fedsurv keys site outsider --out /tmp/keys >/dev/null
+        fails=0
+        for cmd in "ls study --format json" "supernode list study --format json"                    "supernode register /tmp/keys/outsider.node.pub study --format json"; do
+            out=$(flwr $cmd 2>&1)
+            if echo "$out" | grep -q "404 Not Found"; then echo "refused (404): flwr $cmd"
+            else echo "NOT refused: flwr $cmd: $out"; fails=1; fi
+        done
+        code=$(python3 - "$0" <<PY
+import http.client, ssl, sys
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]),
+    context=ssl.create_default_context(cafile="/certs/ca.pem"), timeout=10)
+c.request("POST", "/v1/runtime/acquire-task", body=b"")
+print(c.getresponse().status)
+PY
+)
+        echo "POST /v1/runtime/acquire-task -> HTTP $code"
+        [ "$code" = 404 ] || fails=1
+        exit $fails' "$1"
+}
+outsider "$PORT" || fail "a Control/Runtime call from the site network was not refused"
+online=$(podman exec "${RUN_ID}-coordinator" flwr supernode list fedsurv-local --format json 2>/dev/null \
+    | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); print(sum(n["status"]=="online" for n in json.loads(t[t.index("{"):])["nodes"]))' \
+    2>/dev/null || true)
+[[ "$online" == 1 ]] || fail "the site node is no longer online after the outsider's attempts"
+step "perimeter: Control/Runtime refused from the site network, node still online"
+
 # -- optional: compose.yaml (coordinator + 9 demo sites) and one analysis over them ---------
 if [[ "${DEMO:-0}" == 1 ]]; then
     for p in 9101 9102 9103 9104 9105 9106 9107 9108 9109; do
         ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || fail "port $p is busy (compose.yaml uses 9101-9109)"
     done
-    DEMO_PORT=$(free_port)
+    DEMO_PORT=$(free_port)          # the demo coordinator's proxy (sites)
+    DEMO_CONTROL_PORT=$(free_port)  # its SuperLink (flwr run from this host)
     mkdir -p "$WORK/demo"
     cp deploy/compose.yaml "$WORK/demo/compose.yaml"
     ln -s "$ROOT/examples" "$WORK/examples"             # compose.yaml mounts ../examples/...
-    FEDSURV_SUPERLINK_PORT=$DEMO_PORT FEDSURV=$FEDSURV bash deploy/compose-setup.sh \
+    FEDSURV_FLEET_PORT=$DEMO_PORT FEDSURV=$FEDSURV bash deploy/compose-setup.sh \
         "$WORK/demo/compose-data" >/dev/null
-    export FEDSURV_SUPERLINK_PORT=$DEMO_PORT FEDSURV_TAG=$TAG
+    export FEDSURV_FLEET_PORT=$DEMO_PORT FEDSURV_CONTROL_PORT=$DEMO_CONTROL_PORT FEDSURV_TAG=$TAG
     "$PYTHON" deploy/bin/compose_to_podman.py "$WORK/demo/compose.yaml" --project "$RUN_ID-demo" \
         > "$WORK/demo/up.sh"
     "$PYTHON" deploy/bin/compose_to_podman.py "$WORK/demo/compose.yaml" --project "$RUN_ID-demo" \
@@ -222,12 +268,14 @@ if [[ "${DEMO:-0}" == 1 ]]; then
         sleep 1
     done
     [[ $connected == 9 ]] || fail "compose: $connected of 9 site nodes connected"
-    podman exec "$RUN_ID-demo-coordinator" flwr supernode list fedsurv --format json 2>/dev/null \
+    podman exec "$RUN_ID-demo-coordinator" flwr supernode list fedsurv-local --format json 2>/dev/null \
         | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); print("online now:", sum(n["status"]=="online" for n in json.loads(t[t.index("{"):])["nodes"]), "of 9")' || true
     step "compose.yaml: coordinator + 9 site containers connected"
+    outsider "$DEMO_PORT" || fail "compose: a Control/Runtime call from the site network was not refused"
+    step "compose.yaml: outsider refused at the site-facing port"
 
     # the model study (examples/model_study.yaml) through the coordinator container
-    FLWR_HOME="$WORK/demo/flwr-home" "$PYTHON" - "$WORK/demo" "$DEMO_PORT" <<'PY'
+    FLWR_HOME="$WORK/demo/flwr-home" "$PYTHON" - "$WORK/demo" "$DEMO_CONTROL_PORT" <<'PY'
 import sys
 from pathlib import Path
 

@@ -1,11 +1,15 @@
 """``fedsurv coordinator start|register``: run the study's SuperLink from ``coordinator.toml``.
 
-``start`` launches ``flower-superlink`` (TLS, SuperNode authentication, no runtime dependency
-installation, state in ``<state_dir>/superlink.db``), registers every allow-list site's node
-key, writes the ``flwr`` connection into ``<state_dir>/flwr-home`` (used by ``fedsurv run``)
-and stays in the foreground with the SuperLink's log on stdout until Ctrl-C / SIGTERM.
-``register`` re-syncs a running SuperLink with the allow-list: new keys are registered, keys
-of sites removed from the list (or replaced) are unregistered.
+``start`` refuses a configuration whose ``control`` address is not loopback, then launches
+``flower-superlink`` on ``control`` (TLS, SuperNode authentication, no runtime dependency
+installation, state in ``<state_dir>/superlink.db``), its SuperExec (shared secret, fresh at
+every start) and nginx on ``listen`` forwarding only the Fleet API (``docs/security.md``,
+Perimeter); registers every allow-list site's node key, writes the ``flwr`` connection (to
+``control``) into ``<state_dir>/flwr-home`` (used by ``fedsurv run``) and stays in the
+foreground with the SuperLink's log on stdout until Ctrl-C / SIGTERM.
+``register`` reconciles a running SuperLink with the allow-list both ways: every enrolled key
+is registered, every registered node whose key is not on the allow-list is unregistered,
+whoever registered it (printed, and logged to ``<state_dir>/roster.log``).
 
 Processes, the connection file and registration come from :mod:`coordinator.deployment`.
 """
@@ -51,11 +55,12 @@ def coordinator_env(config: CoordinatorConfig) -> dict[str, str]:
 
 
 def superlink_argv(config: CoordinatorConfig) -> list[str]:
-    """The ``flower-superlink`` command for ``config``."""
-    from coordinator.deployment.federation import superlink_command
+    """The ``flower-superlink`` command for ``config`` (on the loopback ``control`` address)."""
+    from coordinator.deployment.federation import SUPEREXEC_SECRET, superlink_command
 
     return superlink_command(config.tls.ca_cert, config.tls.server_cert, config.tls.server_key,
-                             config.database, config.host, config.port)
+                             config.database, config.control_host, config.control_port,
+                             superexec_secret=config.state_dir / SUPEREXEC_SECRET)
 
 
 def _allow_list(config: CoordinatorConfig) -> list[AllowListEntry]:
@@ -66,16 +71,30 @@ def _allow_list(config: CoordinatorConfig) -> list[AllowListEntry]:
 
 def dry_run_lines(config: CoordinatorConfig) -> list[str]:
     """The commands ``start`` would run, one per line (nothing is started)."""
+    from coordinator.deployment.federation import PROXY_DIR, SUPEREXEC_SECRET, superexec_command
+    from coordinator.deployment.proxy import ProxySettings, proxy_command
     from coordinator.deployment.runner import CONNECTION
 
+    secret = config.state_dir / SUPEREXEC_SECRET
+    proxy = ProxySettings(config.host, config.port, config.control_port, config.tls.server_cert,
+                          config.tls.server_key, config.tls.ca_cert, config.state_dir / PROXY_DIR)
     lines = [f"FLWR_HOME={shlex.quote(str(config.flwr_home))}",
+             f"# write {secret}: a fresh SuperExec auth secret (mode 0600)",
              shlex.join(superlink_argv(config)),
+             shlex.join(superexec_command({}, config.local_address,
+                                          config.tls.ca_cert, secret, 0)).replace(
+                                              "--parent-pid 0", "--parent-pid <superlink pid>"),
+             f"# write {proxy.conf_path}: TLS on {config.listen}, forwards only the Fleet API "
+             f"to {config.local_address}",
+             shlex.join(proxy_command(proxy)),
              f"# write {config.flwr_home / 'config.toml'}: connection {CONNECTION} -> "
              f"{config.local_address} (root certificates {config.tls.ca_cert})"]
     for entry in _allow_list(config):
         lines.append(shlex.join(["flwr", "supernode", "register", f"<{entry.name}.pub>",
                                  CONNECTION, "--name", entry.name])
                      + f"   # {entry.node_fingerprint}")
+    lines.append(f"flwr supernode list {CONNECTION}   # then unregister every node whose key is "
+                 "not on the allow-list")
     return lines
 
 
@@ -91,32 +110,18 @@ def _load_registry(path: Path) -> dict[str, dict[str, object]]:
 
 
 def sync_sites(config: CoordinatorConfig, env: dict[str, str], echo: Echo) -> int:
-    """Register every allow-list key (idempotent), unregister removed/replaced ones.
+    """Make the SuperLink's registered nodes exactly the allow-list's keys.
 
+    Registers every allow-list key (idempotent), then lists the registered nodes and
+    unregisters each one whose key is not on the allow-list (a removed or replaced site, or a
+    node registered behind the allow-list's back), printing and logging what it removed.
     Returns the number of sites enrolled. Raises :class:`CoordinatorUnavailable` when the
     SuperLink refuses or cannot be reached.
     """
     from coordinator.config import CoordinatorUnavailable
-    from coordinator.deployment.runner import CONNECTION, flwr_cli, register_nodes
+    from coordinator.deployment.runner import CONNECTION, flwr_cli, list_nodes, register_nodes
 
     entries = _allow_list(config)
-    registry = _load_registry(config.registrations)
-    wanted = {e.name: e.node_fingerprint for e in entries}
-    for name, known in sorted(registry.items()):
-        if wanted.get(name) == known.get("fingerprint"):
-            continue
-        node_id = int(known.get("node_id", 0) or 0)
-        why = "removed from the allow-list" if name not in wanted else "key replaced"
-        if node_id > 0:
-            try:
-                flwr_cli(env, "supernode", "unregister", str(node_id), CONNECTION,
-                         "--format", "json")
-            except RuntimeError as exc:
-                raise CoordinatorUnavailable(f"unregistering {name}: {exc}") from None
-            echo(f"unregistered {name} (node {node_id}): {why}")
-        else:
-            echo(f"warning: {name} was {why} but its node id is unknown; it stays registered")
-        del registry[name]
     if not entries:
         echo(f"no site enrolled yet in {config.allow_list} (fedsurv keys enrol ...; then "
              "fedsurv coordinator register)")
@@ -127,23 +132,49 @@ def sync_sites(config: CoordinatorConfig, env: dict[str, str], echo: Echo) -> in
                 keys[entry.name] = Path(tmp) / f"{entry.name}.pub"
                 keys[entry.name].write_text(entry.node_public_key + "\n")
             try:
-                ids = register_nodes(env, keys, existing_ok=True)
+                register_nodes(env, keys, existing_ok=True)
             except RuntimeError as exc:
                 raise CoordinatorUnavailable(f"registering sites failed: {exc}") from None
-        for entry in entries:
-            node_id = ids.get(entry.name, 0)
-            previous = registry.get(entry.name, {})
-            if node_id > 0:
-                registry[entry.name] = {"node_id": node_id, "fingerprint": entry.node_fingerprint}
-                state = f"registered, node {node_id}"
-            else:
-                registry.setdefault(entry.name, {"node_id": previous.get("node_id", 0),
-                                                 "fingerprint": entry.node_fingerprint})
-                state = "already registered"
-            echo(f"site {entry.name} ({entry.node_fingerprint}): {state}")
+    try:
+        nodes = list_nodes(env)
+    except RuntimeError as exc:
+        raise CoordinatorUnavailable(f"listing the registered nodes failed: {exc}") from None
+    enrolled = {e.node_fingerprint: e.name for e in entries}
+    registry: dict[str, dict[str, object]] = {}
+    removed: list[dict[str, object]] = []
+    for node in nodes:
+        name = enrolled.get(node.fingerprint)
+        if name is not None:
+            registry[name] = {"node_id": node.node_id, "fingerprint": node.fingerprint}
+            continue
+        try:
+            flwr_cli(env, "supernode", "unregister", str(node.node_id), CONNECTION,
+                     "--format", "json")
+        except RuntimeError as exc:
+            raise CoordinatorUnavailable(f"unregistering node {node.node_id}: {exc}") from None
+        echo(f"removed node {node.node_id} (key {node.fingerprint}, {node.status}): "
+             "not on the allow-list")
+        removed.append({"node_id": str(node.node_id), "fingerprint": node.fingerprint,
+                        "status": node.status, "reason": "not_on_allow_list"})
+    for entry in entries:
+        state = registry.get(entry.name)
+        echo(f"site {entry.name} ({entry.node_fingerprint}): "
+             + (f"registered, node {state['node_id']}" if state else "NOT registered"))
     config.registrations.parent.mkdir(parents=True, exist_ok=True)
     config.registrations.write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
+    if removed:
+        _log_removals(config, removed)
     return len(entries)
+
+
+def _log_removals(config: CoordinatorConfig, removed: list[dict[str, object]]) -> None:
+    """Append the removed nodes to ``<state_dir>/roster.log`` (JSON lines, append-only)."""
+    from protocol.audit.log import utc_now
+
+    with (config.state_dir / "roster.log").open("a") as handle:
+        for row in removed:
+            handle.write(json.dumps({"time": utc_now(), "event": "node_unregistered", **row},
+                                    sort_keys=True) + "\n")
 
 
 # -- start --------------------------------------------------------------------------------
@@ -151,51 +182,64 @@ def sync_sites(config: CoordinatorConfig, env: dict[str, str], echo: Echo) -> in
 
 def start_coordinator(config: CoordinatorConfig, echo: Echo = typer.echo,
                       out: Callable[[bytes], object] | None = None) -> int:
-    """Start the SuperLink, register the sites, follow its log until stopped; exit code."""
-    from coordinator.config import CoordinatorConfigError, CoordinatorUnavailable, check_files
-    from coordinator.deployment.processes import Supervisor, port_open, wait_until
+    """Start the perimeter (SuperLink, SuperExec, Fleet proxy), register the sites, follow
+    the SuperLink's log until stopped; exit code."""
+    from coordinator.config import (
+        CoordinatorConfigError,
+        CoordinatorUnavailable,
+        check_files,
+        perimeter_problems,
+    )
+    from coordinator.deployment.federation import start_coordinator_stack
+    from coordinator.deployment.processes import Supervisor, port_open
+    from coordinator.deployment.proxy import nginx_binary
     from coordinator.deployment.runner import write_connection
 
+    exposed = perimeter_problems(config)
+    if exposed:
+        raise CoordinatorConfigError("refusing to start: the Control and Runtime APIs must stay "
+                                     "on loopback:\n" + "\n".join(exposed))
     problems = check_files(config)
     if problems:
         raise CoordinatorConfigError("cannot start the coordinator:\n" + "\n".join(problems))
     _allow_list(config)  # a malformed allow-list stops us before anything starts
-    local_host, port = config.local_address.rsplit(":", 1)
-    if port_open(int(port), local_host.strip("[]")):
-        raise CoordinatorUnavailable(f"{config.local_address} is already in use (is a "
-                                     "coordinator already running?)")
+    nginx_binary()  # no proxy, no coordinator
+    for address, (host, port) in ((config.local_address, (config.control_host,
+                                                          config.control_port)),
+                                  (config.listen, config.local_listen)):
+        if port_open(port, "127.0.0.1" if host in ("0.0.0.0", "") else host.strip("[]")):
+            raise CoordinatorUnavailable(f"{address} is already in use (is a coordinator "
+                                         "already running?)")
     config.state_dir.mkdir(parents=True, exist_ok=True)
     env = coordinator_env(config)
     write = out or _stdout_bytes
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     supervisor = Supervisor(config.log_dir, env)
     try:
-        link = supervisor.start("superlink", superlink_argv(config))
-        offset = 0
-
-        def failed() -> str | None:
-            return None if link.alive() else f"exited:\n{link.tail()}"
-
         try:
-            wait_until(lambda: port_open(int(port), local_host.strip("[]")), 60,
-                       "the SuperLink to listen", fail_fast=failed)
+            stack = start_coordinator_stack(
+                supervisor, ca_cert=config.tls.ca_cert, server_cert=config.tls.server_cert,
+                server_key=config.tls.server_key, state_dir=config.state_dir,
+                control=(config.control_host, config.control_port),
+                fleet=(config.host, config.port), database=config.database)
         except (TimeoutError, RuntimeError) as exc:
             raise CoordinatorUnavailable(str(exc)) from None
+        link = stack.superlink
+        offset = 0
         write_connection(config.flwr_home, config.local_address, config.tls.ca_cert)
-        echo(f"SuperLink listening on {config.listen} (TLS, SuperNode authentication); "
-             f"log {link.log_path}")
+        echo(f"SuperLink on {config.local_address} (loopback: flwr, fedsurv run); sites connect "
+             f"to {config.listen} (TLS, Fleet API only, nginx); log {link.log_path}")
         sites = sync_sites(config, env, echo)
         echo(f"{READY}: {sites} enrolled site(s); submit analyses with "
              f"`fedsurv run SPEC --out DIR --config {config.config_file or 'coordinator.toml'}`"
              "; Ctrl-C stops")
         sys.stdout.flush()
-        while link.alive():
+        while (failure := stack.failure()) is None:
             offset = _follow(link.log_path, offset, write)
             supervisor.reap()
             time.sleep(0.5)
         _follow(link.log_path, offset, write)
-        raise CoordinatorUnavailable(f"the SuperLink exited with code {link.popen.returncode}"
-                                     f"; log {link.log_path}")
+        raise CoordinatorUnavailable(failure)
     except KeyboardInterrupt:
         echo("stopping the coordinator...")
         return 0
@@ -251,7 +295,8 @@ def start_command(
 
 @app.command("register")
 def register_command(config: ConfigOption = None) -> None:
-    """Re-sync the running SuperLink with the allow-list (after `fedsurv keys enrol`).
+    """Reconcile the running SuperLink with the allow-list: register enrolled keys,
+    unregister every other node (after `fedsurv keys enrol` or removing a site).
 
     Exit codes: 0 in sync; 2 config problem; 5 the SuperLink is unreachable or refused.
     """

@@ -136,7 +136,8 @@ def _run(console: Any, work: Path, files: list[Path], spec: AnalysisSpec, out: P
             t = federation.timings
             console.print(
                 f"federation up in {time.monotonic() - t0:.1f} s: SuperLink "
-                f"{federation.address} (TLS), {len(sites)} registered SuperNodes "
+                f"{federation.address} (TLS, loopback), {len(sites)} registered SuperNodes via "
+                f"the Fleet-only proxy {federation.fleet_address} "
                 f"[dim](superlink {t.superlink:.1f} s, register {t.register:.1f} s, "
                 f"supernodes {t.supernodes:.1f} s)[/dim]"
             )

@@ -2,11 +2,20 @@
 
     with LocalFederation(workdir, sites) as fed:
         outcome = fed.run(bundle, {"spec": spec_json, "out-dir": str(out)})
+
+The coordinator side is started as ``fedsurv coordinator start`` starts it
+(:func:`start_coordinator_stack`): the SuperLink on a loopback port (all its APIs; the ``flwr``
+CLI and ``fedsurv run`` use it), its SuperExec authenticated with a fresh shared secret, and
+the Fleet-only proxy (:mod:`~.proxy`) on the address the SuperNodes dial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -27,6 +36,7 @@ from coordinator.deployment.processes import (
     venv_bin,
     wait_until,
 )
+from coordinator.deployment.proxy import ProxySettings, start_proxy
 from coordinator.deployment.runner import RunOutcome, register_nodes, run_app, write_connection
 from site_node.flower import pinning
 
@@ -107,6 +117,10 @@ class LocalFederation:
         self.supernodes: dict[str, ManagedProcess] = {}
         self.node_ids: dict[str, int] = {}
         self.address = ""
+        """The SuperLink's loopback address (Control, Runtime and Fleet APIs): ``flwr``."""
+        self.fleet_address = ""
+        """The proxy's address: the Fleet API only, what the SuperNodes dial."""
+        self.stack: CoordinatorStack | None = None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.env = self._environment()
         self.supervisor = Supervisor(self.workdir / "logs", self.env)
@@ -181,18 +195,17 @@ class LocalFederation:
         self.timings = FederationTimings(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
 
     def start_superlink(self) -> ManagedProcess:
-        """Start the TLS SuperLink with node auth on a free loopback port; wait until ready."""
+        """Start the SuperLink, its SuperExec and the Fleet-only proxy on free loopback ports
+        (:func:`start_coordinator_stack`); write the ``flwr`` connection to the SuperLink."""
         assert self.pki is not None
-        port = free_port()
-        self.address = f"127.0.0.1:{port}"
-        argv = superlink_command(self.pki.ca_cert, self.pki.server_cert, self.pki.server_key,
-                                 self.workdir / "superlink-state.db", "127.0.0.1", port)
-        self.superlink = self.supervisor.start("superlink", argv)
-        link = self.superlink
-        wait_until(
-            lambda: port_open(port), self.startup_timeout, "the SuperLink to listen",
-            fail_fast=lambda: None if link.alive() else f"exited:\n{link.tail()}",
-        )
+        self.stack = start_coordinator_stack(
+            self.supervisor, ca_cert=self.pki.ca_cert, server_cert=self.pki.server_cert,
+            server_key=self.pki.server_key, state_dir=self.workdir,
+            control=("127.0.0.1", free_port()), fleet=("127.0.0.1", free_port()),
+            timeout=self.startup_timeout)
+        self.address = self.stack.control_address
+        self.fleet_address = self.stack.fleet_address
+        self.superlink = self.stack.superlink
         write_connection(self.flwr_home, self.address, self.pki.ca_cert)
         return self.superlink
 
@@ -212,7 +225,7 @@ class LocalFederation:
             launcher.append("flower-supernode")
         argv = [
             *launcher,
-            "--superlink", self.address,
+            "--superlink", self.fleet_address or self.address,
             "--root-certificates", str(root_certificates or self.pki.ca_cert),
             "--auth-supernode-private-key", str(keys.private_key),
             "--host", "127.0.0.1",
@@ -265,11 +278,89 @@ class LocalFederation:
         self.supervisor.stop_all()
 
 
+SUPEREXEC_SECRET = "superexec.secret"
+PROXY_DIR = "proxy"
+
+
+@dataclass
+class CoordinatorStack:
+    """The coordinator's processes: SuperLink (loopback), its SuperExec, the Fleet proxy."""
+
+    superlink: ManagedProcess
+    superexec: ManagedProcess
+    proxy: ManagedProcess
+    control_address: str
+    fleet_address: str
+
+    def failure(self) -> str | None:
+        """Why the stack no longer works (a process exited), else ``None``."""
+        for process in (self.superlink, self.superexec, self.proxy):
+            if not process.alive():
+                return (f"{process.name} exited with code {process.popen.returncode}; "
+                        f"log {process.log_path}:\n{process.tail()}")
+        return None
+
+
+def start_coordinator_stack(
+    supervisor: Supervisor,
+    *,
+    ca_cert: Path,
+    server_cert: Path,
+    server_key: Path,
+    state_dir: Path,
+    control: tuple[str, int],
+    fleet: tuple[str, int],
+    database: Path | None = None,
+    timeout: float = 60.0,
+) -> CoordinatorStack:
+    """Start the coordinator's perimeter: the SuperLink on ``control`` (loopback: Control,
+    Runtime and Fleet APIs), its SuperExec (``--superexec-auth-secret-file``, a fresh secret
+    in ``state_dir``, mode 0600) and nginx on ``fleet`` forwarding only the Fleet API
+    (:mod:`~.proxy`). Raises ``RuntimeError``/``TimeoutError`` naming what failed."""
+    host, port = control
+    secret = write_superexec_secret(state_dir / SUPEREXEC_SECRET)
+    argv = superlink_command(ca_cert, server_cert, server_key,
+                             database or state_dir / "superlink-state.db", host, port,
+                             superexec_secret=secret)
+    link = supervisor.start("superlink", argv)
+    wait_until(lambda: port_open(port, host), timeout, "the SuperLink to listen",
+               fail_fast=lambda: None if link.alive() else f"exited:\n{link.tail()}")
+    superexec = supervisor.start("superexec", superexec_command(
+        supervisor.env, f"{host}:{port}", ca_cert, secret, link.pid))
+    proxy = start_proxy(supervisor, ProxySettings(
+        fleet[0], fleet[1], port, server_cert, server_key, ca_cert, state_dir / PROXY_DIR),
+        timeout=timeout)
+    fleet_host = fleet[0] if fleet[0] not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return CoordinatorStack(link, superexec, proxy, _address(host, port),
+                            _address(fleet_host, fleet[1]))
+
+
+def write_superexec_secret(path: Path) -> Path:
+    """A fresh random SuperExec auth secret (64 hex characters, mode 0600) at ``path``.
+
+    Written at every start: only the SuperLink and the SuperExec started with it read it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".new")
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    os.replace(partial, path)
+    return path
+
+
 def superlink_command(
-    ca_cert: Path, server_cert: Path, server_key: Path, database: Path, host: str, port: int
+    ca_cert: Path, server_cert: Path, server_key: Path, database: Path, host: str, port: int,
+    *, superexec_secret: Path | None = None,
 ) -> list[str]:
-    """``flower-superlink`` argv: TLS, SuperNode auth, no runtime installs, one port."""
-    return [
+    """``flower-superlink`` argv: TLS, SuperNode auth, no runtime installs, one port.
+
+    With ``superexec_secret``: ``--isolation process`` (flwr ignores the secret in its default
+    subprocess mode) and the SuperExec is started by :func:`superexec_command`.
+    """
+    argv = [
         str(venv_bin() / "flower-superlink"),
         "--ssl-ca-certfile", str(ca_cert),
         "--ssl-certfile", str(server_cert),
@@ -280,6 +371,25 @@ def superlink_command(
         "--host", host,
         "--port", str(port),
     ]
+    if superexec_secret is not None:
+        argv += ["--isolation", "process", "--superexec-auth-secret-file", str(superexec_secret)]
+    return argv
+
+
+def superexec_command(
+    env: Mapping[str, str], runtime_address: str, ca_cert: Path, secret: Path, parent_pid: int
+) -> list[str]:
+    """``flower-superexec`` for the SuperLink's Runtime API (what flwr's subprocess mode
+    launches, plus the shared secret); the ``flower-superexec`` first on ``env``'s PATH."""
+    executable = shutil.which("flower-superexec", path=env.get("PATH")) \
+        or str(venv_bin() / "flower-superexec")
+    return [executable, "--runtime-api-address", runtime_address,
+            "--root-certificates", str(ca_cert), "--superexec-auth-secret-file", str(secret),
+            "--parent-pid", str(parent_pid)]
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def render_node_config(config: dict[str, NodeConfigValue]) -> str:

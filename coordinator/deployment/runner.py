@@ -126,6 +126,64 @@ def _node_id(output: str) -> int:
         return int(match.group(1)) if match else -1
 
 
+@dataclass(frozen=True)
+class RegisteredNode:
+    """A node the SuperLink knows (``flwr supernode list``), with its key's fingerprint."""
+
+    node_id: int
+    status: str
+    fingerprint: str
+    """``SHA256:...`` of the node's public key, as ``ssh-keygen -l`` and the allow-list."""
+
+
+def list_nodes(env: dict[str, str]) -> list[RegisteredNode]:
+    """Every node registered with the SuperLink (unregistered ones left out).
+
+    The Control API's ``ListNodes`` (what ``flwr supernode list`` calls) through flwr's own
+    client, in one helper process: the CLI prints node ids but not the public keys.
+    """
+    argv = [sys.executable, "-m", "coordinator.deployment.runner", "nodes", CONNECTION]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"listing SuperNodes failed:\n{result.stdout[-2000:]}\n"
+                           f"{result.stderr[-2000:]}")
+    rows = json.loads(result.stdout.splitlines()[-1])
+    return [RegisteredNode(int(r["node_id"]), str(r["status"]), str(r["fingerprint"]))
+            for r in rows if r["status"] != "unregistered"]
+
+
+def _nodes_main(connection: str) -> int:
+    """Helper process: the Control API's node list as JSON (id, status, key fingerprint)."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from flwr.cli.flower_config import read_superlink_connection
+    from flwr.cli.utils import init_http_client_from_connection
+    from flwr.proto.control_pb2 import ListNodesRequest  # type: ignore[attr-defined]
+
+    client = init_http_client_from_connection(read_superlink_connection(connection))
+    try:
+        response = client.ListNodes(ListNodesRequest())
+    finally:
+        client.close()
+    rows = []
+    for node in response.nodes_info:
+        try:
+            key = serialization.load_pem_public_key(node.public_key)
+            blob = base64.b64decode(key.public_bytes(
+                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).split()[1])
+            fingerprint = "SHA256:" + base64.b64encode(
+                hashlib.sha256(blob).digest()).decode().rstrip("=")
+        except (ValueError, TypeError, IndexError):
+            fingerprint = "unreadable"
+        rows.append({"node_id": node.node_id, "status": node.status,
+                     "fingerprint": fingerprint})
+    print(json.dumps(rows))
+    return 0
+
+
 def run_app(
     supervisor: Supervisor,
     bundle: Path,
@@ -193,4 +251,6 @@ def run_status(env: dict[str, str], run_id: int) -> tuple[str, str]:
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "register":
         sys.exit(_register_main(sys.argv[2], sys.argv[3:]))
+    if len(sys.argv) == 3 and sys.argv[1] == "nodes":
+        sys.exit(_nodes_main(sys.argv[2]))
     sys.exit(2)

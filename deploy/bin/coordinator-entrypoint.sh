@@ -1,66 +1,53 @@
 #!/bin/sh
-# fedsurv coordinator container entrypoint.
-#   superlink (default)  start the TLS SuperLink with SuperNode authentication, then register
-#                        every site of the allow-list (idempotent) and keep running
-#   register             register the allow-list's sites with a running SuperLink
-#   anything else        run it (e.g. `fedsurv --version`, `flwr supernode list fedsurv`)
+# fedsurv coordinator container entrypoint: `fedsurv coordinator start` with a coordinator.toml
+# written from the environment (or the one mounted at /config/coordinator.toml).
+#   superlink (default)  start the perimeter: nginx on $FEDSURV_LISTEN (TLS, Fleet API only),
+#                        the SuperLink on $FEDSURV_CONTROL (loopback: Control/Runtime APIs),
+#                        its SuperExec (shared secret); register the allow-list, unregister
+#                        every other node; stay in the foreground
+#   register             reconcile the running SuperLink with the allow-list (both ways)
+#   anything else        run it (e.g. `fedsurv --version`, `flwr supernode list`)
 set -eu
 
-HOST=${FEDSURV_SUPERLINK_HOST:-127.0.0.1}
-PORT=${FEDSURV_SUPERLINK_PORT:-9092}
+LISTEN=${FEDSURV_LISTEN:-0.0.0.0:9092}
+CONTROL=${FEDSURV_CONTROL:-127.0.0.1:9093}
 TLS=${FEDSURV_TLS_DIR:-/config/tls}
 ALLOW=${FEDSURV_ALLOW_LIST:-/config/allow-list.csv}
 STATE=${FEDSURV_STATE_DIR:-/var/lib/fedsurv}
-FLWR_HOME=${FLWR_HOME:-$STATE/flwr}
-export FLWR_HOME
+CONFIG=${FEDSURV_COORDINATOR_CONFIG:-/config/coordinator.toml}
 
-# The flwr CLI (register, run, ls) talks to the SuperLink through connection "fedsurv".
-case "$HOST" in 0.0.0.0|::|"") LOCAL=127.0.0.1 ;; *) LOCAL=$HOST ;; esac
-mkdir -p "$FLWR_HOME"
-cat > "$FLWR_HOME/config.toml" <<TOML
-[superlink]
-default = "fedsurv"
-
-[superlink.fedsurv]
-address = "$LOCAL:$PORT"
-root-certificates = "$TLS/ca.crt"
-TOML
-
-register() {
-    if [ -f "$ALLOW" ]; then
-        python /opt/fedsurv/deploy/register_sites.py --allow-list "$ALLOW" --wait 60
-    else
-        echo "fedsurv-coordinator: no allow-list at $ALLOW; no site is registered yet" >&2
-    fi
-}
+if [ ! -f "$CONFIG" ]; then
+    # no mounted config: one from the environment, in the tmpfs (the root is read-only)
+    CONFIG=/tmp/fedsurv/coordinator.toml
+    mkdir -p /tmp/fedsurv
+    {
+        echo "listen = \"$LISTEN\""
+        echo "control = \"$CONTROL\""
+        echo "state_dir = \"$STATE\""
+        echo "allow_list = \"$ALLOW\""
+        [ -n "${FEDSURV_POLL_INTERVAL:-}" ] && echo "poll_interval = $FEDSURV_POLL_INTERVAL"
+        echo
+        echo "[tls]"
+        echo "ca_cert = \"$TLS/ca.crt\""
+        echo "server_cert = \"$TLS/server.pem\""
+        echo "server_key = \"$TLS/server.key\""
+        if [ -n "${FEDSURV_AUDIT_KEY:-}" ]; then
+            echo
+            echo "[audit]"
+            echo "signing_key = \"$FEDSURV_AUDIT_KEY\""
+        fi
+    } > "$CONFIG"
+fi
+export FEDSURV_COORDINATOR_CONFIG="$CONFIG"
 
 case "${1:-superlink}" in
 superlink)
-    shift $(( $# > 0 ? 1 : 0 ))
-    for f in ca.crt server.pem server.key; do
-        [ -r "$TLS/$f" ] || { echo "fedsurv-coordinator: cannot read $TLS/$f" >&2; exit 2; }
-    done
-    flower-superlink \
-        --ssl-ca-certfile "$TLS/ca.crt" \
-        --ssl-certfile "$TLS/server.pem" \
-        --ssl-keyfile "$TLS/server.key" \
-        --enable-supernode-auth \
-        --disable-runtime-dependency-installation \
-        --database "$STATE/superlink.db" \
-        --host "$HOST" --port "$PORT" "$@" &
-    pid=$!
-    trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
-    register || echo "fedsurv-coordinator: registering the allow-list failed (see above)" >&2
-    # the HEALTHCHECK reports healthy from now on (sites may start: their keys are registered)
-    : > "${FEDSURV_READY_FILE:-/tmp/fedsurv-coordinator.ready}"
-    status=0
-    wait "$pid" || status=$?
-    # a trapped signal interrupts the first wait; wait for the SuperLink to finish
-    kill -0 "$pid" 2>/dev/null && { wait "$pid" || status=$?; }
-    exit "$status"
+    # the HEALTHCHECK waits for the registrations `start` writes after reconciling the roster
+    rm -f "$STATE/registered-nodes.json"
+    exec fedsurv coordinator start --config "$CONFIG"
     ;;
 register)
-    register
+    exec fedsurv coordinator register --config "$CONFIG"
     ;;
 *)
     exec "$@"

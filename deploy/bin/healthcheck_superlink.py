@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Container HEALTHCHECK of the coordinator: the SuperLink answers ``GET /health`` over TLS.
+"""Container HEALTHCHECK of the coordinator: the perimeter is up and the roster reconciled.
 
-Reads FEDSURV_SUPERLINK_HOST / FEDSURV_SUPERLINK_PORT / FEDSURV_TLS_DIR as the entrypoint does,
-and, when FEDSURV_READY_FILE is set (the image sets it), waits for the entrypoint to have
-registered the allow-list's sites, so that sites started after a healthy coordinator
-(compose ``depends_on: condition: service_healthy``) are known to it.
+Healthy when (1) ``fedsurv coordinator start`` has registered the allow-list's sites (it writes
+``<state>/registered-nodes.json`` after reconciling; the entrypoint removes it at start, so
+sites started after a healthy coordinator, compose ``depends_on: condition: service_healthy``,
+are known to it), (2) the SuperLink answers ``GET /health`` over TLS on the loopback control
+address and (3) the proxy on the site-facing address answers, and refuses that same path
+(404): only the Fleet API goes through. Reads FEDSURV_LISTEN / FEDSURV_CONTROL /
+FEDSURV_TLS_DIR / FEDSURV_STATE_DIR as the entrypoint does.
 """
 
 from __future__ import annotations
@@ -15,27 +18,36 @@ import ssl
 import sys
 
 
-def main() -> int:
-    ready = os.environ.get("FEDSURV_READY_FILE")
-    if ready and not os.path.exists(ready):
-        print("the coordinator is still starting (registering the allow-list's sites)")
-        return 1
-    host = os.environ.get("FEDSURV_SUPERLINK_HOST", "127.0.0.1")
-    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-    port = int(os.environ.get("FEDSURV_SUPERLINK_PORT", "9092"))
-    tls = os.environ.get("FEDSURV_TLS_DIR", "/config/tls")
-    context = ssl.create_default_context(cafile=f"{tls}/ca.crt")
-    connection = http.client.HTTPSConnection(host, port, timeout=5, context=context)
+def _get(address: str, cafile: str) -> int:
+    host, port = address.rsplit(":", 1)
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "[::]", "::") else host.strip("[]")
+    context = ssl.create_default_context(cafile=cafile)
+    connection = http.client.HTTPSConnection(host, int(port), timeout=5, context=context)
     try:
         connection.request("GET", "/health")
-        status = connection.getresponse().status
-    except (OSError, http.client.HTTPException) as exc:
-        print(f"SuperLink {host}:{port} does not answer: {exc}")
-        return 1
+        return connection.getresponse().status
     finally:
         connection.close()
-    print(f"SuperLink {host}:{port}: HTTP {status}")
-    return 0 if status == 200 else 1
+
+
+def main() -> int:
+    state = os.environ.get("FEDSURV_STATE_DIR", "/var/lib/fedsurv")
+    if not os.path.exists(os.path.join(state, "registered-nodes.json")):
+        print("the coordinator is still starting (registering the allow-list's sites)")
+        return 1
+    cafile = os.path.join(os.environ.get("FEDSURV_TLS_DIR", "/config/tls"), "ca.crt")
+    checks = (("SuperLink", os.environ.get("FEDSURV_CONTROL", "127.0.0.1:9093"), 200),
+              ("Fleet proxy", os.environ.get("FEDSURV_LISTEN", "0.0.0.0:9092"), 404))
+    for name, address, expected in checks:
+        try:
+            status = _get(address, cafile)
+        except (OSError, http.client.HTTPException) as exc:
+            print(f"{name} {address} does not answer: {exc}")
+            return 1
+        print(f"{name} {address}: GET /health -> HTTP {status}")
+        if status != expected:
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

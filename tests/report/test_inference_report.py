@@ -84,7 +84,8 @@ def test_cox_zph_results_csv_and_flag(tmp_path: Path) -> None:
     assert frame["flagged"].sum() == len(pooled.flagged)
     markdown = paths["report_md"].read_text(encoding="utf-8")
     section = markdown.split("## Proportional-hazards diagnostics")[1].split("## ")[0]
-    assert "⚠ p < 0.05" in section and "os_site_stratified" in section
+    assert "⚠ p &lt; 0.05" in section  # Markdown-escaped "<"
+    assert "os\\_site\\_stratified" in section
     assert "Grambsch and Therneau (1994)" in markdown
     assert '<section id="cox-zph">' in paths["report_html"].read_text(encoding="utf-8")
 

@@ -18,12 +18,15 @@ def fedsurv(*args: object) -> str:
 
 
 def make_study(root: Path, sites: list[str], port: int, *, poll_interval: float | None = None,
-               run: dict[str, float] | None = None,
-               audit: bool = False) -> tuple[Path, dict[str, NodeKeys]]:
+               run: dict[str, float] | None = None, audit: bool = False,
+               control: int | None = None) -> tuple[Path, dict[str, NodeKeys]]:
     """CA, server certificate, enrolled site keys and ``coordinator.toml`` under ``root``.
 
-    ``audit``: also a coordinator audit key (``keys/coordinator.audit.key``) and ``[audit]``.
+    ``port``: the site-facing proxy (``listen``); ``control``: the SuperLink's loopback port
+    (default: a free one). ``audit``: also a coordinator audit key and ``[audit]``.
     """
+    from coordinator.deployment.processes import free_port
+
     fedsurv("keys", "ca", "--out", root / "ca")
     fedsurv("keys", "server", "--ca", root / "ca", "--san", "127.0.0.1", "--out", root / "tls")
     keys = {}
@@ -35,6 +38,7 @@ def make_study(root: Path, sites: list[str], port: int, *, poll_interval: float 
         keys[name] = NodeKeys(folder / f"{name}.node", folder / f"{name}.node.pub")
     lines = [
         f'listen = "127.0.0.1:{port}"',
+        f'control = "127.0.0.1:{control or free_port()}"',
         'state_dir = "state"',
         'allow_list = "allow-list.csv"',
         *([f"poll_interval = {poll_interval}"] if poll_interval else []),

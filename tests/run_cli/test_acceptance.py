@@ -104,7 +104,7 @@ def test_run_with_a_refusal_and_a_killed_site(tmp_path: Path) -> None:
     federation.pki = FederationPKI(study / "ca" / "ca.crt", study / "ca" / "ca.key",
                                    study / "tls" / "server.pem", study / "tls" / "server.key",
                                    nodes=keys)
-    federation.address = f"127.0.0.1:{port}"
+    federation.fleet_address = f"127.0.0.1:{port}"  # the sites dial the proxy
     coordinator = _start_coordinator(config, tmp_path / "coordinator.log")
     out = tmp_path / "out"
     events: list[dict] = []

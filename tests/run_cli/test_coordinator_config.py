@@ -31,7 +31,7 @@ def _load(tmp_path: Path, text: str, name: str = "coordinator.toml"):
 
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     config = _load(tmp_path, MINIMAL)
-    assert config.listen == "127.0.0.1:9092" and config.local_address == "127.0.0.1:9092"
+    assert config.listen == "127.0.0.1:9092" and config.local_address == "127.0.0.1:9093"
     assert config.tls.ca_cert == tmp_path / "ca" / "ca.crt"
     assert config.state_dir == tmp_path / "state"
     assert config.output_root == tmp_path / "state" / "runs"
@@ -43,8 +43,9 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
 def test_wildcard_listen_is_reached_on_loopback_and_audit_log_defaults(tmp_path: Path) -> None:
     config = _load(tmp_path, 'listen = "0.0.0.0:9500"\n' + MINIMAL
                    + '[audit]\nsigning_key = "keys/coordinator.audit.key"\n')
-    assert (config.host, config.port, config.local_address) == ("0.0.0.0", 9500,
-                                                                "127.0.0.1:9500")
+    assert (config.host, config.port, config.local_listen) == ("0.0.0.0", 9500,
+                                                               ("127.0.0.1", 9500))
+    assert config.local_address == "127.0.0.1:9093"  # flwr and fedsurv run: the SuperLink
     assert config.audit is not None and config.audit.log == tmp_path / "state" / "audit.log"
 
 
@@ -94,18 +95,46 @@ def test_check_files_names_keys_and_certificate_names(tmp_path: Path) -> None:
     assert "--san 127.0.0.1" in problems[0]
 
 
-def test_start_dry_run_prints_superlink_and_registrations(tmp_path: Path) -> None:
-    config_path, _ = make_study(tmp_path, ["site1", "site2"], 9500)
+def test_start_dry_run_prints_superlink_proxy_and_registrations(tmp_path: Path) -> None:
+    config_path, _ = make_study(tmp_path, ["site1", "site2"], 9500, control=9501)
     result = CliRunner().invoke(app, ["coordinator", "start", "--config", str(config_path),
                                       "--dry-run"])
     assert result.exit_code == 0, result.output
-    superlink = next(line for line in result.output.splitlines() if "flower-superlink" in line)
+    lines = result.output.splitlines()
+    superlink = next(line for line in lines if "flower-superlink" in line)
     for flag in ("--enable-supernode-auth", "--disable-runtime-dependency-installation",
-                 "--ssl-certfile", "--port 9500", "--host 127.0.0.1",
-                 f"--database {tmp_path}/state/superlink.db"):
+                 "--ssl-certfile", "--port 9501", "--host 127.0.0.1",
+                 f"--database {tmp_path}/state/superlink.db", "--isolation process",
+                 f"--superexec-auth-secret-file {tmp_path}/state/superexec.secret"):
         assert flag in superlink
+    superexec = next(line for line in lines if "flower-superexec" in line)
+    assert "--runtime-api-address 127.0.0.1:9501" in superexec
+    assert f"--superexec-auth-secret-file {tmp_path}/state/superexec.secret" in superexec
+    proxy = next(line for line in lines if "nginx" in line and " -p " in line)
+    assert f"-c {tmp_path}/state/proxy/nginx.conf" in proxy
+    assert any("TLS on 127.0.0.1:9500, forwards only the Fleet API" in line for line in lines)
     assert result.output.count("flwr supernode register") == 2
     assert not (tmp_path / "state").exists()  # nothing started, nothing written
+
+
+@pytest.mark.parametrize(("addresses", "expected"), [
+    ('listen = "0.0.0.0:9500"\ncontrol = "0.0.0.0:9501"\n',
+     'control: 0.0.0.0:9501 would expose the SuperLink\'s Control and Runtime APIs'),
+    ('listen = "0.0.0.0:9500"\ncontrol = "10.1.2.3:9501"\n', 'set control = "127.0.0.1:9501"'),
+    ('listen = "0.0.0.0:9500"\ncontrol = "127.0.0.1:9500"\n',
+     "listen and control: both use port 9500"),
+])
+def test_start_refuses_control_beyond_loopback_with_exit_2(tmp_path: Path, addresses: str,
+                                                           expected: str) -> None:
+    config_path, _ = make_study(tmp_path, ["site1"], 9500)
+    text = config_path.read_text().splitlines()
+    config_path.write_text(addresses + "\n".join(
+        line for line in text if not line.startswith(("listen", "control"))))
+    result = CliRunner().invoke(app, ["coordinator", "start", "--config", str(config_path)])
+    assert isinstance(result.exception, CoordinatorConfigError), result.output
+    assert result.exception.exit_code == 2
+    assert "refusing to start" in str(result.exception) and expected in str(result.exception)
+    assert not (tmp_path / "state").exists()  # nothing started
 
 
 def test_start_refuses_missing_files_with_exit_2(tmp_path: Path) -> None:
