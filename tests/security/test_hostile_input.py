@@ -248,7 +248,7 @@ def hostile_outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         frame.to_csv(path, index=False)
     spec = root / "spec.yaml"
     spec.write_text(json.dumps({
-        "title": f"OS {SCRIPT} *bold* [x](javascript:alert(3))",
+        "title": f"OS {SCRIPT} *bold* [x](javascript:alert(3))", "request_id": "hostile-1",
         "proportions": ["remission"], "survival": ["os"], "landmarks": [365],
         "strata": {"column": "mrd_negative", "levels": [FORMULA, "-2+3"]},
     }))
