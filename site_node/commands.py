@@ -35,10 +35,19 @@ def _line(ok: bool | None, what: str, detail: str = "") -> None:
 
 # -- check --------------------------------------------------------------------------------
 
+NO_ROSTER = (
+    "not set: this node cannot check that its SecAgg+ peers are enrolled sites, so a cheating "
+    "coordinator could add participants of its own; install the study roster the coordinator "
+    "sends (`fedsurv keys roster-show FILE`, confirm its fingerprint by phone) and set "
+    "[coordinator] study_roster"
+)
+
 
 def check_files(config: SiteConfig) -> list[tuple[bool | None, str, str]]:
     """(ok, key, detail) for every file the node needs: CA, keys, state dir, audit log dir."""
     results: list[tuple[bool | None, str, str]] = []
+    if config.coordinator.study_roster is None:
+        results.append((None, "coordinator.study_roster", NO_ROSTER))
     for key, path in (
         ("coordinator.ca_cert", config.coordinator.ca_cert),
         ("keys.node_auth_private_key", config.keys.node_auth_private_key),

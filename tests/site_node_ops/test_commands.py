@@ -91,6 +91,7 @@ def test_check_config_tls_and_data(file_config: Path, tls_server: str, pki) -> N
     assert result.exit_code == 0, result.output
     assert "[ok  ] coordinator TLS" in result.output
     assert "[ok  ] data: 8 patients, valid" in result.output
+    assert "[warn] coordinator.study_roster: not set: this node cannot check" in result.output
     assert "Nothing was sent" in result.output
 
 
