@@ -20,6 +20,7 @@ from coordinator.deployment.fab import write_bundle
 from site_node.flower import pinning
 from site_node.flower.pinning import FEDSURV_CLIENTAPP, PinPolicy, check_bundle
 
+pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")  # on purpose
 
 def _fab(directory: Path) -> tuple[bytes, str]:
     content = build_fab_from_disk(directory)
