@@ -22,6 +22,7 @@ from site_node.flower.pinning import FEDSURV_CLIENTAPP, PinPolicy, check_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")  # on purpose
 
+
 def _fab(directory: Path) -> tuple[bytes, str]:
     content = build_fab_from_disk(directory)
     return content, hashlib.sha256(content).hexdigest()
