@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from fedsurv.cli import main
 from tests.audit.builders import (
     complete_round,
     federation,
@@ -20,20 +18,7 @@ from tests.audit.builders import (
     ten_record_log,
     write_lines,
 )
-
-
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        *args: str) -> tuple[int, str]:
-    """Exit code and combined stdout+stderr of ``fedsurv ARGS``."""
-    monkeypatch.setattr(sys, "argv", ["fedsurv", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+from tests.cli import run_fedsurv as run
 
 
 def private_material(directory: Path) -> list[str]:

@@ -8,19 +8,18 @@ recorded from its queries: ``fedsurv audit cross-check`` fails, naming the findi
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from coordinator.audit_provision import FederationAudit, provision_audit
 from coordinator.inprocess import simulate_federation
-from fedsurv.cli import main
 from protocol.audit import AuditLog, verify_log
 from protocol.audit.head import head_path
 from protocol.audit.records import COORDINATOR
 from protocol.signing import create_signing_key
 from protocol.spec import AnalysisSpec
+from tests.cli import run_fedsurv as fedsurv
 from tests.federation.synthetic import write_sites
 
 SITES = ["site1", "site2", "site3", "site4"]
@@ -30,19 +29,6 @@ ANALYSES = {
     "log-3": {"survival": ["os"]},
 }
 
-
-def fedsurv(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-            *args: str | Path) -> tuple[int, str]:
-    """Exit code and output of ``fedsurv ARGS`` as a user types it."""
-    monkeypatch.setattr(sys, "argv", ["fedsurv", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 @pytest.fixture

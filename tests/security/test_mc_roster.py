@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import pytest
-
-from fedsurv.cli import main
 from protocol.roster import StudyRoster
 from protocol.signing import key_id, load_public_key
-
-
-def fedsurv(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-            *args: str | Path) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["fedsurv", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+from tests.cli import run_fedsurv as fedsurv
 
 
 def test_roster_lists_enrolled_keys(tmp_path: Path, monkeypatch, capsys) -> None:
