@@ -184,7 +184,23 @@ class CategoricalCovariate(_Strict):
 Covariate = Annotated[NumericCovariate | CategoricalCovariate, Field(discriminator="kind")]
 
 
-class CoxModelSpec(_Strict):
+class DesignTerms:
+    """The design columns of a regression model's ``covariates``, shared by Cox and
+    Fine-Gray models."""
+
+    covariates: list[Covariate]
+
+    @property
+    def terms(self) -> list[str]:
+        """Design column names, in vector order."""
+        return [t for c in self.covariates for t in c.terms]
+
+    @property
+    def p(self) -> int:
+        return len(self.terms)
+
+
+class CoxModelSpec(DesignTerms, _Strict):
     """One Cox proportional-hazards model of an analysis (``AnalysisSpec.cox``).
 
     ``ties``: Efron (1977, default, as lifelines and R) or Breslow (1974).
@@ -221,15 +237,6 @@ class CoxModelSpec(_Strict):
         if len(set(columns)) != len(columns):
             raise ValueError(f"model {self.name!r}: a column appears twice among {columns}")
         return self
-
-    @property
-    def terms(self) -> list[str]:
-        """Design column names, in vector order."""
-        return [t for c in self.covariates for t in c.terms]
-
-    @property
-    def p(self) -> int:
-        return len(self.terms)
 
 
 class CoxRoundRequest(_Strict):

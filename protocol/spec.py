@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from protocol.cox_spec import Covariate, CoxModelSpec
+from protocol.cox_spec import Covariate, CoxModelSpec, DesignTerms
 from protocol.version import PROTOCOL_VERSION
 
 ProportionName = Literal[
@@ -238,22 +238,13 @@ class RmstOptions(_Strict):
     )
 
 
-class FineGrayModelSpec(_Strict):
+class FineGrayModelSpec(DesignTerms, _Strict):
     """A Fine-Gray subdistribution hazards model (R ``cmprsk::crr``) for one incidence endpoint:
     ``cir`` (relapse; NRM competes) or ``nrm`` (NRM; relapse competes), among remitters."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     endpoint: Literal["cir", "nrm"]
     covariates: list[Covariate] = Field(min_length=1, max_length=20)
-
-    @property
-    def terms(self) -> list[str]:
-        """Design column names, in vector order."""
-        return [t for c in self.covariates for t in c.terms]
-
-    @property
-    def p(self) -> int:
-        return len(self.terms)
 
     def as_cox_model(self) -> CoxModelSpec:
         """The Cox-round form of this model (its rounds reuse the Cox machinery: layouts,
