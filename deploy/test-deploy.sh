@@ -201,8 +201,8 @@ podman exec "${RUN_ID}-site" fedsurv site health
 step "site container connected (online at the coordinator)"
 
 # -- the perimeter, seen from the site's network ---------------------------------------------
-outsider() {  # outsider PORT: Control/Runtime calls from a site-image container must all fail
-    podman_run --rm --entrypoint sh -v "$WORK/site/config/certs:/certs:ro" "$SITE_IMAGE" -c '
+outsider() {  # outsider PORT CA: Control/Runtime calls from a site-image container must all fail
+    podman_run --rm --entrypoint sh -v "$2:/certs/ca.pem:ro" "$SITE_IMAGE" -c '
         set -u
         mkdir -p /tmp/home && cat > /tmp/home/config.toml <<TOML
 [superlink]
@@ -232,7 +232,7 @@ PY
         [ "$code" = 404 ] || fails=1
         exit $fails' "$1"
 }
-outsider "$PORT" || fail "a Control/Runtime call from the site network was not refused"
+outsider "$PORT" "$WORK/ca/ca.crt" || fail "a Control/Runtime call from the site network was not refused"
 online=$(podman exec "${RUN_ID}-coordinator" flwr supernode list fedsurv-local --format json 2>/dev/null \
     | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); print(sum(n["status"]=="online" for n in json.loads(t[t.index("{"):])["nodes"]))' \
     2>/dev/null || true)
@@ -271,7 +271,7 @@ if [[ "${DEMO:-0}" == 1 ]]; then
     podman exec "$RUN_ID-demo-coordinator" flwr supernode list fedsurv-local --format json 2>/dev/null \
         | "$PYTHON" -c 'import json,sys; t=sys.stdin.read(); print("online now:", sum(n["status"]=="online" for n in json.loads(t[t.index("{"):])["nodes"]), "of 9")' || true
     step "compose.yaml: coordinator + 9 site containers connected"
-    outsider "$DEMO_PORT" || fail "compose: a Control/Runtime call from the site network was not refused"
+    outsider "$DEMO_PORT" "$WORK/demo/compose-data/ca/ca.crt" || fail "compose: a Control/Runtime call from the site network was not refused"
     step "compose.yaml: outsider refused at the site-facing port"
 
     # the model study (examples/model_study.yaml) through the coordinator container
