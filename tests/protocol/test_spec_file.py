@@ -61,3 +61,15 @@ def test_landmark_off_the_grid_is_a_warning() -> None:
         "(the last bin end at or before it)"
     ]
     assert spec_warnings(parse_spec("survival: [os]\nlandmarks: [365]\n")) == []
+
+
+def test_every_spec_key_is_in_the_docs_key_table() -> None:
+    """docs/spec.md's key table names every top-level key of the spec (issue 15: `cox` was
+    missing)."""
+    from protocol.spec import AnalysisSpec
+
+    table = (EXAMPLES.parent / "docs" / "spec.md").read_text(encoding="utf-8")
+    documented = {line.split("`")[1].split(".")[0] for line in table.splitlines()
+                  if line.startswith("| `")}
+    assert set(AnalysisSpec.model_fields) <= documented, (
+        set(AnalysisSpec.model_fields) - documented)
