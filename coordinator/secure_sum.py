@@ -301,13 +301,16 @@ def _run(
     trace.offline = _offline(nodes, options.roster, time.monotonic() - waited, progress)
     trace.enrolled = sorted(options.roster.values()) if options.roster is not None else None
     nodes = _enrolled_only(nodes, options.roster, trace.refused, progress)
-    required = _required(spec, trace.enrolled, [_name(n, options.roster) for n in nodes])
-    _check_required(required, trace, [_name(n, options.roster) for n in nodes],
-                    "are not connected")
+    connected = [_name(n, options.roster) for n in nodes]
+    required = _required(spec, trace.enrolled, connected)
+    if trace.enrolled is not None:
+        _check_required(required, trace, connected, "are not connected")
     rounds = trace.rounds
     answers = _query(grid, spec, layout, nodes, options, progress, rounds, head)
     answers = _await_approvals(grid, spec, layout, nodes, answers, options, progress, head)
     names = _site_names(nodes, answers)
+    if trace.enrolled is None:  # no roster: sites are known by the names they answered with
+        required = _required(spec, None, sorted(names.values()))
     refused = trace.refused
     refused.update({names[nid]: f"{a.reason_code}: {a.message}" for nid, a in answers.items()
                     if a is not None and not a.accept})

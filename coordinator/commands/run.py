@@ -463,14 +463,19 @@ def _missing_sites_banner(results_path: Path, err: Any) -> None:
 
     from coordinator.results import Results
 
-    sites = Results.model_validate_json(results_path.read_text(encoding="utf-8")).sites
+    results = Results.model_validate_json(results_path.read_text(encoding="utf-8"))
+    sites = results.sites
     missing = {name: account for name, account in sites.status.items()
                if account.state in ("dropped", "offline")}
     if not missing:
         return
     total = sites.enrolled or (sites.requested + len(sites.offline))
-    err.print(f"[bold yellow]WARNING: {sites.contributed} of {total} enrolled sites are behind "
-              "this result[/bold yellow]", highlight=False)
+    curves = [*results.survival.values(), *results.incidence.values()]
+    patients = curves[0].n if curves else None
+    behind = f" ({patients} patients)" if patients is not None else ""
+    err.print(f"[bold yellow]WARNING: only {sites.contributed} of {total} sites{behind} are "
+              "behind this result; the others did not contribute:[/bold yellow]",
+              highlight=False)
     for name, account in missing.items():
         how = (f"dropped during {account.stage} after {account.seconds} s: {account.detail}"
                if account.state == "dropped" else f"offline: {account.detail}")
