@@ -276,3 +276,16 @@ def test_required_sites_missing_publishes_nothing_exit_3(study, tmp_path, monkey
     assert final["message"].startswith("required_sites: 1 required site(s) did not contribute: "
                                        "site2 (dropped in collect_masked_vectors")
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_live_display_names_offline_sites_and_the_stewards_command() -> None:
+    progress = run_command.RunProgress(min_sites=3)
+    progress.apply({"event": "waiting_for_sites", "connected": 2, "expected": 3,
+                    "missing": ["site-03"], "seconds_left": 50.0})
+    assert "missing site-03" in progress.stage
+    assert progress.offline() == ["site-03"]
+    progress.apply({"event": "site_awaiting_approval", "site": "site-02", "request_id": "r1",
+                    "command": "fedsurv site approve r1 --approve", "seconds_left": 30.0})
+    assert progress.stage == ("awaiting approval at site-02 (steward: fedsurv site approve r1 "
+                              "--approve)")
+    assert progress.accounts()["site-02"]["status"] == "awaiting approval"
