@@ -46,7 +46,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -540,7 +540,9 @@ def _await_approvals(
                               request_id=spec.request_id, seconds_left=round(left, 1),
                               command=f"fedsurv site approve {spec.request_id} --approve")
         time.sleep(min(APPROVAL_POLL, left))
-        again = _query(grid, spec, layout, pending, options, progress, [], head,
+        bounded = replace(options, query_timeout=min(options.query_timeout,
+                                                     max(deadline - time.monotonic(), 5.0)))
+        again = _query(grid, spec, layout, pending, bounded, progress, [], head,
                        announced=len(nodes), quiet=True)
         for nid, answer in again.items():
             if answer is None:
