@@ -83,6 +83,9 @@ class RunDefaults(StrictConfig):
     node_wait_timeout: float = Field(60.0, ge=0)
     query_timeout: float = Field(300.0, gt=0)
     stage_timeout: float = Field(300.0, gt=0)
+    approval_wait: float = Field(0.0, ge=0, description=(
+        "Seconds the query waits for sites with manual approval (awaiting_approval) to be "
+        "approved by their data steward before the secure sum starts without them."))
 
 
 class CoordinatorConfig(StrictConfig):

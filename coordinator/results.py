@@ -22,12 +22,34 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SiteState = Literal["contributed", "refused", "dropped", "offline", "not_enrolled"]
+
+
+class SiteAccount(_Model):
+    """What became of one site in a request (issue 15: every enrolled site accounted for).
+
+    ``refused``: ``reason_code`` and ``detail`` as the site (or the coordinator) gave them;
+    ``dropped``: the SecAgg+ ``stage`` it was lost in, the cause (``reason_code``, ``detail``)
+    and ``seconds`` from the stage's start to the loss being seen; ``offline``: enrolled but
+    not connected when the request was sent."""
+
+    state: SiteState
+    reason_code: str = ""
+    detail: str = ""
+    stage: str = ""
+    seconds: float | None = None
+
+
 class SiteCounts(_Model):
     requested: int
     contributed: int
     refused: dict[str, str] = Field(default_factory=dict, description="site id -> reason")
     dropped: list[str] = Field(default_factory=list)
     contributor_ids: list[str] = Field(default_factory=list)
+    offline: list[str] = Field(default_factory=list, description="enrolled, never connected")
+    enrolled: int | None = Field(None, description="sites on the roster (None: no roster)")
+    status: dict[str, SiteAccount] = Field(default_factory=dict,
+                                           description="site -> what became of it")
 
 
 class ProportionResult(_Model):

@@ -7,6 +7,11 @@
 2. Query round (``MessageType.QUERY``) to every connected node: spec JSON, layout
    fingerprint, protocol version, announced participant count (= nodes queried), mask
    generator and encoding. Each site accepts or refuses with a reason code.
+   A site answering ``awaiting_approval`` (manual approval at the site) is queried again
+   every few seconds for up to ``options.approval_wait`` seconds (event
+   ``site_awaiting_approval`` with the steward's command), so an approval given during the
+   wait makes the site join this request before any secure sum starts; past the deadline it
+   stays refused (``awaiting_approval``, saying so).
 3. Sites whose own ``min-participants`` exceeds the number of accepting sites are dropped from
    the sum (they would refuse); fewer than ``spec.min_sites`` left raises :class:`TooFewSites`.
 4. One SecAgg+ round (``SecAggPlusWorkflow`` on a ``LegacyContext``, all stages as ``train``
@@ -17,6 +22,12 @@
    ``spec.min_sites`` aborts before unmasking.
 5. Exact decoding (:mod:`protocol.secure_encoding`), and the ``sites`` slot of the sum must
    equal the number of contributors, or nothing is returned.
+
+Every enrolled site is accounted for (``SiteCounts.status``): contributed, refused (reason),
+dropped (stage, cause, seconds) or offline (on the roster, not connected when the request was
+sent; ``waiting_for_sites`` names the missing ones while the coordinator waits). The spec's
+``required_sites`` is checked before the query, before the secure sum and before the result
+is returned: a required site that did not contribute raises :class:`RequiredSitesMissing`.
 
 :func:`secagg_round` is one SecAgg+ round of any encoded vector over given nodes (step 4
 without the retry), :func:`decode_secure_sum` step 5: the Cox rounds of a request reuse both
@@ -35,7 +46,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,7 +54,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, R
 from flwr.serverapp import Grid
 
 from coordinator.progress import Progress
-from coordinator.results import SiteCounts
+from coordinator.results import SiteAccount, SiteCounts
 from protocol import secure_prg
 from protocol.errors import FedsurvError
 from protocol.layout import TallyLayout
@@ -75,6 +86,24 @@ class SecureSumFailed(FedsurvError):
     exit_code = 3
 
 
+class RequiredSitesMissing(TooFewSites):
+    """A site the spec's ``required_sites`` names did not (or cannot) contribute: nothing is
+    published. ``missing``: site -> why (offline, refused, dropped)."""
+
+    def __init__(self, missing: Mapping[str, str], when: str) -> None:
+        listed = "; ".join(f"{site} ({why})" for site, why in sorted(missing.items()))
+        super().__init__(f"required_sites: {len(missing)} required site(s) {when}: {listed}; "
+                         "nothing is published")
+        self.missing = dict(missing)
+
+
+AWAITING_APPROVAL = "awaiting_approval"
+APPROVAL_POLL = 5.0
+"""Seconds between re-queries of sites awaiting their data steward's approval."""
+WAIT_REPORT_INTERVAL = 10.0
+"""Seconds between ``waiting_for_sites`` / ``site_awaiting_approval`` events while waiting."""
+
+
 @dataclass(frozen=True)
 class SecureSumOptions:
     """Timeouts and SecAgg+ settings (run config keys in brackets).
@@ -90,6 +119,9 @@ class SecureSumOptions:
         reconstruction_threshold: fraction of shares needed to unmask [``reconstruction-
             threshold``]; a dropout during collection is survivable while enough remain.
         max_retries: retries after a dropout during setup/key sharing [``max-retries``].
+        approval_wait: seconds to keep re-querying sites that answer ``awaiting_approval``
+            (manual approval) before the secure sum starts without them [``approval-wait``];
+            0: no wait.
         roster: see below.
     """
 
@@ -100,6 +132,7 @@ class SecureSumOptions:
     share_fraction: float = 1.0
     reconstruction_threshold: float = 0.67
     max_retries: int = 1
+    approval_wait: float = 0.0
     roster: Mapping[int, str] | None = None
     """Node id -> enrolled site name [``roster``, :mod:`coordinator.roster`]; ``None``: names
     as the sites report them (in-process harnesses only)."""
@@ -114,6 +147,7 @@ class SecureSumOptions:
             "share-fraction": ("share_fraction", float),
             "reconstruction-threshold": ("reconstruction_threshold", float),
             "max-retries": ("max_retries", int),
+            "approval-wait": ("approval_wait", float),
         }
         values = {attr: kind(config[key]) for key, (attr, kind) in keys.items() if key in config}
         from coordinator.roster import roster_from_run_config
@@ -135,6 +169,8 @@ class RoundInfo:
     seconds: float = 0.0
     receipts: dict[str, str] = field(default_factory=dict)
     """Site -> hash of its ``tally_released`` audit record, as returned with its vector."""
+    lost_after: dict[str, float] = field(default_factory=dict)
+    """Site -> seconds from the start of the stage it was lost in to the loss being seen."""
 
 
 @dataclass
@@ -144,6 +180,14 @@ class RequestTrace:
     refused: dict[str, str] = field(default_factory=dict)
     participants: list[str] = field(default_factory=list)
     rounds: list[RoundInfo] = field(default_factory=list)
+    offline: dict[str, str] = field(default_factory=dict)
+    """Enrolled site -> ``"offline: ..."``: on the roster, not connected when queried."""
+    enrolled: list[str] | None = None
+    """The roster's site names (None without a roster)."""
+
+    def unaccounted(self) -> dict[str, str]:
+        """Refused and offline sites with their reasons, for the audit log's ``refused``."""
+        return {**self.refused, **self.offline}
 
     def dropped(self) -> dict[str, str]:
         """Site -> ``"stage: reason code"`` for sites lost during a SecAgg+ attempt."""
@@ -220,7 +264,7 @@ def run_request(
             receipts = next((r.receipts for r in reversed(trace.rounds)
                              if r.kind == "secagg" and r.status == "done"), {})
             audit.round_completed(spec, layout.fingerprint, outcome.sites.contributor_ids,
-                                  trace.refused, trace.dropped(), receipts, outcome.vector)
+                                  trace.unaccounted(), trace.dropped(), receipts, outcome.vector)
     except FedsurvError as exc:
         progress.emit("request_failed", reason=str(exc), seconds=time.monotonic() - started)
         raise
@@ -239,7 +283,7 @@ def _audit_failure(audit: CoordinatorAudit, spec: AnalysisSpec, exc: FedsurvErro
         return
     try:
         audit.round_failed(spec, f"{type(exc).__name__}: {exc}", trace.participants,
-                           trace.refused, trace.dropped())
+                           trace.unaccounted(), trace.dropped())
     except FedsurvError as audit_error:
         logging.getLogger("fedsurv.server").error("%s", audit_error)
 
@@ -251,12 +295,22 @@ def _run(
 ) -> RequestOutcome:
     trace = trace if trace is not None else RequestTrace()
     wanted = options.expected_sites or spec.min_sites
-    nodes = _wait_for_nodes(grid, wanted, options.node_wait_timeout, options.roster)
+    waited = time.monotonic()
+    nodes = _wait_for_nodes(grid, wanted, options.node_wait_timeout, options.roster, progress)
     progress.emit("nodes_connected", nodes=len(nodes), expected=wanted)
+    trace.offline = _offline(nodes, options.roster, time.monotonic() - waited, progress)
+    trace.enrolled = sorted(options.roster.values()) if options.roster is not None else None
     nodes = _enrolled_only(nodes, options.roster, trace.refused, progress)
+    connected = [_name(n, options.roster) for n in nodes]
+    required = _required(spec, trace.enrolled, connected)
+    if trace.enrolled is not None:
+        _check_required(required, trace, connected, "are not connected")
     rounds = trace.rounds
     answers = _query(grid, spec, layout, nodes, options, progress, rounds, head)
+    answers = _await_approvals(grid, spec, layout, nodes, answers, options, progress, head)
     names = _site_names(nodes, answers)
+    if trace.enrolled is None:  # no roster: sites are known by the names they answered with
+        required = _required(spec, None, sorted(names.values()))
     refused = trace.refused
     refused.update({names[nid]: f"{a.reason_code}: {a.message}" for nid, a in answers.items()
                     if a is not None and not a.accept})
@@ -265,6 +319,7 @@ def _run(
     participants = _feasible([nid for nid in nodes if answers.get(nid) and answers[nid].accept],
                              answers, names, refused, progress)
     trace.participants = [names[nid] for nid in participants]
+    _check_required(required, trace, trace.participants, "will not take part")
     _require(len(participants), spec, "accepted and can take part")
     dropped: list[str] = []
     attempt = 1
@@ -287,14 +342,19 @@ def _run(
             _require(len(participants), spec, "remain after a dropout")
             attempt += 1
     dropped += [names[nid] for nid in lost]
+    _check_required(required, trace, [names[nid] for nid in contributors], "did not contribute")
     vector = decode_secure_sum(SecureEncoding.for_layout(layout), mean, len(contributors))
     tallies = layout.decode(vector)
+    contributor_ids = sorted(names[nid] for nid in contributors)
     sites = SiteCounts(
         requested=len(nodes),
         contributed=len(contributors),
         refused=refused,
         dropped=sorted(set(dropped)),
-        contributor_ids=sorted(names[nid] for nid in contributors),
+        contributor_ids=contributor_ids,
+        offline=sorted(trace.offline),
+        enrolled=len(trace.enrolled) if trace.enrolled is not None else None,
+        status=site_accounts(trace, contributor_ids),
     )
     return RequestOutcome(spec, tallies, sites, rounds, vector, 0.0,
                           {nid: names[nid] for nid in contributors})
@@ -356,33 +416,175 @@ def _site_names(nodes: list[int], answers: Mapping[int, _Answer | None]) -> dict
 
 
 def _wait_for_nodes(grid: Grid, wanted: int, timeout: float,
-                    roster: Mapping[int, str] | None = None) -> list[int]:
-    """Connected nodes once ``wanted`` of them (enrolled ones, with a roster) are there."""
+                    roster: Mapping[int, str] | None = None,
+                    progress: Progress | None = None) -> list[int]:
+    """Connected nodes once ``wanted`` of them (enrolled ones, with a roster) are there.
+
+    While waiting, ``waiting_for_sites`` (connected, expected, missing: the enrolled names not
+    connected, seconds_left) is emitted at once and every :data:`WAIT_REPORT_INTERVAL` s."""
     deadline = time.monotonic() + timeout
+    reported: float | None = None
     while True:
         nodes = sorted(int(n) for n in grid.get_node_ids())
         counted = [n for n in nodes if roster is None or n in roster]
-        if len(counted) >= wanted or time.monotonic() >= deadline:
+        now = time.monotonic()
+        if len(counted) >= wanted or now >= deadline:
             return nodes
+        if progress is not None and (reported is None or now - reported >= WAIT_REPORT_INTERVAL):
+            reported = now
+            missing = sorted(name for nid, name in (roster or {}).items() if nid not in nodes)
+            progress.emit("waiting_for_sites", connected=len(counted), expected=wanted,
+                          missing=missing, seconds_left=round(deadline - now, 1))
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def _offline(nodes: list[int], roster: Mapping[int, str] | None, waited: float,
+             progress: Progress) -> dict[str, str]:
+    """Enrolled sites not connected when the request goes out, each reported ``site_offline``."""
+    connected = set(nodes)
+    offline: dict[str, str] = {}
+    for nid, name in sorted((roster or {}).items(), key=lambda item: item[1]):
+        if nid in connected:
+            continue
+        offline[name] = (f"offline: enrolled but not connected to the coordinator (waited "
+                         f"{waited:.0f} s)")
+        progress.emit("site_offline", site=name, reason_code="offline", message=offline[name])
+    return offline
+
+
+def _required(spec: AnalysisSpec, enrolled: list[str] | None, connected: list[str]) -> list[str]:
+    """The sites ``spec.required_sites`` names (``all``: every enrolled, else every queried)."""
+    if spec.required_sites is None:
+        return []
+    if spec.required_sites == "all":
+        return sorted(enrolled if enrolled is not None else connected)
+    return sorted(spec.required_sites)
+
+
+def _check_required(required: list[str], trace: RequestTrace, taking_part: list[str],
+                    when: str) -> None:
+    """Raise :class:`RequiredSitesMissing` when a required site is not in ``taking_part``."""
+    missing = [site for site in required if site not in taking_part]
+    if not missing:
+        return
+    from coordinator.audit_trail import reason_code
+
+    dropped = trace.dropped()
+    why = {}
+    for site in missing:
+        if site in dropped:
+            why[site] = f"dropped in {dropped[site]}"
+        elif site in trace.offline:
+            why[site] = "offline: enrolled but not connected"
+        elif site in trace.refused:
+            why[site] = f"refused: {reason_code(trace.refused[site])}"
+        elif trace.enrolled is not None and site not in trace.enrolled:
+            why[site] = "not enrolled: no such site on the roster"
+        else:
+            why[site] = "did not take part"
+    raise RequiredSitesMissing(why, when)
+
+
+def site_accounts(trace: RequestTrace, contributors: list[str]) -> dict[str, SiteAccount]:
+    """What became of every site of the request (contributed, refused, dropped, offline)."""
+    from coordinator.audit_trail import reason_code
+
+    accounts: dict[str, SiteAccount] = {}
+    for site in contributors:
+        accounts[site] = SiteAccount(state="contributed")
+    for site, text in trace.refused.items():
+        code = reason_code(text)
+        state = "not_enrolled" if code == "not_enrolled" else "refused"
+        accounts[site] = SiteAccount(state=state, reason_code=code,
+                                     detail=text.removeprefix(f"{code}: "))
+    for site, text in trace.offline.items():
+        accounts[site] = SiteAccount(state="offline", reason_code="offline",
+                                     detail=text.removeprefix("offline: "))
+    for info in trace.rounds:
+        if info.kind != "secagg":
+            continue
+        for site, text in info.lost.items():
+            if site in contributors:
+                continue
+            accounts[site] = SiteAccount(
+                state="dropped", reason_code=reason_code(text), detail=text,
+                stage=info.stage or "collect_masked_vectors",
+                seconds=info.lost_after.get(site))
+    return dict(sorted(accounts.items()))
+
+
+def _await_approvals(
+    grid: Grid, spec: AnalysisSpec, layout: TallyLayout, nodes: list[int],
+    answers: dict[int, _Answer | None], options: SecureSumOptions, progress: Progress,
+    head: Mapping[str, str | int] | None,
+) -> dict[int, _Answer | None]:
+    """Re-query the sites that answered ``awaiting_approval`` until each is decided or
+    ``options.approval_wait`` seconds have passed (same request, same announced count, no
+    secure sum started yet: an approval during the wait joins this request)."""
+
+    def waiting() -> list[int]:
+        return [nid for nid, a in answers.items()
+                if a is not None and not a.accept and a.reason_code == AWAITING_APPROVAL]
+
+    pending = waiting()
+    if not pending or options.approval_wait <= 0:
+        return answers
+    deadline = time.monotonic() + options.approval_wait
+    reported: float | None = None
+    while pending and (left := deadline - time.monotonic()) > 0:
+        now = time.monotonic()
+        if reported is None or now - reported >= WAIT_REPORT_INTERVAL:
+            reported = now
+            for nid in pending:
+                progress.emit("site_awaiting_approval", site=answers[nid].site,  # type: ignore[union-attr]
+                              request_id=spec.request_id, seconds_left=round(left, 1),
+                              command=f"fedsurv site approve {spec.request_id} --approve")
+        time.sleep(min(APPROVAL_POLL, left))
+        bounded = replace(options, query_timeout=min(options.query_timeout,
+                                                     max(deadline - time.monotonic(), 5.0)))
+        again = _query(grid, spec, layout, pending, bounded, progress, [], head,
+                       announced=len(nodes), quiet=True)
+        for nid, answer in again.items():
+            if answer is None:
+                continue
+            answers[nid] = answer
+            if answer.accept:
+                progress.emit("site_accepted", site=answer.site, approved=True)
+            elif answer.reason_code != AWAITING_APPROVAL:
+                progress.emit("site_refused", site=answer.site, reason_code=answer.reason_code,
+                              message=answer.message)
+        pending = waiting()
+    for nid in pending:
+        old = answers[nid]
+        assert old is not None
+        message = (f"not approved by the site's data steward within the coordinator's "
+                   f"approval wait ({options.approval_wait:g} s); the secure sum went ahead "
+                   "without this site")
+        answers[nid] = _Answer(old.site, False, AWAITING_APPROVAL, message, old.min_participants)
+        progress.emit("site_refused", site=old.site, reason_code=AWAITING_APPROVAL,
+                      message=message)
+    return answers
 
 
 def _query(
     grid: Grid, spec: AnalysisSpec, layout: TallyLayout, nodes: list[int],
     options: SecureSumOptions, progress: Progress, rounds: list[RoundInfo],
-    head: Mapping[str, str | int] | None = None,
+    head: Mapping[str, str | int] | None = None, *, announced: int | None = None,
+    quiet: bool = False,
 ) -> dict[int, _Answer | None]:
     """The plain query round: protocol fields out, accept/refuse back. No data either way.
 
     ``head``: the coordinator's signed audit-log head (after its ``request_received``), sent
-    as :data:`protocol.roster.HEAD_RECORD` for every site to record (anchored logs)."""
+    as :data:`protocol.roster.HEAD_RECORD` for every site to record (anchored logs).
+    ``announced``: the participant count announced (default: the nodes queried); ``quiet``:
+    no per-site events and no round record (re-queries of sites awaiting approval)."""
     from protocol.roster import HEAD_RECORD
 
     fields = {
         "spec": spec.model_dump_json(),
         "fingerprint": layout.fingerprint,
         "protocol-version": PROTOCOL_VERSION,
-        "announced-sites": len(nodes),
+        "announced-sites": len(nodes) if announced is None else announced,
         "prg": secure_prg.PRG_ID,
         "encoding": ENCODING_ID,
     }
@@ -393,7 +595,8 @@ def _query(
                 message_type=MessageType.QUERY, group_id=f"query:{spec.request_id}")
         for nid in nodes
     ]
-    progress.emit("query_sent", sites=len(nodes))
+    if not quiet:
+        progress.emit("query_sent", sites=len(nodes))
     started = time.monotonic()
     replies = grid.send_and_receive(messages, timeout=options.query_timeout)
     answers: dict[int, _Answer | None] = dict.fromkeys(nodes)
@@ -407,6 +610,8 @@ def _query(
         answers[nid] = _as_enrolled(nid, _Answer(
             str(rec["site-id"]), bool(rec["accept"]), str(rec["reason-code"]),
             str(rec["message"]), int(rec.get("min-participants", 2))), options.roster)
+    if quiet:
+        return answers
     for nid, answer in answers.items():
         if answer is None:
             progress.emit("site_no_answer", site=_name(nid, options.roster))
@@ -479,8 +684,9 @@ def secagg_round(
         progress.emit("stage_done", attempt=attempt, stage=stage, sent=len(sent),
                       replied=len(replied), seconds=round(seconds, 3))
         for nid, reason in lost.items():
+            info.lost_after[names[nid]] = round(seconds, 1)
             progress.emit("site_dropped", attempt=attempt, stage=stage, site=names[nid],
-                          reason=reason)
+                          reason=reason, seconds=round(seconds, 1))
 
     round_grid = RoundGrid(grid, tag, options.stage_timeout, min_contributors, on_stage)
     workflow = SecAggPlusWorkflow(

@@ -127,6 +127,11 @@ class AnalysisSpec(_Strict):
     landmarks: list[int] = Field(default_factory=list)
     ci: CIOptions = Field(default_factory=CIOptions)
     min_sites: int = Field(3, ge=1)
+    required_sites: Literal["all"] | list[str] | None = Field(
+        None,
+        description="Sites that must contribute, else nothing is published: 'all' (every "
+        "enrolled site) or a list of enrolled names (issue 15). Unset: any min_sites sites.",
+    )
     report: ReportOptions = Field(default_factory=ReportOptions)
     cox: list[CoxModelSpec] = Field(
         default_factory=list,
@@ -206,8 +211,9 @@ class AnalysisSpec(_Strict):
     def canonical_json(self) -> str:
         """Canonical form used for hashing: sorted keys, no whitespace."""
         data = self.model_dump(mode="json")
-        if data.get("inference") is None:  # unset: the hash of a spec from before the key
-            data.pop("inference", None)
+        for key in ("inference", "required_sites"):  # unset: hashes of earlier specs hold
+            if data.get(key) is None:
+                data.pop(key, None)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def sha256(self) -> str:

@@ -338,6 +338,13 @@ def _check_data_role(config: SiteConfig) -> None:
 
 # -- approve ------------------------------------------------------------------------------
 
+APPROVED_NOTE = (
+    "this site joins the request if the coordinator's run is still waiting for approvals "
+    "(its display shows 'awaiting approval at' this site, up to its --approval-wait deadline); "
+    "if that run has already ended, the approval counts only if the coordinator sends this "
+    "same request again, which works only when that run published nothing"
+)
+
 
 def _describe(record: RequestRecord) -> str:
     s = record.summary
@@ -385,7 +392,7 @@ def approve_requests(
     _audit_decision(audit, record, user)
     typer.echo(f"{record.status}: {record.label} (spec {record.spec_sha256[:12]})")
     if approve:
-        typer.echo("the coordinator gets the tallies when it re-sends this request")
+        typer.echo(APPROVED_NOTE)
     return 0
 
 

@@ -31,8 +31,9 @@ reason code                 refused when
 ``rate_limited``            ``max_requests_per_day`` distinct specs were already released in
                             the last 24 hours (a spec already released re-answers for free)
 ``awaiting_approval``       ``approval = "manual"`` and no data steward has approved it yet
-                            (``fedsurv site approve``); the coordinator re-sends the same spec
-                            (same ``request_id``) once it is approved
+                            (``fedsurv site approve``); the coordinator re-queries the site
+                            while its ``approval-wait`` lasts, so an approval in that window
+                            joins this request (:mod:`coordinator.secure_sum`)
 ``declined``                a data steward declined it
 ==========================  ================================================================
 
@@ -366,7 +367,8 @@ def evaluate_policy(spec: AnalysisSpec, context: PolicyContext) -> Decision:
         return Decision.refuse(
             "awaiting_approval",
             f"request '{record.label}' awaits approval by the site's data steward "
-            f"(`fedsurv site approve {record.label} --approve`); re-send the same spec after",
+            f"(`fedsurv site approve {record.label} --approve`); the site joins if approved "
+            "while the coordinator waits (fedsurv run --approval-wait)",
         )
     if record.status == "declined":
         note = f": {record.note}" if record.note else ""

@@ -54,7 +54,8 @@ class RunError(FedsurvError):
 
 @dataclass
 class SiteStatus:
-    status: str  # accepted | refused | no answer | dropped | contributed
+    status: str  # accepted | awaiting approval | refused | no answer | dropped | offline |
+    # contributed
     detail: str = ""
 
 
@@ -71,6 +72,7 @@ class RunProgress:
     secagg_started: bool = False
     secagg_done: bool = False
     failed: str | None = None
+    required_missing: str | None = None
     report_failed: str | None = None
     done: bool = False
 
@@ -80,6 +82,20 @@ class RunProgress:
         name, site = event.get("event", ""), str(event.get("site", ""))
         if name == "request_started":
             self.stage = "waiting for sites to connect"
+        elif name == "waiting_for_sites":
+            missing = ", ".join(event.get("missing") or []) or "unknown"
+            self.stage = (f"waiting for sites to connect: {event.get('connected')} of "
+                          f"{event.get('expected')} connected; missing {missing} "
+                          f"({event.get('seconds_left')} s left)")
+            for missing_site in event.get("missing") or []:
+                self.sites[str(missing_site)] = SiteStatus("offline", "not connected yet")
+        elif name == "site_offline":
+            self.sites[site] = SiteStatus("offline", str(event.get("message", "")))
+        elif name == "site_awaiting_approval":
+            command = event.get("command", "fedsurv site approve REQUEST --approve")
+            self.sites[site] = SiteStatus(
+                "awaiting approval", f"steward: {command} ({event.get('seconds_left')} s left)")
+            self.stage = f"awaiting approval at {site} (steward: {command})"
         elif name == "nodes_connected":
             self.nodes = int(event.get("nodes", 0))
             self.stage = f"{self.nodes} site(s) connected"
@@ -116,6 +132,8 @@ class RunProgress:
             self.stage = "pooled estimates"
         elif name == "request_failed":
             self.failed = str(event.get("reason", ""))
+            if self.failed.startswith("required_sites"):
+                self.required_missing = self.failed
             self.stage = "failed"
         elif name.startswith("cox_"):
             self._cox(name, event)
@@ -148,6 +166,13 @@ class RunProgress:
     def dropped(self) -> list[str]:
         return sorted(s for s, v in self.sites.items() if v.status == "dropped")
 
+    def offline(self) -> list[str]:
+        return sorted(s for s, v in self.sites.items() if v.status == "offline")
+
+    def accounts(self) -> dict[str, dict[str, str]]:
+        """Every site seen in the run: status and detail."""
+        return {s: {"status": v.status, "detail": v.detail} for s, v in sorted(self.sites.items())}
+
     def render(self) -> Any:
         """A rich renderable: stage, elapsed time, one row per site."""
         from rich.table import Table
@@ -158,7 +183,8 @@ class RunProgress:
         table.add_column("status")
         table.add_column("detail", overflow="fold", max_width=70)
         colours = {"accepted": "cyan", "contributed": "green", "refused": "red",
-                   "dropped": "yellow", "no answer": "yellow", "excluded": "red"}
+                   "dropped": "yellow", "no answer": "yellow", "excluded": "red",
+                   "offline": "yellow", "awaiting approval": "magenta"}
         for name, status in sorted(list(self.sites.items())):
             colour = colours.get(status.status, "white")
             table.add_row(name, f"[{colour}]{status.status}[/{colour}]", status.detail)
@@ -169,6 +195,8 @@ def classify(progress: RunProgress, failure: str | None, out_dir: Path) -> tuple
     """(exit code, message) of a finished run. ``failure``: why the Flower run failed."""
     refused = progress.refused()
     listed = "; ".join(f"{site} ({reason})" for site, reason in refused.items())
+    if progress.required_missing is not None:
+        return EXIT_TOO_FEW_SITES, progress.required_missing
     if failure is None:
         if (out_dir / "results.json").is_file():
             return EXIT_OK, f"results published in {out_dir}"
@@ -186,7 +214,8 @@ def classify(progress: RunProgress, failure: str | None, out_dir: Path) -> tuple
 
 def run_options(config: CoordinatorConfig | None, expected_sites: int | None,
                 stage_timeout: float | None, query_timeout: float | None,
-                node_wait_timeout: float | None) -> dict[str, Any]:
+                node_wait_timeout: float | None,
+                approval_wait: float | None = None) -> dict[str, Any]:
     """ServerApp run-config options: command line, else the config's ``[run]``."""
     from coordinator.config import RunDefaults
 
@@ -202,6 +231,8 @@ def run_options(config: CoordinatorConfig | None, expected_sites: int | None,
         "query-timeout": float(query_timeout or defaults.query_timeout),
         "node-wait-timeout": float(defaults.node_wait_timeout if node_wait_timeout is None
                                    else node_wait_timeout),
+        "approval-wait": float(defaults.approval_wait if approval_wait is None
+                               else approval_wait),
     }
     if config is not None and config.audit is not None:
         import getpass
@@ -323,6 +354,10 @@ def run(
     stage_timeout: Annotated[float | None, typer.Option(
         "--stage-timeout", help="Seconds per SecAgg+ stage before a site counts as dropped.")]
     = None,
+    approval_wait: Annotated[float | None, typer.Option(
+        "--approval-wait", help="Seconds to wait for sites with manual approval to be "
+        "approved by their data steward (shown live with the steward's command) before the "
+        "secure sum starts without them (default: [run] approval_wait, 0).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Give up after this many seconds.")]
     = 3600.0,
     force: Annotated[bool, typer.Option(
@@ -338,7 +373,7 @@ def run(
     spec = load_spec(spec_path)
     config = _load_config(config_path)
     options = run_options(config, expected_sites, stage_timeout, query_timeout,
-                          node_wait_timeout)
+                          node_wait_timeout, approval_wait)
     out_dir = (out or default_out_dir(config, spec, spec_path)).expanduser().resolve()
     if (out_dir / "results.json").exists() and not force:
         raise FedsurvError(f"{out_dir} already holds results.json: choose another --out or "
@@ -398,6 +433,7 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
         summary = {"event": "run_finished", "exit_code": code, "message": message,
                    "elapsed": round(time.monotonic() - progress.started, 3),
                    "refused": progress.refused(), "dropped": progress.dropped(),
+                   "offline": progress.offline(), "sites": progress.accounts(),
                    "results": str(out_dir / "results.json") if code == EXIT_OK else None,
                    "report": str(report) if code == EXIT_OK and report.exists() else None}
         sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
@@ -407,6 +443,7 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
 
         console = Console()
         print_table1(out_dir / "results.json", console)
+        _missing_sites_banner(out_dir / "results.json", err)
         console.print(f"[green]done[/green] in {time.monotonic() - progress.started:.1f} s")
         typer.echo(f"results: {out_dir / 'results.json'}")  # never wrapped: copyable paths
         if progress.report_failed is not None:
@@ -418,6 +455,31 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
         elif report.exists():
             typer.echo(f"report:  {report}")
     return code, message
+
+
+def _missing_sites_banner(results_path: Path, err: Any) -> None:
+    """Say prominently which enrolled sites are not behind the published result."""
+    from rich.markup import escape
+
+    from coordinator.results import Results
+
+    results = Results.model_validate_json(results_path.read_text(encoding="utf-8"))
+    sites = results.sites
+    missing = {name: account for name, account in sites.status.items()
+               if account.state in ("dropped", "offline")}
+    if not missing:
+        return
+    total = sites.enrolled or (sites.requested + len(sites.offline))
+    curves = [*results.survival.values(), *results.incidence.values()]
+    patients = curves[0].n if curves else None
+    behind = f" ({patients} patients)" if patients is not None else ""
+    err.print(f"[bold yellow]WARNING: only {sites.contributed} of {total} sites{behind} are "
+              "behind this result; the others did not contribute:[/bold yellow]",
+              highlight=False)
+    for name, account in missing.items():
+        how = (f"dropped during {account.stage} after {account.seconds} s: {account.detail}"
+               if account.state == "dropped" else f"offline: {account.detail}")
+        err.print(f"[yellow]  {escape(name)}: {escape(how)}[/yellow]", highlight=False)
 
 
 def _interrupt(signum: int, frame: object) -> None:

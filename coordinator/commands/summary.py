@@ -35,6 +35,8 @@ def print_table1(results_path: Path, console: Console | None = None) -> None:
         line += "; refused: " + ", ".join(refused)
     if sites.dropped:
         line += "; dropped: " + ", ".join(sites.dropped)
+    if sites.offline:
+        line += "; offline: " + ", ".join(sites.offline)
     console.print(line, markup=False, highlight=False)
     for test in results.logrank:
         kind = "site-stratified log-rank" if test.stratified_by_site else "log-rank"

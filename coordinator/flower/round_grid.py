@@ -125,7 +125,8 @@ class RoundGrid(Grid):
         if stage == Stage.SETUP:
             self.key_statements = _key_statements(replies, sent)
         replied = {r.metadata.src_node_id for r in replies if not r.has_error()}
-        lost = {nid: "no reply before the stage timeout" for nid in sent - replied}
+        elapsed = time.monotonic() - started
+        lost = {nid: _no_reply(elapsed, self.timeout) for nid in sent - replied}
         for reply in replies:
             if reply.has_error() and reply.metadata.src_node_id in sent:
                 lost[reply.metadata.src_node_id] = reply.error.reason
@@ -171,3 +172,13 @@ def _stage(messages: list[Message]) -> str:
         if RECORD_KEY_CONFIGS in records and Key.STAGE in records[RECORD_KEY_CONFIGS]:
             return str(records[RECORD_KEY_CONFIGS][Key.STAGE])
     return ""
+
+
+def _no_reply(elapsed: float, timeout: float | None) -> str:
+    """Why a site that sent no reply counts as lost, with how fast the loss was seen: a stage
+    that ended well before its timeout means Flower saw the node go (disconnected, killed)."""
+    if timeout is not None and elapsed < 0.9 * timeout:
+        return (f"no_reply: the node disconnected (loss seen {elapsed:.1f} s into the stage, "
+                f"before its {timeout:g} s timeout)")
+    limit = f"{timeout:g} s " if timeout is not None else ""
+    return f"no_reply: no reply within the {limit}stage timeout ({elapsed:.1f} s)"

@@ -100,14 +100,18 @@ def build_content(
 
 def _sites(results: Results) -> list[tuple[str, str]]:
     s = results.sites
-    rows = [
+    rows = [("Sites enrolled", str(s.enrolled))] if s.enrolled is not None else []
+    rows += [
         ("Sites requested", str(s.requested)),
         ("Sites contributed", str(s.contributed)),
         ("Contributing site ids", ", ".join(s.contributor_ids) or "not recorded"),
     ]
     refused = "; ".join(f"{site}: {reason}" for site, reason in s.refused.items())
     rows.append(("Refused (reason)", refused or "none"))
-    rows.append(("Dropped (no answer)", ", ".join(s.dropped) or "none"))
+    dropped = [f"{site}: during {a.stage}, {a.detail}" for site, a in s.status.items()
+               if a.state == "dropped"] or list(s.dropped)
+    rows.append(("Dropped (stage, cause)", "; ".join(dropped) or "none"))
+    rows.append(("Offline (enrolled, never connected)", ", ".join(s.offline) or "none"))
     return rows
 
 

@@ -56,6 +56,10 @@ def test_site_killed_during_collection_leaves_exact_survivor_sum(
     assert results["sites"]["dropped"] == [VICTIM]
     assert results["sites"]["contributed"] == 3
     assert VICTIM not in results["sites"]["contributor_ids"]
+    dropped = results["sites"]["status"][VICTIM]  # issue 15: stage, cause and how fast
+    assert (dropped["state"], dropped["stage"]) == ("dropped", "collect_masked_vectors")
+    assert dropped["reason_code"] and dropped["seconds"] is not None
+    assert "before the stage timeout" not in dropped["detail"] or dropped["seconds"] >= 18
 
     files = [p for p in federation4.data_files if p.stem != f"site_{VICTIM}"]
     expected = simulate_plain(spec, files).model_dump(mode="json")

@@ -145,3 +145,22 @@ def test_proportions_only_results(tmp_path: Path) -> None:
     assert any("n = 5" in w.message for w in saved.warnings)
     html = paths["report_html"].read_text()
     assert "3/5" in html and "Wilson score" in html and "No curves." in html
+
+
+def test_sites_table_accounts_for_dropped_and_offline_sites(hand_results: Results,
+                                                            tmp_path: Path) -> None:
+    """Issue 15: every enrolled site appears in the report, with how it was lost."""
+    from coordinator.results import SiteAccount
+
+    sites = hand_results.sites.model_copy(update={
+        "enrolled": 6, "offline": ["site-06"], "dropped": ["site-05"],
+        "status": {"site-05": SiteAccount(state="dropped", reason_code="no_reply",
+                                          detail="no_reply: the node disconnected",
+                                          stage="collect_masked_vectors", seconds=4.2),
+                   "site-06": SiteAccount(state="offline", reason_code="offline")}})
+    results = hand_results.model_copy(update={"sites": sites})
+    html = write_outputs(results, tmp_path)["report_html"].read_text()
+    text = re.sub(r"<[^>]+>", " ", html)
+    assert re.search(r"Sites enrolled\s+6", text)
+    assert "site-05: during collect_masked_vectors, no_reply: the node disconnected" in text
+    assert re.search(r"Offline \(enrolled, never connected\)\s+site-06", text)

@@ -228,3 +228,64 @@ def test_audit_verify_result_matches_the_published_file(tmp_path, monkeypatch, c
     results.write_text('{"spec_sha256": "' + "0" * 64 + '"}')
     assert fedsurv(monkeypatch, *check) == 1
     assert "it was not published by this coordinator" in " ".join(capsys.readouterr().err.split())
+
+
+REQUIRED = SPEC.replace('request_id: "run-cli-codes"', 'request_id: "run-cli-required"')
+
+
+def test_a_dropped_site_is_reported_with_stage_cause_and_speed(study, tmp_path, monkeypatch,
+                                                               capsys):
+    """Issue 15: published over the survivors, the drop stated prominently and in run_finished."""
+    config, spec = study
+    files = write_sites(tmp_path / "data", [8, 9, 10, 12], seed=7)
+    monkeypatch.setattr(run_command, "submit",
+                        in_process(files, {}, {1: "collect_masked_vectors"}))
+    code = fedsurv(monkeypatch, "run", spec, "--out", tmp_path / "out", "--config", config)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    err = " ".join(err.split())
+    assert "WARNING: only 3 of 4 sites" in err and "are behind this result" in err
+    assert "site2: dropped during collect_masked_vectors after" in err
+    status = json.loads((tmp_path / "out" / "results.json").read_text())["sites"]["status"]
+    assert status["site2"]["state"] == "dropped"
+    assert status["site2"]["stage"] == "collect_masked_vectors"
+    assert status["site2"]["seconds"] is not None
+    assert {s["state"] for n, s in status.items() if n != "site2"} == {"contributed"}
+    spec.write_text(REQUIRED.replace("run-cli-required", "run-cli-json"))
+    code = fedsurv(monkeypatch, "run", spec, "--out", tmp_path / "json", "--config", config,
+                   "--json")
+    final = _events(capsys.readouterr().out)[-1]
+    assert final["event"] == "run_finished" and final["exit_code"] == 0
+    assert final["dropped"] == ["site2"] and final["offline"] == []
+    assert final["sites"]["site2"]["status"] == "dropped"
+    assert "collect_masked_vectors" in final["sites"]["site2"]["detail"]
+
+
+def test_required_sites_missing_publishes_nothing_exit_3(study, tmp_path, monkeypatch, capsys):
+    config, spec = study
+    spec.write_text(REQUIRED + "required_sites: all\n")
+    files = write_sites(tmp_path / "data", [8, 9, 10, 12], seed=8)
+    monkeypatch.setattr(run_command, "submit",
+                        in_process(files, {}, {1: "collect_masked_vectors"}))
+    code = fedsurv(monkeypatch, "run", spec, "--out", tmp_path / "out", "--config", config,
+                   "--json")
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    final = _events(out)[-1]
+    assert final["exit_code"] == 3 and final["results"] is None
+    assert final["message"].startswith("required_sites: 1 required site(s) did not contribute: "
+                                       "site2 (dropped in collect_masked_vectors")
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_live_display_names_offline_sites_and_the_stewards_command() -> None:
+    progress = run_command.RunProgress(min_sites=3)
+    progress.apply({"event": "waiting_for_sites", "connected": 2, "expected": 3,
+                    "missing": ["site-03"], "seconds_left": 50.0})
+    assert "missing site-03" in progress.stage
+    assert progress.offline() == ["site-03"]
+    progress.apply({"event": "site_awaiting_approval", "site": "site-02", "request_id": "r1",
+                    "command": "fedsurv site approve r1 --approve", "seconds_left": 30.0})
+    assert progress.stage == ("awaiting approval at site-02 (steward: fedsurv site approve r1 "
+                              "--approve)")
+    assert progress.accounts()["site-02"]["status"] == "awaiting approval"

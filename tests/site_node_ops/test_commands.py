@@ -197,6 +197,8 @@ def test_approve_lists_and_decides(file_config: Path, monkeypatch: pytest.Monkey
     done = runner.invoke(app, ["approve", "cart-2026-07", "--approve"])
     assert done.exit_code == 0, done.output
     assert done.output.startswith("approved: cart-2026-07")
+    said = " ".join(done.output.split())  # issue 15: no promise of a re-send that cannot work
+    assert "re-sends" not in said and "still waiting for approvals" in said
     assert ask() == "ok"
     from protocol.audit import AuditLog, verify_log
 
