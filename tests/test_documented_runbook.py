@@ -130,9 +130,9 @@ class Story:
         return {**self.env, "SITE": site, "FEDSURV": str(self.work / site),
                 "DATA": str(self.work / f"{site}-data")}
 
-    def output(self, needle: str) -> str:
-        """Stdout of the (last) command containing ``needle``."""
-        return next(out for _, command, out in reversed(self.ran) if needle in command)
+    def output(self, typed: str) -> str:
+        """Stdout of the (last) command typed exactly so."""
+        return next(out for _, command, out in reversed(self.ran) if command == typed)
 
 
 def _run(story: Story, section: str, command: str, cwd: Path, env: dict[str, str]) -> None:
@@ -322,20 +322,26 @@ def test_readme_operator_commands_are_the_runbooks() -> None:
 
 def test_story_runs_as_typed(story: Story) -> None:
     """Every command of the story exited 0; what each step promises is in its output."""
-    sites = json.loads(story.output("coordinator sites --config coordinator.toml --json"))
+    sites = json.loads(story.output("fedsurv coordinator sites --config coordinator.toml --json"))
     assert {row["site"]: row["status"] for row in sites} == dict.fromkeys(SITES, "online")
     assert all(row["node_id"] and row["fingerprint"].startswith("SHA256:") for row in sites)
-    assert "3 enrolled site(s), 3 online" in story.output("coordinator sites --config "
-                                                         "coordinator.toml")
+    assert "3 enrolled site(s), 3 online" in story.output(
+        "fedsurv coordinator sites --config coordinator.toml")
     results = json.loads((story.coord / "results" / "results.json").read_text())
     assert sorted(results["sites"]["contributor_ids"]) == sorted(SITES)
-    assert story.output("audit verify-result").startswith("OK: results/results.json")
-    revoked = story.output("coordinator revoke site-03")
+    verified = story.output("fedsurv audit verify-result results/results.json --coordinator "
+                            "coordinator.log --key coordinator.audit.pub")
+    assert verified.startswith("OK: results/results.json")
+    revoked = story.output("fedsurv coordinator revoke site-03 --config coordinator.toml")
     assert "site-03" in revoked and "fedsurv keys roster" in revoked
-    assert "removed site site-03" in story.output("audit show state/audit.log")
+    shown = story.output("fedsurv audit show state/audit.log --key keys/coordinator.audit.pub")
+    assert "site_revoked" in shown and "site-03" in shown and "signatures OK" in shown
+    last = json.loads((story.coord / "state" / "audit.log").read_text().splitlines()[-1])
+    assert last["kind"] == "site_revoked" and last["body"]["site"] == "site-03"
+    assert last["body"]["reason"] == "revoked" and last["body"]["node_id"]
     allow = (story.coord / "allow-list.csv").read_text()
     assert "site-03" not in allow and "site-01" in allow
-    registrations = json.loads((story.coord / "state" / "registrations.json").read_text())
+    registrations = json.loads((story.coord / "state" / "registered-nodes.json").read_text())
     assert set(registrations) == {"site-01", "site-02"}
     after = subprocess.run([*FEDSURV, "coordinator", "sites", "--config", "coordinator.toml",
                             "--json"], cwd=story.coord, env=story.env, capture_output=True,

@@ -232,7 +232,7 @@ def site_rows(entries: list[AllowListEntry], nodes: list[RegisteredNode],
     """One row per enrolled site: status ``online`` / ``offline`` (registered, not connected
     now) / ``not registered``, last seen (``now``, the time it last disconnected or
     connected, or ``never``), node id, node key fingerprint. Nodes match by key fingerprint;
-    the node id falls back to ``registrations.json``."""
+    the node id falls back to ``registered-nodes.json``."""
     by_key = {node.fingerprint: node for node in nodes}
     rows = []
     for entry in entries:
@@ -258,7 +258,7 @@ def _short_time(value: str) -> str:
 
 def revoke_site(config: CoordinatorConfig, name: str, echo: Echo) -> None:
     """Take ``name`` off the allow-list, unregister its node (when the coordinator runs),
-    drop it from ``registrations.json`` and record the removal."""
+    drop it from ``registered-nodes.json`` and record the removal."""
     from coordinator.config import CoordinatorUnavailable
     from coordinator.deployment.runner import CONNECTION, flwr_cli
     from fedsurv.keys_cli import EnrolmentError, write_allow_list

@@ -51,8 +51,7 @@ def summarize(record: AuditRecord) -> str:
     if kind == RecordKind.SITE_REVOKED:
         who = f"site {b['site']}" if b.get("site") else "a node not on the allow-list"
         node = f"node {b['node_id']}" if b.get("node_id") else "no registered node"
-        return (f"removed {who} ({node}, key {b['node_fingerprint']}): {b['reason']} "
-                f"[{b['by']}]")
+        return f"removed {who} ({node}): {b['reason']}"
     return str(b)
 
 
