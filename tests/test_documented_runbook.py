@@ -310,7 +310,10 @@ def test_no_raw_flower_superlink_story() -> None:
         text = path.read_text(encoding="utf-8")
         for gone in ("flower-superlink --", "register_sites.py", "~/.flwr/config.toml",
                      "flwr supernode list fedsurv"):
-            assert gone not in text, f"{path.name} still documents {gone!r}"
+            assert gone not in text, f"{path.relative_to(ROOT)} still documents {gone!r}"
+        raw = re.findall(r"^\s*(?:FLWR_HOME=\S+\s+)?(?:flwr|flower-superlink)\s.*$", text,
+                         re.MULTILINE)
+        assert raw == [], f"{path.relative_to(ROOT)}: hand-run Flower commands {raw}"
 
 
 def test_readme_operator_commands_are_the_runbooks() -> None:
