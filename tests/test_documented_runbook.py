@@ -350,3 +350,11 @@ def test_story_runs_as_typed(story: Story) -> None:
                             "--json"], cwd=story.coord, env=story.env, capture_output=True,
                            text=True, timeout=120, check=True)
     assert [row["site"] for row in json.loads(after.stdout)] == ["site-01", "site-02"]
+    from coordinator.commands.coordinator import coordinator_env
+    from coordinator.config import load_coordinator_config
+    from coordinator.deployment.runner import list_nodes
+
+    config = load_coordinator_config(story.coord / "coordinator.toml")
+    keys = {row["site"]: row["fingerprint"] for row in sites}
+    registered = {node.fingerprint for node in list_nodes(coordinator_env(config))}
+    assert keys["site-03"] not in registered and keys["site-01"] in registered

@@ -475,7 +475,7 @@ def revoke_command(
     config: ConfigOption = None,
 ) -> None:
     """Remove one site: off the allow-list, its node unregistered, registrations updated,
-    a signed ``site_revoked`` audit record (with ``[audit]``).
+    a signed site_revoked audit record (when coordinator.toml configures the audit log).
 
     Exit codes: 0 revoked; 2 config problem or the site is not enrolled; 5 the SuperLink
     refused.
