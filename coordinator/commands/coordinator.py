@@ -1,4 +1,5 @@
-"""``fedsurv coordinator start|register``: run the study's SuperLink from ``coordinator.toml``.
+"""``fedsurv coordinator start|register|sites|revoke``: run the study's SuperLink from
+``coordinator.toml``, and keep its roster.
 
 ``start`` refuses a configuration whose ``control`` address is not loopback, then launches
 ``flower-superlink`` on ``control`` (TLS, SuperNode authentication, no runtime dependency
@@ -9,7 +10,11 @@ Perimeter); registers every allow-list site's node key, writes the ``flwr`` conn
 foreground with the SuperLink's log on stdout until Ctrl-C / SIGTERM.
 ``register`` reconciles a running SuperLink with the allow-list both ways: every enrolled key
 is registered, every registered node whose key is not on the allow-list is unregistered,
-whoever registered it (printed, and logged to ``<state_dir>/roster.log``).
+whoever registered it (printed, and recorded as a signed ``site_revoked`` record in the
+coordinator's audit log, or in ``<state_dir>/roster.log`` when no audit log is configured).
+``sites`` lists every enrolled site with its node's status (Flower's ``ListNodes`` on the
+loopback ``control`` address, matched by key fingerprint). ``revoke SITE`` takes one site off
+the allow-list, unregisters its node and records it like ``register``'s removals.
 
 Processes, the connection file and registration come from :mod:`coordinator.deployment`.
 """
@@ -30,6 +35,7 @@ import typer
 
 if TYPE_CHECKING:
     from coordinator.config import CoordinatorConfig
+    from coordinator.deployment.runner import RegisteredNode
     from fedsurv.keys_cli import AllowListEntry
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
@@ -163,18 +169,144 @@ def sync_sites(config: CoordinatorConfig, env: dict[str, str], echo: Echo) -> in
     config.registrations.parent.mkdir(parents=True, exist_ok=True)
     config.registrations.write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
     if removed:
-        _log_removals(config, removed)
+        _log_removals(config, removed, "fedsurv coordinator register")
     return len(entries)
 
 
-def _log_removals(config: CoordinatorConfig, removed: list[dict[str, object]]) -> None:
-    """Append the removed nodes to ``<state_dir>/roster.log`` (JSON lines, append-only)."""
+def _log_removals(config: CoordinatorConfig, removed: list[dict[str, object]], by: str) -> str:
+    """Record roster removals: one signed ``site_revoked`` record each in the coordinator's
+    audit log when ``[audit]`` is configured, else JSON lines in ``<state_dir>/roster.log``
+    (unsigned). Returns where they went."""
+    from protocol.audit import COORDINATOR, AuditLog, RecordKind, SiteRevoked
     from protocol.audit.log import utc_now
 
-    with (config.state_dir / "roster.log").open("a") as handle:
+    if config.audit is not None:
+        assert config.audit.log is not None
+        log = AuditLog(config.audit.log, config.audit.signing_key, actor=COORDINATOR)
+        for row in removed:
+            log.append(RecordKind.SITE_REVOKED, SiteRevoked(
+                site=row.get("site"), node_id=row.get("node_id"),
+                node_fingerprint=str(row["fingerprint"]), reason=row["reason"], by=by))
+        return f"signed site_revoked record(s) in {config.audit.log}"
+    path = config.state_dir / "roster.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
         for row in removed:
             handle.write(json.dumps({"time": utc_now(), "event": "node_unregistered", **row},
                                     sort_keys=True) + "\n")
+    return f"{path} (unsigned: configure [audit] for signed records)"
+
+
+# -- sites and revoke ---------------------------------------------------------------------
+
+
+def coordinator_running(config: CoordinatorConfig) -> bool:
+    """The SuperLink answers on ``control`` and ``start`` wrote the ``flwr`` connection."""
+    from coordinator.deployment.processes import port_open
+
+    host, port = config.local_address.rsplit(":", 1)
+    return (config.flwr_home / "config.toml").is_file() and port_open(int(port),
+                                                                      host.strip("[]"))
+
+
+def _require_running(config: CoordinatorConfig) -> None:
+    from coordinator.config import CoordinatorUnavailable
+
+    if not coordinator_running(config):
+        raise CoordinatorUnavailable(f"no coordinator running at {config.local_address} "
+                                     "(start it with `fedsurv coordinator start`)")
+
+
+def _nodes(config: CoordinatorConfig) -> list[RegisteredNode]:
+    from coordinator.config import CoordinatorUnavailable
+    from coordinator.deployment.runner import list_nodes
+
+    try:
+        return list_nodes(coordinator_env(config))
+    except RuntimeError as exc:
+        raise CoordinatorUnavailable(f"listing the registered nodes failed: {exc}") from None
+
+
+def site_rows(entries: list[AllowListEntry], nodes: list[RegisteredNode],
+              registrations: dict[str, dict[str, object]]) -> list[dict[str, str]]:
+    """One row per enrolled site: status ``online`` / ``offline`` (registered, not connected
+    now) / ``not registered``, last seen (``now``, the time it last disconnected or
+    connected, or ``never``), node id, node key fingerprint. Nodes match by key fingerprint;
+    the node id falls back to ``registered-nodes.json``."""
+    by_key = {node.fingerprint: node for node in nodes}
+    rows = []
+    for entry in entries:
+        node = by_key.get(entry.node_fingerprint)
+        known = registrations.get(entry.name) or {}
+        if node is None:
+            status, seen, node_id = "not registered", "never", str(known.get("node_id", ""))
+        elif node.status == "online":
+            status, seen, node_id = "online", "now", str(node.node_id)
+        else:
+            status = "offline"
+            seen = _short_time(node.last_deactivated_at or node.last_activated_at) or "never"
+            node_id = str(node.node_id)
+        rows.append({"site": entry.name, "status": status, "last_seen": seen,
+                     "node_id": node_id, "fingerprint": entry.node_fingerprint})
+    return rows
+
+
+def _short_time(value: str) -> str:
+    """Flower's ISO time as ``YYYY-MM-DD HH:MM:SS UTC``."""
+    return value[:19].replace("T", " ") + " UTC" if value else ""
+
+
+def revoke_site(config: CoordinatorConfig, name: str, echo: Echo) -> None:
+    """Take ``name`` off the allow-list, unregister its node (when the coordinator runs),
+    drop it from ``registered-nodes.json`` and record the removal."""
+    from coordinator.config import CoordinatorUnavailable
+    from coordinator.deployment.runner import CONNECTION, flwr_cli
+    from fedsurv.keys_cli import EnrolmentError, write_allow_list
+
+    entries = _allow_list(config)
+    entry = next((e for e in entries if e.name == name), None)
+    if entry is None:
+        raise EnrolmentError(f"site {name!r} is not enrolled in {config.allow_list} (enrolled: "
+                             f"{', '.join(e.name for e in entries) or 'none'})")
+    running = coordinator_running(config)
+    nodes = [n for n in _nodes(config) if n.fingerprint == entry.node_fingerprint] \
+        if running else []
+    write_allow_list(config.allow_list, [e for e in entries if e.name != name])
+    echo(f"site {name} ({entry.node_fingerprint}) removed from {config.allow_list}")
+    removed: list[dict[str, object]] = []
+    env = coordinator_env(config)
+    for node in nodes:
+        try:
+            flwr_cli(env, "supernode", "unregister", str(node.node_id), CONNECTION,
+                     "--format", "json")
+        except RuntimeError as exc:
+            raise CoordinatorUnavailable(
+                f"unregistering node {node.node_id}: {exc}; run `fedsurv coordinator register "
+                "--config ...` to finish (the site is already off the allow-list)") from None
+        echo(f"unregistered node {node.node_id} ({node.status})")
+        removed.append({"site": name, "node_id": str(node.node_id),
+                        "fingerprint": node.fingerprint, "reason": "revoked"})
+    if not running:
+        echo("the coordinator is not running: its node is unregistered when `fedsurv "
+             "coordinator start` next runs")
+    elif not nodes:
+        echo("no registered node had its key")
+    registry = _load_registry(config.registrations)
+    if registry.pop(name, None) is not None:
+        config.registrations.write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
+    where = _log_removals(config, removed or [{"site": name, "fingerprint":
+                                              entry.node_fingerprint, "reason": "revoked"}],
+                          "fedsurv coordinator revoke")
+    echo(f"recorded: {where}")
+    remaining = len(entries) - 1
+    echo(f"Next: rewrite the study roster without {name} and send it to the {remaining} "
+         "remaining site(s):\n"
+         "  fedsurv keys roster --allow-list allow-list.csv --coordinator-key "
+         "keys/coordinator.audit.pub --out roster.json\n"
+         "Each site's roster holder replaces the file named by [coordinator] study_roster in "
+         "site.toml, confirms the key ids (`fedsurv keys roster-show roster.json`) and "
+         f"restarts the node; until then their roster still accepts {name}'s signed keys. "
+         f"Ask {name} to stop its node.")
 
 
 # -- start --------------------------------------------------------------------------------
@@ -300,22 +432,59 @@ def register_command(config: ConfigOption = None) -> None:
 
     Exit codes: 0 in sync; 2 config problem; 5 the SuperLink is unreachable or refused.
     """
-    from coordinator.config import (
-        CoordinatorUnavailable,
-        coordinator_config_path,
-        load_coordinator_config,
-    )
-    from coordinator.deployment.processes import port_open
+    from coordinator.config import coordinator_config_path, load_coordinator_config
 
     loaded = load_coordinator_config(coordinator_config_path(config))
-    host, port = loaded.local_address.rsplit(":", 1)
-    if not (loaded.flwr_home / "config.toml").is_file() or not port_open(int(port),
-                                                                        host.strip("[]")):
-        raise CoordinatorUnavailable(f"no coordinator running at {loaded.local_address} "
-                                     "(start it with `fedsurv coordinator start`)")
+    _require_running(loaded)
     sync_sites(loaded, coordinator_env(loaded), typer.echo)
+
+
+@app.command("sites")
+def sites_command(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array of sites.")] = False,
+) -> None:
+    """List every enrolled site: online/offline, last seen, node id, key fingerprint.
+
+    Exit codes: 0 listed; 2 config problem; 5 the coordinator is not running.
+    """
+    from coordinator.config import coordinator_config_path, load_coordinator_config
+
+    loaded = load_coordinator_config(coordinator_config_path(config))
+    _require_running(loaded)
+    rows = site_rows(_allow_list(loaded), _nodes(loaded), _load_registry(loaded.registrations))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    online = sum(row["status"] == "online" for row in rows)
+    table = Table(title=f"{len(rows)} enrolled site(s), {online} online")
+    for column in ("site", "status", "last seen", "node id", "key fingerprint"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["site"], row["status"], row["last_seen"], row["node_id"],
+                      row["fingerprint"])
+    Console(width=160).print(table)
+
+
+@app.command("revoke")
+def revoke_command(
+    site: Annotated[str, typer.Argument(help="The enrolled site name to remove.")],
+    config: ConfigOption = None,
+) -> None:
+    """Remove one site: off the allow-list, its node unregistered, registrations updated,
+    a signed site_revoked audit record (when coordinator.toml configures the audit log).
+
+    Exit codes: 0 revoked; 2 config problem or the site is not enrolled; 5 the SuperLink
+    refused.
+    """
+    from coordinator.config import coordinator_config_path, load_coordinator_config
+
+    revoke_site(load_coordinator_config(coordinator_config_path(config)), site, typer.echo)
 
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="coordinator",
-                   help="Coordinator: run the SuperLink, register enrolled sites.")
+                   help="Coordinator: run the SuperLink, register, list and revoke sites.")

@@ -134,6 +134,10 @@ class RegisteredNode:
     status: str
     fingerprint: str
     """``SHA256:...`` of the node's public key, as ``ssh-keygen -l`` and the allow-list."""
+    last_activated_at: str = ""
+    """When the node last connected (Flower's ISO time; empty: never)."""
+    last_deactivated_at: str = ""
+    """When the node last disconnected or missed its heartbeat (empty: never)."""
 
 
 def list_nodes(env: dict[str, str]) -> list[RegisteredNode]:
@@ -149,7 +153,9 @@ def list_nodes(env: dict[str, str]) -> list[RegisteredNode]:
         raise RuntimeError(f"listing SuperNodes failed:\n{result.stdout[-2000:]}\n"
                            f"{result.stderr[-2000:]}")
     rows = json.loads(result.stdout.splitlines()[-1])
-    return [RegisteredNode(int(r["node_id"]), str(r["status"]), str(r["fingerprint"]))
+    return [RegisteredNode(int(r["node_id"]), str(r["status"]), str(r["fingerprint"]),
+                           str(r.get("last_activated_at") or ""),
+                           str(r.get("last_deactivated_at") or ""))
             for r in rows if r["status"] != "unregistered"]
 
 
@@ -179,7 +185,8 @@ def _nodes_main(connection: str) -> int:
         except (ValueError, TypeError, IndexError):
             fingerprint = "unreadable"
         rows.append({"node_id": node.node_id, "status": node.status,
-                     "fingerprint": fingerprint})
+                     "fingerprint": fingerprint, "last_activated_at": node.last_activated_at,
+                     "last_deactivated_at": node.last_deactivated_at})
     print(json.dumps(rows))
     return 0
 

@@ -6,6 +6,7 @@
 #                        its SuperExec (shared secret); register the allow-list, unregister
 #                        every other node; stay in the foreground
 #   register             reconcile the running SuperLink with the allow-list (both ways)
+#   sites [--json]       list the enrolled sites: online/offline, last seen, node id
 #   anything else        run it (e.g. `fedsurv --version`, `flwr supernode list`)
 set -eu
 
@@ -48,6 +49,10 @@ superlink)
     ;;
 register)
     exec fedsurv coordinator register --config "$CONFIG"
+    ;;
+sites)
+    shift
+    exec fedsurv coordinator sites --config "$CONFIG" "$@"
     ;;
 *)
     exec "$@"

@@ -19,6 +19,7 @@ from protocol.audit.records import (
     ResultPublished,
     RoundCompleted,
     RoundFailed,
+    SiteRevoked,
     TallyReleased,
     site_actor,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "ResultPublished",
     "RoundCompleted",
     "RoundFailed",
+    "SiteRevoked",
     "TallyReleased",
     "VerifyReport",
     "cross_check",

@@ -30,6 +30,9 @@ round_failed        coordinator  :class:`RoundFailed` – a round that produced 
 result_published    coordinator  :class:`ResultPublished` – result SHA-256 + contributing sites
 stage_refused       site         :class:`StageRefused` – the site refused a SecAgg+ stage
                                  (reason code: forged key signature, unmask overlap, ...)
+site_revoked        coordinator  :class:`SiteRevoked` – a site or node left the roster
+                                 (``fedsurv coordinator revoke``, or ``register`` removing a
+                                 node whose key is not on the allow-list)
 =================== ============ ==============================================================
 
 Anchoring (issue 11): a site's ``request_received`` carries the coordinator's signed log head
@@ -77,6 +80,7 @@ class RecordKind(StrEnum):
     ROUND_FAILED = "round_failed"
     RESULT_PUBLISHED = "result_published"
     STAGE_REFUSED = "stage_refused"
+    SITE_REVOKED = "site_revoked"
 
 
 class _Body(BaseModel):
@@ -191,6 +195,20 @@ class StageRefused(_Body):
     message: str = Field(default="", max_length=300)
 
 
+class SiteRevoked(_Body):
+    """A roster change: an enrolled site was revoked, or a registered node whose key is not on
+    the allow-list was unregistered (``site`` absent: no enrolled name)."""
+
+    site: Name | None = None
+    node_id: str | None = Field(default=None, pattern=r"^\d{1,20}$")
+    """The Flower node id unregistered, absent when the site had no registered node."""
+    node_fingerprint: str = Field(min_length=1, max_length=120)
+    """``SHA256:...`` of the node's public key."""
+    reason: Literal["revoked", "not_on_allow_list"]
+    by: str = Field(min_length=1, max_length=80)
+    """The command that made the change, e.g. ``fedsurv coordinator revoke``."""
+
+
 BODY_MODELS: dict[RecordKind, type[_Body]] = {
     RecordKind.STAGE_REFUSED: StageRefused,
     RecordKind.REQUEST_RECEIVED: RequestReceived,
@@ -199,6 +217,7 @@ BODY_MODELS: dict[RecordKind, type[_Body]] = {
     RecordKind.ROUND_COMPLETED: RoundCompleted,
     RecordKind.ROUND_FAILED: RoundFailed,
     RecordKind.RESULT_PUBLISHED: ResultPublished,
+    RecordKind.SITE_REVOKED: SiteRevoked,
 }
 
 UNSIGNED_FIELDS = ("hash", "signature")

@@ -48,6 +48,10 @@ def summarize(record: AuditRecord) -> str:
         what = b.get("output") or "result"
         return (f"published {what} sha256 {_short(b['result_sha256'])} from "
                 f"{', '.join(b['sites'])} [request {rid}]")
+    if kind == RecordKind.SITE_REVOKED:
+        who = f"site {b['site']}" if b.get("site") else "a node not on the allow-list"
+        node = f"node {b['node_id']}" if b.get("node_id") else "no registered node"
+        return f"removed {who} ({node}): {b['reason']}"
     return str(b)
 
 

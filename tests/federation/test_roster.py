@@ -30,7 +30,7 @@ def test_roster_round_trip_and_errors(tmp_path: Path) -> None:
     for bad in ("[1]", '{"x": "a"}', '{"1": "bad name"}', '{"1": "a", "2": "a"}', "{"):
         with pytest.raises(RosterError):
             parse_roster(bad)
-    path = tmp_path / "registrations.json"
+    path = tmp_path / "registered-nodes.json"
     path.write_text(json.dumps({"site-a": {"node_id": 11, "fingerprint": "f"},
                                 "site-b": {"node_id": 0, "fingerprint": "g"}}))
     assert roster_from_registrations(path) == {11: "site-a"}
