@@ -95,3 +95,20 @@ def pooled_frame(sites: list[Endpoints], spec: CoxModelSpec) -> pd.DataFrame:
             frame = frame[np.asarray(site.remission, dtype=bool)]
         parts.append(frame)
     return pd.concat(parts, ignore_index=True)
+
+
+def fixture_sites(data: pd.DataFrame) -> list[Endpoints]:
+    """One site per ``site`` value of the R Cox fixture cohort (``tests/fixtures/r/cox``):
+    ``T``/``E`` as OS, EFS and CIR time and event, everyone in remission."""
+    sites = []
+    for _, part in data.groupby("site", sort=True):
+        n = len(part)
+        sites.append(Endpoints(
+            remission=np.ones(n, dtype=bool), os_days=part["T"].to_numpy(),
+            os_event=part["E"].to_numpy().astype(bool), efs_days=part["T"].to_numpy(),
+            efs_event=part["E"].to_numpy().astype(bool), cir_days=part["T"].to_numpy(),
+            cir_cause=np.zeros(n, dtype=np.int8),
+            flags={"crs_severe": part["crs_severe"].to_numpy().astype(bool)},
+            covariates=part[["age", "donor_type", "mrd_negative", "lab_1"]].reset_index(drop=True),
+        ))
+    return sites

@@ -30,7 +30,7 @@ from protocol.errors import FedsurvError, ProtocolMismatch
 from protocol.spec import TimeGrid
 from site_node.cox_sums import cox_round_sums
 from site_node.endpoints import Endpoints
-from tests.cox.cohorts import make_site, model, pooled_frame
+from tests.cox.cohorts import fixture_sites, make_site, model, pooled_frame
 
 GRID = TimeGrid(bin_days=1, horizon_days=20000)
 RTOL = 1e-6
@@ -119,17 +119,7 @@ def test_efron_equals_lifelines(case: str, stratified: bool) -> None:
 
 def _fixture_sites() -> tuple[list[Endpoints], pd.DataFrame]:
     data = pd.read_csv(FIXTURES / "cohort.csv")
-    sites = []
-    for _, part in data.groupby("site", sort=True):
-        n = len(part)
-        sites.append(Endpoints(
-            remission=np.ones(n, dtype=bool), os_days=part["T"].to_numpy(),
-            os_event=part["E"].to_numpy().astype(bool), efs_days=part["T"].to_numpy(),
-            efs_event=part["E"].to_numpy().astype(bool), cir_days=part["T"].to_numpy(),
-            cir_cause=np.zeros(n, dtype=np.int8),
-            flags={"crs_severe": part["crs_severe"].to_numpy().astype(bool)},
-            covariates=part[["age", "donor_type", "mrd_negative", "lab_1"]].reset_index(drop=True),
-        ))
+    sites = fixture_sites(data)
     reference = pd.read_csv(FIXTURES / "coxph.csv", keep_default_na=False)
     return sites, reference
 

@@ -17,7 +17,7 @@ from protocol.cox_spec import CategoricalCovariate, CoxModelSpec, NumericCovaria
 from protocol.spec import TimeGrid
 from site_node.cox_sums import in_process_round_fn
 from site_node.endpoints import Endpoints
-from tests.cox.cohorts import model
+from tests.cox.cohorts import fixture_sites, model
 from tests.estimators.cohorts import read_csv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,17 +28,7 @@ TOL = 1e-6
 def _cohort_sites(divide: int) -> list[Endpoints]:
     data = pd.read_csv(COX)
     data["T"] = -(-data["T"] // divide)
-    sites = []
-    for _, part in data.groupby("site", sort=True):
-        n = len(part)
-        sites.append(Endpoints(
-            remission=np.ones(n, dtype=bool), os_days=part["T"].to_numpy(),
-            os_event=part["E"].to_numpy().astype(bool), efs_days=part["T"].to_numpy(),
-            efs_event=part["E"].to_numpy().astype(bool), cir_days=part["T"].to_numpy(),
-            cir_cause=np.zeros(n, dtype=np.int8),
-            flags={"crs_severe": part["crs_severe"].to_numpy().astype(bool)},
-            covariates=part[["age", "donor_type", "mrd_negative", "lab_1"]].reset_index(drop=True),
-        ))
+    sites = fixture_sites(data)
     return sites
 
 
