@@ -6,7 +6,10 @@ default release policy (>= 5 patients) and the pooled data is the whole demo coh
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +20,35 @@ from coordinator.deployment.federation import LocalFederation
 from coordinator.deployment.local_run import sites_from_files
 
 DEMO_SITES = Path(__file__).resolve().parents[2] / "examples" / "demo_sites"
+REPLY_SENT = "Sent successfully"
+"""What a SuperNode logs for each reply it sent."""
+
+
+@contextmanager
+def killed_after_share_keys(federation: LocalFederation, site: str) -> Iterator[list[str]]:
+    """Kill ``site``'s node as soon as it sent its share_keys reply (3 more replies than on
+    entry: query, setup, share_keys), i.e. before the collect stage can reach it. Yields the
+    list of the sites it killed."""
+    victim = federation.supernodes[site]
+    baseline = victim.log_text().count(REPLY_SENT)
+    killed: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if victim.log_text().count(REPLY_SENT) >= baseline + 3:
+                federation.kill_site(site)
+                killed.append(site)
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield killed
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
 GROUPS_3 = [["01", "05", "09"], ["02", "04", "08"], ["03", "06", "07"]]
 GROUPS_4 = [["01", "09"], ["02", "08"], ["03", "07"], ["04", "05", "06"]]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,40 +12,21 @@ from coordinator.commands.demo import model_study_spec
 from coordinator.deployment.federation import LocalFederation
 from coordinator.deployment.local_run import ProgressTail, run_analysis
 from coordinator.simulation import simulate_plain
+from tests.integration.conftest import killed_after_share_keys
 
 pytestmark = pytest.mark.integration
 
 VICTIM = "2"
-REPLY_SENT = "Sent successfully"
 
 
 def test_site_killed_during_collection_leaves_exact_survivor_sum(
     federation4: LocalFederation, tmp_path: Path
 ):
     spec = model_study_spec()
-    killed: list[str] = []
-    victim = federation4.supernodes[VICTIM]
-    stop = threading.Event()
-
-    def kill_after_share_keys() -> None:
-        """Kill the victim as soon as it sent its share_keys reply (its 3rd reply: query,
-        setup, share_keys), i.e. before the collect stage can reach it."""
-        while not stop.is_set():
-            if victim.log_text().count(REPLY_SENT) >= 3:
-                federation4.kill_site(VICTIM)
-                killed.append(VICTIM)
-                return
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=kill_after_share_keys, daemon=True)
-    watcher.start()
     out = tmp_path / "out"
-    try:
+    with killed_after_share_keys(federation4, VICTIM) as killed:
         run_analysis(federation4, spec, out, timeout=300,  # audit: sites need its log head
                      options={"stage-timeout": 20.0, **federation4.audit.run_config()})
-    finally:
-        stop.set()
-        watcher.join(timeout=5)
     assert killed == [VICTIM]
     events = ProgressTail(out / "progress.jsonl").new_events()
     lost = [e for e in events if e["event"] == "site_dropped"]

@@ -24,13 +24,12 @@ from coordinator.roster import ROSTER_KEY, roster_json
 from protocol.audit.verify import verify_log
 from protocol.spec import AnalysisSpec
 from site_node.approvals import RequestLedger
-from tests.integration.conftest import merged_sites
+from tests.integration.conftest import killed_after_share_keys, merged_sites
 
 pytestmark = pytest.mark.integration
 
 GROUPS_5 = [["01"], ["02"], ["03"], ["04"], ["05", "06", "07", "08", "09"]]
 MANUAL = "5"
-REPLY_SENT = "Sent successfully"
 
 
 @pytest.fixture(scope="module")
@@ -172,27 +171,10 @@ def test_a_required_site_dropped_mid_run_publishes_nothing(
     federation5: LocalFederation, tmp_path: Path
 ):
     """Runs last: it kills site 2 after its share_keys reply (before masked vectors)."""
-    victim = federation5.supernodes["2"]
-    stop = threading.Event()
-
-    def kill_after_share_keys() -> None:
-        baseline = victim.log_text().count(REPLY_SENT)
-        while not stop.is_set():
-            if victim.log_text().count(REPLY_SENT) >= baseline + 3:  # query, setup, share_keys
-                federation5.kill_site("2")
-                return
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=kill_after_share_keys, daemon=True)
-    watcher.start()
     out = tmp_path / "out"
-    try:
-        with pytest.raises(RunFailed):
-            _run(federation5, _spec("needs-two", survival=["os_remission"],
-                                    required_sites=["1", "2", "3", "4"]), out)
-    finally:
-        stop.set()
-        watcher.join(timeout=5)
+    with killed_after_share_keys(federation5, "2"), pytest.raises(RunFailed):
+        _run(federation5, _spec("needs-two", survival=["os_remission"],
+                                required_sites=["1", "2", "3", "4"]), out)
     assert not (out / "results.json").exists()
     dropped = _events(out, "site_dropped")
     assert dropped and dropped[0]["site"] == "2" and dropped[0]["stage"] == "collect_masked_vectors"
