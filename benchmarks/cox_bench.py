@@ -16,12 +16,12 @@ import argparse
 import time
 
 import numpy as np
+from fedsurv.protocol.cox_spec import CoxRoundRequest
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.site_node.cox_sums import cox_round_sums
+from fedsurv.stats.cox import run_cox_model
 from lifelines import CoxPHFitter
 
-from coordinator.estimators.cox import run_cox_model
-from protocol.cox_spec import CoxRoundRequest
-from protocol.spec import TimeGrid
-from site_node.cox_sums import cox_round_sums
 from tests.cox.cohorts import make_site, model, pooled_frame
 
 

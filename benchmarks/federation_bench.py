@@ -2,7 +2,7 @@
 
 For each site count it starts one federation and times, on the same processes:
 
-* (a) ``bare``: a bare Flower SecAgg+ round (``coordinator.deployment.bare_secagg``) of a
+* (a) ``bare``: a bare Flower SecAgg+ round (``fedsurv.coordinator.deployment.bare_secagg``) of a
   vector as long as the spec's tally vector;
 * (b) ``fedsurv``: fedsurv's full analysis of the spec (query round, SecAgg+ round, pooled
   estimates, ``results.json`` published), then, as ``fedsurv run``/``demo`` do once the run
@@ -38,20 +38,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from coordinator.commands.demo import DEMO_POLICY, model_study_spec
-from coordinator.deployment import bare_secagg
-from coordinator.deployment.audit_setup import audited_sites
-from coordinator.deployment.fab import write_bundle
-from coordinator.deployment.federation import (
+from fedsurv.coordinator.commands.demo import DEMO_POLICY, model_study_spec
+from fedsurv.coordinator.deployment import bare_secagg
+from fedsurv.coordinator.deployment.audit_setup import audited_sites
+from fedsurv.coordinator.deployment.fab import write_bundle
+from fedsurv.coordinator.deployment.federation import (
     DEFAULT_PRELOAD,
     DEFAULT_SERVER_PRELOAD,
     LocalFederation,
 )
-from coordinator.deployment.local_run import ProgressTail, run_analysis, sites_from_files
-from coordinator.deployment.processes import descendants
-from protocol.layout import TallyLayout
-from site_node.demo_cohort import write_demo_sites
+from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis, sites_from_files
+from fedsurv.coordinator.deployment.processes import descendants
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.site_node.demo_cohort import write_demo_sites
 
 BENCH_POLICY = {**DEMO_POLICY, "max_releases_per_analysis": 100}
 """The demo's policy, plus a release budget: the benchmark asks the same analysis of the same
@@ -144,7 +143,7 @@ def bench_bare(federation: LocalFederation, length: int, n_sites: int) -> dict[s
 
 def bench_fedsurv(federation: LocalFederation, spec_json: str, index: int,
                   options: dict[str, Any]) -> dict[str, Any]:
-    from protocol.spec import AnalysisSpec
+    from fedsurv.protocol.spec import AnalysisSpec
 
     spec = AnalysisSpec.model_validate_json(spec_json).model_copy(
         update={"request_id": f"bench-{index}-{time.time_ns()}"}
@@ -186,7 +185,7 @@ def run_mode(n_sites: int, mode: str, repeat: int, poll: float | None) -> dict[s
     files = site_files(work, n_sites)
     record: dict[str, Any] = {"sites": n_sites, "mode": mode, "length": length,
                               "bare": [], "fedsurv": [], "startup_s": []}
-    bare = ("coordinator.deployment.bare_secagg",)
+    bare = ("fedsurv.coordinator.deployment.bare_secagg",)
     for kind, preload, server_preload in (("bare", bare, bare),
                                           ("fedsurv", DEFAULT_PRELOAD, DEFAULT_SERVER_PRELOAD)):
         sites = sites_from_files(files, work / kind / "state", policy=BENCH_POLICY)
@@ -224,7 +223,8 @@ def _print_pair(record: dict[str, Any], index: int) -> None:
 def import_cost() -> dict[str, Any]:
     """Start-up cost of a ClientApp process: import time and CPU."""
     py = sys.executable
-    out = subprocess.run([py, "-X", "importtime", "-c", "import site_node.flower.client_app"],
+    out = subprocess.run([py, "-X", "importtime", "-c",
+                          "import fedsurv.site_node.flower.client_app"],
                          capture_output=True, text=True, check=True).stderr
     by_package: dict[str, int] = {}
     total_us = 0
@@ -237,9 +237,10 @@ def import_cost() -> dict[str, Any]:
     total = total_us / 1e6
     top = sorted(((us, name) for name, us in by_package.items()), reverse=True)[:8]
     cpu = {}
-    for label, code in [("client_app module", "import site_node.flower.client_app"),
+    for label, code in [("client_app module", "import fedsurv.site_node.flower.client_app"),
                         ("flwr-clientapp entry + app",
-                         "import flwr.supernode.cli.flwr_clientapp, site_node.flower.client_app")]:
+                         "import flwr.supernode.cli.flwr_clientapp, "
+                         "fedsurv.site_node.flower.client_app")]:
         start = os.times()
         subprocess.run([py, "-c", code], check=True)
         end = os.times()

@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coordinator.audit_provision import provision_audit
-from coordinator.inprocess import simulate_federation
-from coordinator.progress import Progress
-from coordinator.secure_sum import SecureSumOptions
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec
-from protocol.spec_file import load_spec
+from fedsurv.coordinator.audit_provision import provision_audit
+from fedsurv.coordinator.inprocess import simulate_federation
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.secure_sum import SecureSumOptions
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.protocol.spec_file import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("setup", "share_keys", "collect_masked_vectors", "unmask")
@@ -60,10 +60,10 @@ def one_run(spec: AnalysisSpec, files: list[Path], work: Path, mode: str) -> dic
 
 def micro(n_sites: int, work: Path, loops: int = 200) -> dict[str, float]:
     """Seconds per call of the added work (one site, one stage)."""
-    from protocol.roster import StudyRoster, key_statement, sign_statement, statement_valid
-    from protocol.signing import load_signing_key
-    from site_node.ledger import release_conflict
-    from site_node.release_guard import components
+    from fedsurv.protocol.roster import StudyRoster, key_statement, sign_statement, statement_valid
+    from fedsurv.protocol.signing import load_signing_key
+    from fedsurv.site_node.ledger import release_conflict
+    from fedsurv.site_node.release_guard import components
 
     audit = provision_audit(work / "micro-keys", [f"site{i + 1}" for i in range(n_sites)])
     assert audit.roster is not None

@@ -12,11 +12,17 @@ import argparse
 import time
 from collections.abc import Callable
 
-from protocol.layout import TallyLayout
-from protocol.spec import ALL_INCIDENCE, ALL_PROPORTIONS, ALL_SURVIVAL, AnalysisSpec, TimeGrid
-from site_node.demo_cohort import synthetic_cohort
-from site_node.endpoints import derive_endpoints
-from site_node.tally import tally_site
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import (
+    ALL_INCIDENCE,
+    ALL_PROPORTIONS,
+    ALL_SURVIVAL,
+    AnalysisSpec,
+    TimeGrid,
+)
+from fedsurv.site_node.demo_cohort import synthetic_cohort
+from fedsurv.site_node.endpoints import derive_endpoints
+from fedsurv.site_node.tally import tally_site
 
 
 def best_of(repeats: int, work: Callable[[], object]) -> float:

@@ -1,6 +1,6 @@
 """From pooled tallies to the result contract: the one place estimators meet the spec.
 
-Pure: a spec and a summed :class:`protocol.tally.TallySet` in, a :class:`Results` out. Every
+Pure: a spec and a summed :class:`fedsurv.protocol.tally.TallySet` in, a :class:`Results` out. Every
 engine (in-process simulation, real Flower federation) ends here, so they agree by design.
 """
 
@@ -8,21 +8,7 @@ from __future__ import annotations
 
 import math
 
-from coordinator.estimators.aalen_johansen import cumulative_incidence
-from coordinator.estimators.curve import StepCurve
-from coordinator.estimators.gray import gray_from_terms, gray_test
-from coordinator.estimators.kaplan_meier import kaplan_meier
-from coordinator.estimators.logrank import LogrankTest, logrank_from_terms, logrank_test
-from coordinator.estimators.median import (
-    median_ci,
-    median_followup,
-    median_survival,
-    survivor_followup,
-)
-from coordinator.estimators.proportions import proportion_ci
-from coordinator.estimators.rmst import rmst, rmst_difference, rmst_ratio
-from coordinator.estimators.weighted_logrank import fleming_harrington_test
-from coordinator.results import (
+from fedsurv.coordinator.results import (
     CurveResult,
     Engine,
     FollowUpResult,
@@ -37,10 +23,24 @@ from coordinator.results import (
     SiteCounts,
     TableRow,
 )
-from protocol.layout import COMPETING_BLOCK, INCIDENCE_CAUSE
-from protocol.spec import AnalysisSpec
-from protocol.tally import EventTally, TallySet
-from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
+from fedsurv.protocol.layout import COMPETING_BLOCK, INCIDENCE_CAUSE
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.protocol.tally import EventTally, TallySet
+from fedsurv.protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
+from fedsurv.stats.aalen_johansen import cumulative_incidence
+from fedsurv.stats.curve import StepCurve
+from fedsurv.stats.gray import gray_from_terms, gray_test
+from fedsurv.stats.kaplan_meier import kaplan_meier
+from fedsurv.stats.logrank import LogrankTest, logrank_from_terms, logrank_test
+from fedsurv.stats.median import (
+    median_ci,
+    median_followup,
+    median_survival,
+    survivor_followup,
+)
+from fedsurv.stats.proportions import proportion_ci
+from fedsurv.stats.rmst import rmst, rmst_difference, rmst_ratio
+from fedsurv.stats.weighted_logrank import fleming_harrington_test
 
 
 def analyse(spec: AnalysisSpec, tallies: TallySet, sites: SiteCounts, *,

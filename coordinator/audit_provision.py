@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocol.audit import CrossCheckReport, cross_check, verify_log
-from protocol.audit.errors import AuditLogError
-from protocol.signing import PRIVATE_SUFFIX, PUBLIC_SUFFIX, create_signing_key
+from fedsurv.protocol.audit import CrossCheckReport, cross_check, verify_log
+from fedsurv.protocol.audit.errors import AuditLogError
+from fedsurv.protocol.signing import PRIVATE_SUFFIX, PUBLIC_SUFFIX, create_signing_key
 
 COORDINATOR_NAME = "coordinator"
 
@@ -106,7 +106,7 @@ class FederationAudit:
             if party is not self.coordinator:
                 present.append((party.log, party.public))
         if self.coordinator.log.exists():
-            from protocol.roster import StudyRoster
+            from fedsurv.protocol.roster import StudyRoster
 
             roster = StudyRoster.load(self.roster) if self.roster is not None else None
             verdict.cross = cross_check(self.coordinator.log, self.coordinator.public, present,
@@ -124,8 +124,8 @@ def provision_audit(key_dir: Path, site_ids: list[str], *,
     log_dir.mkdir(parents=True, exist_ok=True)
     coordinator = _party(key_dir, log_dir, COORDINATOR_NAME)
     sites = {site: _party(key_dir, log_dir, f"site-{site}") for site in site_ids}
-    from protocol.roster import StudyRoster
-    from protocol.signing import load_public_key
+    from fedsurv.protocol.roster import StudyRoster
+    from fedsurv.protocol.signing import load_public_key
 
     roster = StudyRoster({site: load_public_key(p.public) for site, p in sites.items()},
                          load_public_key(coordinator.public)).write(log_dir / "roster.json")
@@ -140,7 +140,7 @@ def _party(key_dir: Path, log_dir: Path, name: str) -> AuditParty:
         if made_public != public:
             public.write_bytes(made_public.read_bytes())
     elif not public.exists():
-        from protocol.signing import load_signing_key, public_pem
+        from fedsurv.protocol.signing import load_signing_key, public_pem
 
         public.write_bytes(public_pem(load_signing_key(private).public_key()))
     return AuditParty(log_dir / f"{name}.audit.jsonl", private, public)

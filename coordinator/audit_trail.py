@@ -4,7 +4,7 @@ Run config keys (ServerApp): ``audit-log`` (the JSON-lines log) and ``audit-key`
 coordinator's Ed25519 private key, ``fedsurv keys audit-key``); optional ``requester`` (who
 submitted the request, for the timeline). The actor is ``coordinator``.
 
-Records, per request (:mod:`protocol.audit.records`):
+Records, per request (:mod:`fedsurv.protocol.audit.records`):
 
 * ``request_received``: before anything is sent to a site (request id, spec hash, layout
   fingerprint, protocol version, what is asked, who asked);
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol.audit import (
+from fedsurv.protocol.audit import (
     COORDINATOR,
     AuditLog,
     RecordKind,
@@ -40,9 +40,9 @@ from protocol.audit import (
     file_sha256,
     vector_sha256,
 )
-from protocol.audit.requests import analyses_of, audit_request_id
-from protocol.errors import FedsurvError
-from protocol.spec import AnalysisSpec
+from fedsurv.protocol.audit.requests import analyses_of, audit_request_id
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.spec import AnalysisSpec
 
 AUDIT_LOG_KEY = "audit-log"
 AUDIT_KEY_KEY = "audit-key"
@@ -107,8 +107,8 @@ class CoordinatorAudit:
 
     def signed_head(self) -> dict[str, str | int] | None:
         """The log's signed head (last record's seq and hash), sent with every query so that
-        each site anchors this log (:func:`protocol.audit.head.signed_head`)."""
-        from protocol.audit.head import signed_head
+        each site anchors this log (:func:`fedsurv.protocol.audit.head.signed_head`)."""
+        from fedsurv.protocol.audit.head import signed_head
 
         last = self.log.last()
         return None if last is None else signed_head(last.seq, last.hash, self.log.key)

@@ -34,21 +34,20 @@ import contextlib
 import os
 from pathlib import Path
 
-from pydantic import (
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-
-from protocol.config_file import (
+from fedsurv.protocol.config_file import (
     ConfigPath,
     StrictConfig,
     describe_error,
     read_config_file,
     split_address,
 )
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
+from pydantic import (
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_CONFIG = "FEDSURV_COORDINATOR_CONFIG"
 DEFAULT_CONFIG = Path("coordinator.toml")
@@ -207,7 +206,7 @@ def perimeter_problems(config: CoordinatorConfig) -> list[str]:
     Only the proxy (``listen``) may face the network; the SuperLink (``control``) serves every
     API (``flwr run``, ``flwr supernode register``, the Runtime API), so it must be loopback.
     """
-    from coordinator.deployment.proxy import is_loopback
+    from fedsurv.coordinator.deployment.proxy import is_loopback
 
     problems = []
     if not is_loopback(config.control_host):
@@ -243,7 +242,7 @@ def check_files(config: CoordinatorConfig) -> list[str]:
     if not problems:
         problems += _tls_problems(config)
     if not problems and config.audit is not None:
-        from protocol.signing import load_signing_key
+        from fedsurv.protocol.signing import load_signing_key
 
         try:
             load_signing_key(config.audit.signing_key)

@@ -1,21 +1,22 @@
 """Cox models over the real federation: each round is one SecAgg+ secure sum.
 
-After a request's tally sum (:func:`coordinator.secure_sum.run_request`), every Cox model of
-the spec is fitted by :func:`coordinator.estimators.cox.run_cox_model`, whose ``round_fn`` is
+After a request's tally sum (:func:`fedsurv.coordinator.secure_sum.run_request`), every Cox model of
+the spec is fitted by :func:`fedsurv.stats.cox.run_cox_model`, whose ``round_fn`` is
 one SecAgg+ round over **the same sites** that contributed the tally sum:
 
 * the stage messages carry the request's round record (request id, spec hash, mask
-  generator, encoding) plus the Cox fields of :mod:`protocol.cox_wire` (model, round index,
-  the :class:`~protocol.cox_spec.CoxRoundRequest` JSON, the layout fingerprint);
-* each site answers the vector of :func:`site_node.cox_sums.cox_round_sums`, carried by
+  generator, encoding) plus the Cox fields of :mod:`fedsurv.protocol.cox_wire` (model, round index,
+  the :class:`~fedsurv.protocol.cox_spec.CoxRoundRequest` JSON, the layout fingerprint);
+* each site answers the vector of :func:`fedsurv.site_node.cox_sums.cox_round_sums`, carried by
   ``SecureEncoding(layout.length, layout.wide_mask)`` (counts one limb, fixed point three);
 * the decoded sum must count every participant (its ``sites`` slot), or it is not used.
 
 Failures never yield a partial fit:
 
 * a site refusing at setup with ``cox_overflow`` (every other loss: none) makes the round
-  raise :class:`~protocol.cox_spec.CoxOverflow`, which the Newton-Raphson treats as a too-long
-  step and halves; ``cox_data_invalid`` raises :class:`~protocol.cox_spec.CoxDataError`: the
+  raise :class:`~fedsurv.protocol.cox_spec.CoxOverflow`, which the Newton-Raphson treats as a
+  too-long
+  step and halves; ``cox_data_invalid`` raises :class:`~fedsurv.protocol.cox_spec.CoxDataError`: the
   model is reported ``aborted`` and the next model is tried;
 * any other loss (no reply, a refusal, a lost masked vector; a Cox sum is never unmasked over
   survivors) raises :class:`CoxSiteLost`: the model is ``aborted`` and the remaining models
@@ -40,11 +41,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
-from flwr.serverapp import Grid
-
-from coordinator.cox_result import CoxResult
-from coordinator.progress import Progress
-from coordinator.secure_sum import (
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.secure_sum import (
     ContributorsLost,
     RequestOutcome,
     RoundInfo,
@@ -54,20 +52,22 @@ from coordinator.secure_sum import (
     request_tag,
     secagg_round,
 )
-from protocol.cox_spec import (
+from fedsurv.protocol.cox_spec import (
     CoxDataError,
     CoxModelSpec,
     CoxOverflow,
     CoxRoundLayout,
     CoxRoundRequest,
 )
-from protocol.cox_wire import cox_attempt, cox_round_fields, round_cap
-from protocol.errors import FedsurvError
-from protocol.secure_encoding import SecureEncoding
-from protocol.spec import AnalysisSpec
+from fedsurv.protocol.cox_wire import cox_attempt, cox_round_fields, round_cap
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.secure_encoding import SecureEncoding
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.stats.cox_result import CoxResult
+from flwr.serverapp import Grid
 
 if TYPE_CHECKING:
-    from coordinator.audit_trail import CoordinatorAudit
+    from fedsurv.coordinator.audit_trail import CoordinatorAudit
 
 _CODE = re.compile(r"\[([a-z][a-z0-9_]{0,63})\]")
 
@@ -188,7 +188,7 @@ def fit_cox_models(
     layout fingerprint, the sites' receipts, the aggregate's hash) before the sum is used, or
     ``round_failed``; a log that cannot be written stops the fitting (model ``aborted``).
     """
-    from coordinator.estimators.cox import run_cox_model
+    from fedsurv.stats.cox import run_cox_model
 
     spec = outcome.spec
     options = options or SecureSumOptions()

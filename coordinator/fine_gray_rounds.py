@@ -2,9 +2,9 @@
 
 After the request's tally sum (whose competing-risks tally gives the censoring weights) and its
 Cox models, every ``inference.fine_gray`` model of the spec is fitted by
-:func:`coordinator.estimators.fine_gray.run_fine_gray_model`, whose ``round_fn`` is the Cox
-machinery's :class:`coordinator.cox_rounds.CoxRoundRunner` over the same sites (the model in
-its Cox-round form, :meth:`protocol.spec.FineGrayModelSpec.as_cox_model`): the same stage
+:func:`fedsurv.stats.fine_gray.run_fine_gray_model`, whose ``round_fn`` is the Cox
+machinery's :class:`fedsurv.coordinator.cox_rounds.CoxRoundRunner` over the same sites (the model in
+its Cox-round form, :meth:`fedsurv.protocol.spec.FineGrayModelSpec.as_cox_model`): the same stage
 messages, layouts and fingerprints, per-model round cap, audit records and progress events
 (``cox_model_started`` ... ``cox_model_done`` / ``cox_model_failed``). A model that cannot be
 fitted is left out of the results with a warning naming the reason; a lost site stops the
@@ -16,18 +16,18 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from fedsurv.coordinator.cox_rounds import CoxRoundRunner
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.results import ResultWarning
+from fedsurv.coordinator.secure_sum import RequestOutcome, SecureSumOptions
+from fedsurv.protocol.cox_spec import CoxDataError, CoxOverflow
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.layout import COMPETING_BLOCK
+from fedsurv.stats.fine_gray_result import FineGrayResult
 from flwr.serverapp import Grid
 
-from coordinator.cox_rounds import CoxRoundRunner
-from coordinator.progress import Progress
-from coordinator.results import FineGrayResult, ResultWarning
-from coordinator.secure_sum import RequestOutcome, SecureSumOptions
-from protocol.cox_spec import CoxDataError, CoxOverflow
-from protocol.errors import FedsurvError
-from protocol.layout import COMPETING_BLOCK
-
 if TYPE_CHECKING:
-    from coordinator.audit_trail import CoordinatorAudit
+    from fedsurv.coordinator.audit_trail import CoordinatorAudit
 
 
 def fit_fine_gray_models(
@@ -35,7 +35,7 @@ def fit_fine_gray_models(
     progress: Progress | None = None, audit: CoordinatorAudit | None = None,
 ) -> tuple[dict[str, FineGrayResult], list[ResultWarning]]:
     """Every Fine-Gray model of ``outcome.spec`` over the tally sum's contributors."""
-    from coordinator.estimators.fine_gray import run_fine_gray_model
+    from fedsurv.stats.fine_gray import run_fine_gray_model
 
     spec = outcome.spec
     models = spec.inference.fine_gray if spec.inference is not None else []

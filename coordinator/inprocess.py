@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.secure_sum import RequestOutcome, SecureSumOptions, run_request
+from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
@@ -32,12 +35,8 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
-from coordinator.progress import Progress
-from coordinator.secure_sum import RequestOutcome, SecureSumOptions, run_request
-from protocol.spec import AnalysisSpec
-
 if TYPE_CHECKING:
-    from coordinator.audit_provision import FederationAudit
+    from fedsurv.coordinator.audit_provision import FederationAudit
 
 QUERY_STAGE = "query"
 FIRST_NODE_ID = 10_001
@@ -191,16 +190,16 @@ def federation_grid(
 
     Site ``i`` gets node config ``site-id = "site{i+1}"``, ``data-path`` = its file,
     ``state-dir = <state_root>/site{i+1}``, its ``audit-log``/``audit-key`` when ``audit``
-    (:func:`coordinator.audit_provision.provision_audit`) names the site, updated with
+    (:func:`fedsurv.coordinator.audit_provision.provision_audit`) names the site, updated with
     ``node_configs[i]``. Without
     ``state_root`` a fresh temporary directory is used, so the simulated sites' ledgers start
     empty (pass one to simulate repeated requests against the same sites). ``drops`` maps a
     site index to the stage at which that site vanishes.
 
     Run the whole ServerApp on it with
-    ``coordinator.flower.server_app.run_request_and_publish(grid, run_config)``.
+    ``fedsurv.coordinator.flower.server_app.run_request_and_publish(grid, run_config)``.
     """
-    from site_node.flower.client_app import app as client_app
+    from fedsurv.site_node.flower.client_app import app as client_app
 
     root = Path(state_root) if state_root is not None else Path(
         tempfile.mkdtemp(prefix="fedsurv-sim-state-")
@@ -243,7 +242,7 @@ def simulate_federation(
         grid_out.append(grid)
     coordinator_audit = None
     if audit is not None:
-        from coordinator.audit_trail import CoordinatorAudit
+        from fedsurv.coordinator.audit_trail import CoordinatorAudit
 
         coordinator_audit = CoordinatorAudit.open(audit.coordinator.log, audit.coordinator.key)
     return run_request(grid, spec, options or SecureSumOptions(node_wait_timeout=0.0), progress,

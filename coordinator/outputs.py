@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coordinator.results import Results
-from protocol.errors import FedsurvError
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.results import Results
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.spec import AnalysisSpec
 
 RESULTS_FILE = "results.json"
 SPEC_FILE = "spec.json"
@@ -42,7 +42,7 @@ def publish_results(
 ) -> Path:
     """Write ``results.json`` (with small-sample warnings added) and ``spec.json``.
 
-    Small-sample warnings (:mod:`coordinator.report.warnings`, default thresholds; at-risk
+    Small-sample warnings (:mod:`fedsurv.coordinator.report.warnings`, default thresholds; at-risk
     counts below ``min_cell_count``, default the spec's ``report.min_cell_count``) become part
     of the published result. Raises ``ValueError`` if ``spec``'s hash differs from
     ``results.spec_sha256``. Returns the path of ``results.json``.
@@ -74,11 +74,11 @@ def write_report(
     (``proportions.csv``, ``landmarks.csv``, ``curve_os.csv``, ...), and ``<figure>.png`` /
     ``<figure>.svg`` per figure. Raises ``ValueError`` on a spec/results hash mismatch.
     """
-    from coordinator.report.content import build_content
-    from coordinator.report.figures import draw_figures
-    from coordinator.report.html import render_html
-    from coordinator.report.markdown import render_markdown
-    from coordinator.report.tables import write_csv_tables
+    from fedsurv.coordinator.report.content import build_content
+    from fedsurv.coordinator.report.figures import draw_figures
+    from fedsurv.coordinator.report.html import render_html
+    from fedsurv.coordinator.report.markdown import render_markdown
+    from fedsurv.coordinator.report.tables import write_csv_tables
 
     results, min_cell_count = _with_warnings(results, spec, min_cell_count)
     time_unit = time_unit or (spec.report.time_unit if spec is not None else None) or "months"
@@ -180,7 +180,7 @@ def _with_warnings(results: Results, spec: AnalysisSpec | None,
     under another threshold (none, or the spec's) are replaced, so no message quotes a count
     the rule masks. Raises ``ValueError`` on a spec/results hash mismatch or a threshold
     below 1."""
-    from coordinator.report.warnings import merge_warnings, small_sample_warnings
+    from fedsurv.coordinator.report.warnings import merge_warnings, small_sample_warnings
 
     if spec is not None and spec.sha256() != results.spec_sha256:
         raise ValueError(

@@ -2,7 +2,7 @@
 
 Each line: ``{"time": ISO-8601, "elapsed": seconds since start, "event": name, ...fields}``;
 the same event goes to the ``fedsurv.progress`` logger, so a CLI can tail the file or attach a
-logging handler. Events emitted by :mod:`coordinator.secure_sum`:
+logging handler. Events emitted by :mod:`fedsurv.coordinator.secure_sum`:
 
 ``request_started`` (request_id, spec_sha256), ``waiting_for_sites`` (connected, expected,
 missing: enrolled names not connected, seconds_left; at once and every 10 s while waiting),
@@ -17,7 +17,7 @@ the allow-list, never queried),
 seconds), ``site_dropped`` (attempt, stage, site, reason, seconds: into the stage),
 ``attempt_aborted`` (attempt, stage, reason), ``secagg_done`` (attempt, contributed, seconds),
 ``request_done`` (contributed, seconds) and ``request_failed`` (reason; ``required_sites: ...``
-when a required site did not contribute). Cox models (:mod:`coordinator.cox_rounds`)
+when a required site did not contribute). Cox models (:mod:`fedsurv.coordinator.cox_rounds`)
 add ``cox_model_started`` (model, kind, sites),
 ``cox_round_started`` / ``cox_round_done`` (model, round, kind[, seconds]),
 ``cox_round_refused`` (model, round, kind, site, reason_code), ``cox_model_done`` (model,
@@ -25,7 +25,7 @@ status, rounds, seconds) and ``cox_model_failed`` (model, reason); each Cox roun
 stages emit the events above too. The ServerApp ends with ``results_published`` (out_dir),
 then, when it renders the report itself (run config ``report``), ``report_written`` (seconds)
 or ``report_failed`` (reason); ``fedsurv run`` and ``fedsurv demo`` render on their side and
-show the same two events (:func:`coordinator.outputs.render_published_report`). Never data:
+show the same two events (:func:`fedsurv.coordinator.outputs.render_published_report`). Never data:
 only protocol fields.
 """
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from fedsurv.stats.cox_result import CoxResult
+from fedsurv.stats.fine_gray_result import FineGrayResult
 from pydantic import BaseModel, ConfigDict, Field
-
-from coordinator.cox_result import CoxResult
 
 Engine = Literal["secagg+", "plain"]
 """How the sites' tallies were summed: ``secagg+`` (Flower SecAgg+, the coordinator sees only
@@ -183,35 +183,6 @@ class CoxZphResult(_Model):
     model: str
     transforms: dict[str, list[ZphRow]]
     flagged: list[str] = Field(default_factory=list)
-
-
-class FineGrayCoefficient(_Model):
-    """One design column: log subdistribution hazard ratio, crr's sandwich SE, Wald CI, p."""
-
-    coef: float
-    se: float
-    shr: float
-    shr_lower: float
-    shr_upper: float
-    p_value: float
-
-
-class FineGrayResult(_Model):
-    """A Fine-Gray model (R ``cmprsk::crr``): ``events`` of the cause of interest, ``competing``
-    events of the other cause, among ``n`` remitters."""
-
-    name: str
-    endpoint: str
-    n: int
-    events: int
-    competing: int
-    sites: int
-    terms: list[str]
-    converged: bool
-    rounds: int
-    coefficients: dict[str, FineGrayCoefficient] = Field(default_factory=dict)
-    covariance: list[list[float]] = Field(default_factory=list, description="sandwich")
-    level: float = 0.95
 
 
 class ResultWarning(_Model):

@@ -5,9 +5,9 @@ enrolled under on the coordinator's allow-list (``fedsurv keys enrol``), never a
 site reports. ``fedsurv coordinator start/register`` registers the allow-listed keys and
 writes ``registrations.json`` (name -> node id and key fingerprint); ``fedsurv run`` turns it
 into the run-config key ``roster`` (JSON ``{"<node id>": "<enrolled name>"}``), which the
-ServerApp reads (:class:`coordinator.secure_sum.SecureSumOptions`).
+ServerApp reads (:class:`fedsurv.coordinator.secure_sum.SecureSumOptions`).
 
-With a roster, :func:`coordinator.secure_sum.run_request` queries only enrolled nodes (any
+With a roster, :func:`fedsurv.coordinator.secure_sum.run_request` queries only enrolled nodes (any
 other connected node is a sybil: excluded, reported ``not_enrolled``), tells each site its
 enrolled name, and refuses a site that answers under another name (``site_name_mismatch``).
 """
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
 
 ROSTER_KEY = "roster"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")

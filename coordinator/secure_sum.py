@@ -3,7 +3,7 @@
 ``run_request(grid, spec, options)``:
 
 1. Bind a request id into the spec (a fresh UUID when it has none); sites join at most one
-   completed secure sum per request id (:mod:`site_node.ledger`).
+   completed secure sum per request id (:mod:`fedsurv.site_node.ledger`).
 2. Query round (``MessageType.QUERY``) to every connected node: spec JSON, layout
    fingerprint, protocol version, announced participant count (= nodes queried), mask
    generator and encoding. Each site accepts or refuses with a reason code.
@@ -20,7 +20,7 @@
    and the round is retried once (``options.max_retries``) without it; a site lost during
    collection is excluded and the sum covers the survivors; fewer survivors than
    ``spec.min_sites`` aborts before unmasking.
-5. Exact decoding (:mod:`protocol.secure_encoding`), and the ``sites`` slot of the sum must
+5. Exact decoding (:mod:`fedsurv.protocol.secure_encoding`), and the ``sites`` slot of the sum must
    equal the number of contributors, or nothing is returned.
 
 Every enrolled site is accounted for (``SiteCounts.status``): contributed, refused (reason),
@@ -31,9 +31,9 @@ is returned: a required site that did not contribute raises :class:`RequiredSite
 
 :func:`secagg_round` is one SecAgg+ round of any encoded vector over given nodes (step 4
 without the retry), :func:`decode_secure_sum` step 5: the Cox rounds of a request reuse both
-over the tally sum's contributors (:mod:`coordinator.cox_rounds`).
+over the tally sum's contributors (:mod:`fedsurv.coordinator.cox_rounds`).
 
-With ``audit`` (:class:`coordinator.audit_trail.CoordinatorAudit`) the request is logged
+With ``audit`` (:class:`fedsurv.coordinator.audit_trail.CoordinatorAudit`) the request is logged
 before the query leaves (``request_received``), the query carries the log's signed head (each
 site records it: anchored logs, issue 11), and its end is logged before the outcome is
 returned (``round_completed`` with the sites' receipts, or ``round_failed``); a log that
@@ -50,15 +50,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
-from flwr.serverapp import Grid
-
-from coordinator.progress import Progress
-from coordinator.results import SiteAccount, SiteCounts
-from protocol import secure_prg
-from protocol.errors import FedsurvError
-from protocol.layout import TallyLayout
-from protocol.secure_encoding import (
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.results import SiteAccount, SiteCounts
+from fedsurv.protocol import secure_prg
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.secure_encoding import (
     ANSWER_RECORD,
     ENCODING_ID,
     MAX_SITES,
@@ -66,12 +63,14 @@ from protocol.secure_encoding import (
     SecureEncoding,
     SumIntegrityError,
 )
-from protocol.spec import AnalysisSpec
-from protocol.tally import TallySet
-from protocol.version import PROTOCOL_VERSION
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.protocol.tally import TallySet
+from fedsurv.protocol.version import PROTOCOL_VERSION
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
 
 if TYPE_CHECKING:
-    from coordinator.audit_trail import CoordinatorAudit
+    from fedsurv.coordinator.audit_trail import CoordinatorAudit
 
 
 class TooFewSites(FedsurvError):
@@ -134,7 +133,8 @@ class SecureSumOptions:
     max_retries: int = 1
     approval_wait: float = 0.0
     roster: Mapping[int, str] | None = None
-    """Node id -> enrolled site name [``roster``, :mod:`coordinator.roster`]; ``None``: names
+    """Node id -> enrolled site name [``roster``, :mod:`fedsurv.coordinator.roster`]; ``None``:
+    names
     as the sites report them (in-process harnesses only)."""
 
     @classmethod
@@ -150,7 +150,7 @@ class SecureSumOptions:
             "approval-wait": ("approval_wait", float),
         }
         values = {attr: kind(config[key]) for key, (attr, kind) in keys.items() if key in config}
-        from coordinator.roster import roster_from_run_config
+        from fedsurv.coordinator.roster import roster_from_run_config
 
         return cls(**values, roster=roster_from_run_config(config))
 
@@ -191,7 +191,7 @@ class RequestTrace:
 
     def dropped(self) -> dict[str, str]:
         """Site -> ``"stage: reason code"`` for sites lost during a SecAgg+ attempt."""
-        from coordinator.audit_trail import reason_code
+        from fedsurv.coordinator.audit_trail import reason_code
 
         lost: dict[str, str] = {}
         for info in self.rounds:
@@ -277,7 +277,7 @@ def run_request(
 def _audit_failure(audit: CoordinatorAudit, spec: AnalysisSpec, exc: FedsurvError,
                    trace: RequestTrace) -> None:
     """``round_failed``, best effort: the original error is what the caller sees."""
-    from coordinator.audit_trail import AuditUnavailable
+    from fedsurv.coordinator.audit_trail import AuditUnavailable
 
     if isinstance(exc, AuditUnavailable):
         return
@@ -467,7 +467,7 @@ def _check_required(required: list[str], trace: RequestTrace, taking_part: list[
     missing = [site for site in required if site not in taking_part]
     if not missing:
         return
-    from coordinator.audit_trail import reason_code
+    from fedsurv.coordinator.audit_trail import reason_code
 
     dropped = trace.dropped()
     why = {}
@@ -487,7 +487,7 @@ def _check_required(required: list[str], trace: RequestTrace, taking_part: list[
 
 def site_accounts(trace: RequestTrace, contributors: list[str]) -> dict[str, SiteAccount]:
     """What became of every site of the request (contributed, refused, dropped, offline)."""
-    from coordinator.audit_trail import reason_code
+    from fedsurv.coordinator.audit_trail import reason_code
 
     accounts: dict[str, SiteAccount] = {}
     for site in contributors:
@@ -575,10 +575,10 @@ def _query(
     """The plain query round: protocol fields out, accept/refuse back. No data either way.
 
     ``head``: the coordinator's signed audit-log head (after its ``request_received``), sent
-    as :data:`protocol.roster.HEAD_RECORD` for every site to record (anchored logs).
+    as :data:`fedsurv.protocol.roster.HEAD_RECORD` for every site to record (anchored logs).
     ``announced``: the participant count announced (default: the nodes queried); ``quiet``:
     no per-site events and no round record (re-queries of sites awaiting approval)."""
-    from protocol.roster import HEAD_RECORD
+    from fedsurv.protocol.roster import HEAD_RECORD
 
     fields = {
         "spec": spec.model_dump_json(),
@@ -661,14 +661,13 @@ def secagg_round(
     :class:`ContributorsLost` (fewer than ``min_contributors`` masked vectors: not unmasked)
     or :class:`SecureSumFailed`. ``kind`` labels the :class:`RoundInfo` appended to ``rounds``.
     """
+    from fedsurv.coordinator.flower.round_grid import RoundGrid, SetupDropout, TooFewContributors
+    from fedsurv.coordinator.flower.strategy import SecureSumStrategy
+    from fedsurv.protocol.secure_encoding import secagg_parameters
     from flwr.server.compat.legacy_context import LegacyContext
     from flwr.server.workflow import SecAggPlusWorkflow
     from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
     from flwr.server.workflow.constant import Key as WorkflowKey
-
-    from coordinator.flower.round_grid import RoundGrid, SetupDropout, TooFewContributors
-    from coordinator.flower.strategy import SecureSumStrategy
-    from protocol.secure_encoding import secagg_parameters
 
     run_id = grid.run.run_id
     strategy = SecureSumStrategy(participants, grid, run_id)
@@ -744,7 +743,7 @@ def _enrolled_only(nodes: list[int], roster: Mapping[int, str] | None,
     SuperLink but not on the allow-list) is never queried nor summed, and is reported."""
     if roster is None:
         return nodes
-    from coordinator.roster import NOT_ENROLLED
+    from fedsurv.coordinator.roster import NOT_ENROLLED
 
     for nid in nodes:
         if nid not in roster:
@@ -769,7 +768,7 @@ def _as_enrolled(nid: int, answer: _Answer, roster: Mapping[int, str] | None) ->
     its name."""
     if roster is None:
         return answer
-    from coordinator.roster import NAME_MISMATCH
+    from fedsurv.coordinator.roster import NAME_MISMATCH
 
     enrolled = roster[nid]
     if answer.accept and answer.site != enrolled:

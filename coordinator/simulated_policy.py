@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fedsurv.protocol.config_file import describe_error, read_config_file
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.policy import ReleasePolicy
 from pydantic import ValidationError
-
-from protocol.config_file import describe_error, read_config_file
-from protocol.errors import FedsurvError
-from protocol.spec import AnalysisSpec
-from site_node.policy import ReleasePolicy
 
 LOCAL_POLICY_TEXT = ("local policy: every site accepts any cohort and stratum size, the spec's "
                      "strata column and any Cox model (--policy FILE applies a site policy)")

@@ -10,23 +10,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from coordinator.analysis import analyse
-from coordinator.cox_result import CoxResult
-from coordinator.estimators.cox_zph import ZphTest
-from coordinator.progress import Progress
-from coordinator.results import (
+from fedsurv.coordinator.analysis import analyse
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.results import (
     CoxZphResult,
     Results,
     SiteCounts,
     ZphRow,
 )
-from coordinator.secure_sum import TooFewSites
-from protocol.cox_spec import CoxModelSpec, CoxRoundRequest
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec, TimeGrid
-from protocol.tally import TallySet
-from site_node.endpoints import Endpoints
+from fedsurv.coordinator.secure_sum import TooFewSites
+from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundRequest
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec, TimeGrid
+from fedsurv.protocol.tally import TallySet
+from fedsurv.site_node.endpoints import Endpoints
+from fedsurv.stats.cox_result import CoxResult
+from fedsurv.stats.cox_zph import ZphTest
 
 ZPH_FLAG_P = 0.05
 """Proportional-hazards tests with p below this are flagged in results and report."""
@@ -34,15 +33,15 @@ ZPH_FLAG_P = 0.05
 
 def site_endpoints(path: Path) -> Endpoints:
     """Load, validate and derive the endpoints of one site file."""
-    from site_node.data import load_site_data
-    from site_node.endpoints import derive_endpoints
+    from fedsurv.site_node.data import load_site_data
+    from fedsurv.site_node.endpoints import derive_endpoints
 
     return derive_endpoints(load_site_data(path))
 
 
 def site_tallies(path: Path, spec: AnalysisSpec) -> TallySet:
     """Every tally of ``spec`` for one site file."""
-    from site_node.tally import tally_site
+    from fedsurv.site_node.tally import tally_site
 
     return tally_site(site_endpoints(path), spec)
 
@@ -60,16 +59,17 @@ def simulate_plain(
 ) -> Results:
     """Pooled results of ``files`` (one per site) without any network.
 
-    With ``policy_json`` (a :class:`site_node.policy.ReleasePolicy` as JSON) every site first
-    answers the query round as a real site does (:func:`site_node.answer.decide`, the policy
+    With ``policy_json`` (a :class:`fedsurv.site_node.policy.ReleasePolicy` as JSON) every site
+    first
+    answers the query round as a real site does (:func:`fedsurv.site_node.answer.decide`, the policy
     applied, a fresh ledger per call); refusing sites are left out and reported as
     ``site_refused`` events on ``progress``. Without it every file contributes.
     """
-    from coordinator.estimators.cox import run_cox_model
-    from coordinator.estimators.fine_gray import run_fine_gray_model
-    from protocol.layout import COMPETING_BLOCK
-    from site_node.cox_sums import in_process_round_fn
-    from site_node.tally import tally_site
+    from fedsurv.protocol.layout import COMPETING_BLOCK
+    from fedsurv.site_node.cox_sums import in_process_round_fn
+    from fedsurv.site_node.tally import tally_site
+    from fedsurv.stats.cox import run_cox_model
+    from fedsurv.stats.fine_gray import run_fine_gray_model
 
     refused: dict[str, str] = {}
     if policy_json is not None:
@@ -114,7 +114,7 @@ def _query_round(
     """Each site's answer to the query round: the accepting files and the refusals."""
     import tempfile
 
-    from site_node.answer import decide
+    from fedsurv.site_node.answer import decide
 
     spec_json = spec.model_dump_json()
     fingerprint = TallyLayout(spec).fingerprint
@@ -140,18 +140,18 @@ def in_process_cox_zph(
     sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid, fit: CoxResult
 ) -> dict[str, list[ZphTest]]:
     """``cox.zph`` tables (km, identity, rank) of a converged fit, from the sums each site would
-    send at the final coefficients (:mod:`site_node.zph_sums`), added in process.
+    send at the final coefficients (:mod:`fedsurv.site_node.zph_sums`), added in process.
 
     Steps, as a federated run would take them: the pooled tally of the model's cohort gives the
     centred time transforms; at ``beta = `` the fitted coefficients (raw units, centred at the
-    pooled mean) the sites' sums are added; :func:`coordinator.estimators.cox_zph.zph_table`.
+    pooled mean) the sites' sums are added; :func:`fedsurv.stats.cox_zph.zph_table`.
     """
     import functools
     import operator
 
-    from coordinator.estimators.cox_zph import bin_terms, time_transforms, zph_sums, zph_table
-    from site_node.cox_sums import model_cohort, risk_set_sums
-    from site_node.zph_sums import event_time_sums, model_tally, stratum_zph_sums
+    from fedsurv.site_node.cox_sums import model_cohort, risk_set_sums
+    from fedsurv.site_node.zph_sums import event_time_sums, model_tally, stratum_zph_sums
+    from fedsurv.stats.cox_zph import bin_terms, time_transforms, zph_sums, zph_table
 
     tally = functools.reduce(operator.add, (model_tally(s, model, grid) for s in sites))
     g = time_transforms(tally)

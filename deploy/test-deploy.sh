@@ -279,9 +279,9 @@ if [[ "${DEMO:-0}" == 1 ]]; then
 import sys
 from pathlib import Path
 
-from coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, write_bundle
-from coordinator.deployment.runner import render_run_config, write_connection
-from protocol.spec_file import load_spec
+from fedsurv.coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, write_bundle
+from fedsurv.coordinator.deployment.runner import render_run_config, write_connection
+from fedsurv.protocol.spec_file import load_spec
 
 demo, port = Path(sys.argv[1]), sys.argv[2]
 write_connection(demo / "flwr-home", f"127.0.0.1:{port}", demo / "compose-data/ca/ca.crt")

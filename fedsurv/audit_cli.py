@@ -29,7 +29,7 @@ def verify(
         "--expect-head", help="A record hash noted earlier that the log must contain.")] = None,
 ) -> None:
     """Check the hash chain, signatures and head; name the first bad record."""
-    from protocol.audit import AuditVerificationFailed, verify_log
+    from fedsurv.protocol.audit import AuditVerificationFailed, verify_log
 
     report = verify_log(log, key, require_head=not no_head, expect_head=expect_head)
     if report.problem is not None:
@@ -54,7 +54,7 @@ def show(
     from rich.table import Table
     from rich.text import Text
 
-    from protocol.audit.summary import read_for_show, summarize
+    from fedsurv.protocol.audit.summary import read_for_show, summarize
 
     records, status = read_for_show(log, key, require_head=not no_head)
     table = Table(title=str(log))
@@ -82,9 +82,9 @@ def cross_check_command(
 ) -> None:
     """Show that every published result was built only from tallies the sites released, and
     that the coordinator's log holds every head the sites recorded (anchored logs)."""
-    from protocol.audit import AuditVerificationFailed, cross_check
-    from protocol.errors import FedsurvError
-    from protocol.roster import StudyRoster
+    from fedsurv.protocol.audit import AuditVerificationFailed, cross_check
+    from fedsurv.protocol.errors import FedsurvError
+    from fedsurv.protocol.roster import StudyRoster
 
     pairs: list[tuple[str, str]] = []
     for item in site:
@@ -112,7 +112,7 @@ def verify_result_command(
     no_head: NoHead = False,
 ) -> None:
     """Check that RESULT is byte for byte the file the coordinator's log says it published."""
-    from protocol.audit.result_check import verify_result
+    from fedsurv.protocol.audit.result_check import verify_result
 
     match = verify_result(result, coordinator, key, require_head=not no_head)
     typer.echo(f"OK: {result}: {match.describe()}")

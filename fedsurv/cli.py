@@ -1,7 +1,8 @@
 """The ``fedsurv`` command: thin dispatch to the site, coordinator and audit command groups.
 
 Every command module keeps heavy imports inside its functions, so ``fedsurv --help`` is fast.
-User mistakes raise :class:`protocol.errors.FedsurvError`; :func:`main` prints the message and
+User mistakes raise :class:`fedsurv.protocol.errors.FedsurvError`; :func:`main` prints the message
+and
 exits non-zero, never a traceback.
 """
 
@@ -11,12 +12,12 @@ import sys
 
 import typer
 
-from coordinator.cli import register as register_coordinator
 from fedsurv.audit_cli import app as audit_app
+from fedsurv.coordinator.cli import register as register_coordinator
 from fedsurv.keys_cli import app as keys_app
-from protocol.errors import FedsurvError
-from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
-from site_node.cli import app as site_app
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
+from fedsurv.site_node.cli import app as site_app
 
 app = typer.Typer(
     name="fedsurv",

@@ -1,6 +1,7 @@
 """``fedsurv keys ...``: study CA, coordinator TLS certificate, site keys, enrolment allow-list.
 
-Rules: private keys are written with mode 0600 by :mod:`protocol.pki` / :mod:`protocol.signing`
+Rules: private keys are written with mode 0600 by :mod:`fedsurv.protocol.pki` /
+:mod:`fedsurv.protocol.signing`
 and never printed (commands print paths and fingerprints only). A site enrols by sending its
 public enrolment file ``NAME.enrol.json`` (node auth public key + audit public key); nothing
 secret crosses. The coordinator's allow-list is a CSV with one row per site:
@@ -23,7 +24,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Create the study CA, TLS certificate, site keys; enrol sites.")
@@ -53,8 +54,8 @@ T = TypeVar("T")
 
 
 def _pki_call(func: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Run a :mod:`protocol.pki` function, turning file problems into user errors."""
-    from protocol.signing import KeyFileError
+    """Run a :mod:`fedsurv.protocol.pki` function, turning file problems into user errors."""
+    from fedsurv.protocol.signing import KeyFileError
 
     try:
         return func(*args, **kwargs)
@@ -95,7 +96,7 @@ def check_node_public_key(text: str, origin: str) -> tuple[str, str]:
 
 def check_audit_public_key(text: str, origin: str) -> tuple[str, str]:
     """Validate an Ed25519 audit public key (PEM or OpenSSH); return (OpenSSH line, key id)."""
-    from protocol.signing import KeyFileError, key_id, parse_public_key, public_openssh
+    from fedsurv.protocol.signing import KeyFileError, key_id, parse_public_key, public_openssh
 
     if "PRIVATE KEY" in text:
         raise EnrolmentError(f"{origin} is a PRIVATE key: never send it")
@@ -140,7 +141,7 @@ def write_allow_list(path: Path, entries: list[AllowListEntry]) -> None:
 
 def load_enrolment(pubfile: Path, name: str | None, audit_key: Path | None) -> AllowListEntry:
     """An allow-list entry from ``NAME.enrol.json`` or a node ``.pub`` (+ ``--audit-key``)."""
-    from protocol.audit.records import NAME_PATTERN
+    from fedsurv.protocol.audit.records import NAME_PATTERN
 
     try:
         text = pubfile.read_text()
@@ -184,7 +185,7 @@ def ca(
     = "fedsurv study CA",
 ) -> None:
     """Create the study CA (coordinator side; keep ca.key offline)."""
-    from protocol.pki import create_ca
+    from fedsurv.protocol.pki import create_ca
 
     cert, key = _pki_call(create_ca, out, common_name)
     typer.echo(f"CA certificate: {cert} (give to every site)")
@@ -199,7 +200,7 @@ def server(
     name: Annotated[str, typer.Option("--name", help="File name stem.")] = "server",
 ) -> None:
     """Issue the coordinator's TLS certificate for the given SANs (IPs or DNS names)."""
-    from protocol.pki import create_server_certificate
+    from fedsurv.protocol.pki import create_server_certificate
 
     cert, key = _pki_call(create_server_certificate, ca_dir / "ca.crt", ca_dir / "ca.key",
                           out, list(san), name)
@@ -213,9 +214,9 @@ def site(
     out: Annotated[Path, typer.Option("--out", help="Directory for the site's keys.")],
 ) -> None:
     """Create a site's node-auth key pair and audit-signing key pair, plus its enrolment file."""
-    from protocol.audit.records import NAME_PATTERN
-    from protocol.pki import create_node_keypair
-    from protocol.signing import (
+    from fedsurv.protocol.audit.records import NAME_PATTERN
+    from fedsurv.protocol.pki import create_node_keypair
+    from fedsurv.protocol.signing import (
         KeyFileError,
         create_signing_key,
         key_id,
@@ -253,7 +254,7 @@ def audit_key_command(
     name: Annotated[str, typer.Option("--name", help="File name stem.")] = "coordinator",
 ) -> None:
     """Create an Ed25519 audit-signing key pair (the coordinator's, by default)."""
-    from protocol.signing import create_signing_key, key_id, load_public_key
+    from fedsurv.protocol.signing import create_signing_key, key_id, load_public_key
 
     _, public = create_signing_key(out, name)
     typer.echo(f"audit public key: {public} (key id {key_id(load_public_key(public))}; "
@@ -317,8 +318,8 @@ def roster(
     Sites check each other's SecAgg+ keys and the coordinator's log head against it; each site
     confirms the key ids printed here (``fedsurv keys roster-show``) with the coordinator.
     """
-    from protocol.roster import StudyRoster
-    from protocol.signing import load_public_key, parse_public_key
+    from fedsurv.protocol.roster import StudyRoster
+    from fedsurv.protocol.signing import load_public_key, parse_public_key
 
     entries = read_allow_list(allow_list)
     if not entries:
@@ -337,7 +338,7 @@ def roster_show(
     path: Annotated[Path, typer.Argument(help="Study roster (roster.json).")],
 ) -> None:
     """Print a roster's names and key ids, to confirm them with the coordinator."""
-    from protocol.roster import StudyRoster
+    from fedsurv.protocol.roster import StudyRoster
 
     for name, ident in StudyRoster.load(path).key_ids().items():
         typer.echo(f"{name}: {ident}")

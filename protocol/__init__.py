@@ -3,10 +3,10 @@
 No data access, no network.
 """
 
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec, CIOptions, Strata, TimeGrid
-from protocol.tally import EventTally, ProportionTally, TallySet
-from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec, CIOptions, Strata, TimeGrid
+from fedsurv.protocol.tally import EventTally, ProportionTally, TallySet
+from fedsurv.protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 
 __all__ = [
     "PROTOCOL_VERSION",

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
+from fedsurv.protocol.errors import FedsurvError
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
-
-from protocol.errors import FedsurvError
 
 
 def _resolve(value: Path, info: ValidationInfo) -> Path:

@@ -88,17 +88,18 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
+from fedsurv.protocol.errors import FedsurvError, ProtocolMismatch
+from fedsurv.protocol.version import PROTOCOL_VERSION
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from protocol.errors import FedsurvError, ProtocolMismatch
-from protocol.version import PROTOCOL_VERSION
-
-if TYPE_CHECKING:  # protocol.spec will import this module (AnalysisSpec.cox): no runtime cycle
-    from protocol.spec import TimeGrid
+# fedsurv.protocol.spec will import this module (AnalysisSpec.cox): no runtime cycle
+if TYPE_CHECKING:
+    from fedsurv.protocol.spec import TimeGrid
 
 FIXED_POINT_BITS = 32
-"""Fixed-point scale of Cox rounds; equal to ``protocol.layout.FIXED_POINT_BITS`` (tested).
-Not imported from there: ``protocol.layout`` imports ``protocol.spec``, which imports this."""
+"""Fixed-point scale of Cox rounds; equal to ``fedsurv.protocol.layout.FIXED_POINT_BITS`` (tested).
+Not imported from there: ``fedsurv.protocol.layout`` imports ``fedsurv.protocol.spec``, which
+imports this."""
 
 WIDE_WORDS = 3
 """Words of one wide fixed-point value (``moments`` round): hi, mid, lo."""
@@ -110,10 +111,10 @@ MAX_COX_TERMS = 20
 CoxRoundKind = Literal["moments", "pooled", "stratum", "pooled_robust", "fine_gray",
                        "fine_gray_meat"]
 FINE_GRAY_KINDS: tuple[str, ...] = ("fine_gray", "fine_gray_meat")
-"""Round kinds of Fine-Gray models (``protocol.spec.FineGrayModelSpec``, issue 14): per-bin
+"""Round kinds of Fine-Gray models (``fedsurv.protocol.spec.FineGrayModelSpec``, issue 14): per-bin
 weighted risk-set and competing sums at ``risk_bins`` given ``weights`` = G(t-) per grid bin,
 and once the (type, bin) group sums of the sandwich variance
-(:mod:`coordinator.estimators.fine_gray`). They disclose what a ``pooled`` round does."""
+(:mod:`fedsurv.stats.fine_gray`). They disclose what a ``pooled`` round does."""
 CoxEndpoint = Literal["os", "efs", "os_remission", "efs_remission", "cir", "nrm"]
 """Survival endpoints (DESIGN section 4), or a cause-specific hazard among remitters: ``cir``
 (relapse; death without relapse censors) and ``nrm`` (death without relapse; relapse censors),
@@ -516,7 +517,7 @@ class CoxRoundLayout:
     def wide_mask(self) -> np.ndarray:
         """True for every value that is not a plain count (fixed point or a wide word).
 
-        ``protocol.secure_encoding.SecureEncoding(layout.length, layout.wide_mask)`` carries
+        ``fedsurv.protocol.secure_encoding.SecureEncoding(layout.length, layout.wide_mask)`` carries
         this layout over SecAgg+: counts as one 30-bit limb, the rest as three.
         """
         mask = np.ones(self.length, dtype=bool)

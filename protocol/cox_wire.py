@@ -2,8 +2,8 @@
 
 A Cox round is one SecAgg+ round of the same request (same request id and spec hash as the
 tally round the site accepted) whose round record also names the model, the round index, the
-:class:`~protocol.cox_spec.CoxRoundRequest` (JSON: data, never code) and the fingerprint of
-its :class:`~protocol.cox_spec.CoxRoundLayout`. Both sides derive the vector layout from the
+:class:`~fedsurv.protocol.cox_spec.CoxRoundRequest` (JSON: data, never code) and the fingerprint of
+its :class:`~fedsurv.protocol.cox_spec.CoxRoundLayout`. Both sides derive the vector layout from the
 spec's model, the grid and the request alone; the fingerprint checks that they agree.
 
 Ledger key (at each site): ``(request_id, model, round index)``, at most one masked vector
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from protocol.cox_spec import CoxModelSpec, CoxRoundRequest
+from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundRequest
 
 COX_MODEL = "cox-model"
 COX_ROUND = "cox-round"

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-
-from protocol.errors import ProtocolMismatch
-from protocol.spec import AnalysisSpec
-from protocol.tally import EventTally, ProportionTally, TallySet
-from protocol.version import PROTOCOL_VERSION
+from fedsurv.protocol.errors import ProtocolMismatch
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.protocol.tally import EventTally, ProportionTally, TallySet
+from fedsurv.protocol.version import PROTOCOL_VERSION
 
 FIXED_POINT_BITS = 32
 """Fixed-point scale for float sums: ``x`` travels as ``round(x * 2**32)``."""

@@ -22,8 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from protocol.signing import write_file_atomically
+from fedsurv.protocol.signing import write_file_atomically
 
 CA_VALIDITY_DAYS = 3650
 SERVER_VALIDITY_DAYS = 825

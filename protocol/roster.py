@@ -34,9 +34,8 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from protocol.errors import FedsurvError
-from protocol.signing import key_id, parse_public_key, public_openssh
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.signing import key_id, parse_public_key, public_openssh
 
 ROSTER_FORMAT = "fedsurv-roster/1"
 STATEMENT_TYPE = "fedsurv-secagg-keys/1"
@@ -89,7 +88,7 @@ class StudyRoster:
         return out
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        from protocol.signing import write_file_atomically
+        from fedsurv.protocol.signing import write_file_atomically
 
         target = Path(path)
         data = (json.dumps(self.document(), indent=2, sort_keys=True) + "\n").encode()

@@ -31,9 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from protocol.errors import FedsurvError
-from protocol.layout import TallyLayout
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.layout import TallyLayout
 
 ENCODING_ID = "limb30-v1"
 LIMB_BITS = 30

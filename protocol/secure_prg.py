@@ -14,8 +14,9 @@ The arrays of ``dimensions_list`` take consecutive words, in order.
 Flower's workflow and mod import ``pseudo_rand_gen`` *by name*, so replacing it in
 ``secaggplus_utils`` alone would change nothing. :func:`install` rebinds the name in
 ``secaggplus_mod`` (site side), ``secaggplus_workflow`` (coordinator side) and
-``secaggplus_utils`` (anyone importing it later). ``site_node.flower.client_app`` and
-``coordinator.flower.server_app`` call it at import, so it applies in every process that loads
+``secaggplus_utils`` (anyone importing it later). ``fedsurv.site_node.flower.client_app`` and
+``fedsurv.coordinator.flower.server_app`` call it at import, so it applies in every process that
+loads
 our apps (``flwr-clientapp``, ``flwr-serverapp``, the in-process engine). Both sides must run
 the same generator, or unmasking yields garbage; the coordinator announces :data:`PRG_ID` and a
 site refuses any other, and the decoded sum is cross-checked (``sites`` slot) before use.

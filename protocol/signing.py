@@ -19,8 +19,7 @@ from pathlib import Path
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
 
 PRIVATE_SUFFIX = ".audit.key"
 PUBLIC_SUFFIX = ".audit.pub"

@@ -1,7 +1,7 @@
 """The analysis spec: what the coordinator asks every site to tally.
 
 A spec is data, never code. Both sides derive the tally layout from it alone
-(:mod:`protocol.layout`), so two parties holding the same spec agree on the meaning of every
+(:mod:`fedsurv.protocol.layout`), so two parties holding the same spec agree on the meaning of every
 integer of the vector a site sends.
 """
 
@@ -12,10 +12,9 @@ import json
 import math
 from typing import Literal
 
+from fedsurv.protocol.cox_spec import Covariate, CoxModelSpec, DesignTerms
+from fedsurv.protocol.version import PROTOCOL_VERSION
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from protocol.cox_spec import Covariate, CoxModelSpec, DesignTerms
-from protocol.version import PROTOCOL_VERSION
 
 ProportionName = Literal[
     "remission",
@@ -135,7 +134,7 @@ class AnalysisSpec(_Strict):
     report: ReportOptions = Field(default_factory=ReportOptions)
     cox: list[CoxModelSpec] = Field(
         default_factory=list,
-        description="Cox models (protocol.cox_spec), fitted over extra secure-sum rounds.",
+        description="Cox models (fedsurv.protocol.cox_spec), fitted over extra secure-sum rounds.",
     )
     site_stratified_logrank: bool = Field(
         False, description="Also send per-site log-rank terms (needs strata)."
@@ -168,8 +167,8 @@ class AnalysisSpec(_Strict):
     @model_validator(mode="after")
     def _bounded_vectors(self) -> AnalysisSpec:
         """Size limit: the tally vector, and every Cox round vector, within MAX_VECTOR_LENGTH."""
-        from protocol.cox_spec import longest_round
-        from protocol.layout import TallyLayout
+        from fedsurv.protocol.cox_spec import longest_round
+        from fedsurv.protocol.layout import TallyLayout
 
         limit = f"at most {MAX_VECTOR_LENGTH:,} (MAX_VECTOR_LENGTH)"
         length = TallyLayout(self).length

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fedsurv.protocol.errors import SpecError
+from fedsurv.protocol.spec import AnalysisSpec
 from pydantic import BaseModel, ValidationError
-
-from protocol.errors import SpecError
-from protocol.spec import AnalysisSpec
 
 
 def load_spec(path: str | Path) -> AnalysisSpec:
@@ -54,7 +53,7 @@ def spec_warnings(spec: AnalysisSpec) -> list[str]:
     """Things a valid spec does that its author may not expect (printed, never fatal).
 
     A landmark that is not a multiple of ``grid.bin_days`` is read at the last bin end at or
-    before it (:meth:`coordinator.estimators.curve.StepCurve.value_at`'s rule).
+    before it (:meth:`fedsurv.stats.curve.StepCurve.value_at`'s rule).
     """
     width = spec.grid.bin_days
     return [

@@ -18,10 +18,10 @@ reason code              refused when
 ``already_contributed``  the site's ledger holds a contribution to this request id
 ``analysis_already_released`` another request already released this analysis or a part of it
                          (an endpoint block, a stratum, a Cox model) ``max_releases_per_analysis``
-                         times (differencing guard, :mod:`site_node.ledger`)
+                         times (differencing guard, :mod:`fedsurv.site_node.ledger`)
 ``data_invalid``         the site's data file breaks the data contract
 ``strata_unknown_level`` the strata column is missing or holds a level the spec lacks
-(policy codes)           :func:`site_node.policy.evaluate_policy` refuses
+(policy codes)           :func:`fedsurv.site_node.policy.evaluate_policy` refuses
 ``value_out_of_range``   a tally cannot be carried exactly by the secure-sum encoding
 ``site_error``           anything unexpected (details in the site's log only)
 ======================== ==================================================================
@@ -48,19 +48,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from protocol.errors import FedsurvError, ProtocolMismatch
-from protocol.layout import TallyLayout
-from protocol.secure_encoding import SecureEncoding, ValueOutOfRange
-from protocol.spec import AnalysisSpec
-from site_node.ledger import ContributionLedger
-from site_node.policy import Decision
+from fedsurv.protocol.errors import FedsurvError, ProtocolMismatch
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.secure_encoding import SecureEncoding, ValueOutOfRange
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.ledger import ContributionLedger
+from fedsurv.site_node.policy import Decision
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from site_node.endpoints import Endpoints
-    from site_node.policy import ReleasePolicy
+    from fedsurv.site_node.endpoints import Endpoints
+    from fedsurv.site_node.policy import ReleasePolicy
 
 DEFAULT_MIN_PARTICIPANTS = 3
 logger = logging.getLogger("fedsurv.site")
@@ -132,15 +130,14 @@ class SiteSettings:
 
     def release_policy(self) -> ReleasePolicy:
         """``policy`` JSON, else the ``[policy]`` of ``site-config``, else the safe defaults."""
+        from fedsurv.site_node.policy import ReleasePolicy
         from pydantic import ValidationError
-
-        from site_node.policy import ReleasePolicy
 
         try:
             if self.policy_json:
                 return ReleasePolicy.model_validate(json.loads(self.policy_json))
             if self.site_config:
-                from site_node.config import load_site_config
+                from fedsurv.site_node.config import load_site_config
 
                 return load_site_config(self.site_config).policy
         except (ValidationError, ValueError, FedsurvError) as exc:
@@ -157,10 +154,10 @@ def load_frame(settings: SiteSettings) -> pd.DataFrame:
     """The validated site table: from the data source of ``site-config`` when given (file or
     read-only SQL, with its column mapping), else from the file at ``data-path``."""
     if settings.site_config is not None:
-        from site_node.sources import read_configured_source
+        from fedsurv.site_node.sources import read_configured_source
 
         return read_configured_source(settings.site_config)
-    from site_node.data import load_site_data
+    from fedsurv.site_node.data import load_site_data
 
     assert settings.data_path is not None
     return load_site_data(settings.data_path)
@@ -168,14 +165,14 @@ def load_frame(settings: SiteSettings) -> pd.DataFrame:
 
 def site_endpoints(settings: SiteSettings) -> Endpoints:
     """Load, validate and derive the site's endpoints; data problems become ``data_invalid``."""
-    from site_node.endpoints import derive_endpoints
+    from fedsurv.site_node.endpoints import derive_endpoints
 
     try:
         return derive_endpoints(load_frame(settings))
     except (FedsurvError, OSError, ValueError, KeyError) as exc:
         findings = getattr(exc, "findings", None)
         if findings:
-            from site_node.data.errors import problem_count
+            from fedsurv.site_node.data.errors import problem_count
 
             count = f" ({problem_count(findings)} problem(s))"
         else:
@@ -188,7 +185,7 @@ def site_endpoints(settings: SiteSettings) -> Endpoints:
 
 
 def _tally(endpoints: Endpoints, spec: AnalysisSpec) -> np.ndarray:
-    from site_node.tally import StrataError, tally_vector
+    from fedsurv.site_node.tally import StrataError, tally_vector
 
     try:
         return tally_vector(endpoints, spec)
@@ -220,7 +217,7 @@ def contribution(spec: AnalysisSpec, node_config: Mapping[str, Any]) -> np.ndarr
 def _check_size(layout: TallyLayout, settings: SiteSettings) -> None:
     """Refuse (``request_too_large``) a vector longer than the policy allows, before any data
     is read or vector allocated (the layout's length is known from the spec alone)."""
-    from site_node.policy import size_rule
+    from fedsurv.site_node.policy import size_rule
 
     refusal = size_rule(layout.length, settings.release_policy())
     if refusal is not None:
@@ -304,8 +301,8 @@ def _check_release_budget(spec: AnalysisSpec, settings: SiteSettings) -> None:
     included) this site already released in ``max_releases_per_analysis`` other requests.
 
     The participant set is checked once the signed keys name it (``share_keys``, the guard)."""
-    from site_node.ledger import release_conflict
-    from site_node.release_guard import components, cox_component
+    from fedsurv.site_node.ledger import release_conflict
+    from fedsurv.site_node.release_guard import components, cox_component
 
     wanted = components(spec) + [cox_component(model) for model in spec.cox]
     conflict = release_conflict(settings.ledger.records(), str(spec.request_id), wanted, None,
@@ -315,12 +312,12 @@ def _check_release_budget(spec: AnalysisSpec, settings: SiteSettings) -> None:
 
 
 def _policy(spec: AnalysisSpec, settings: SiteSettings, endpoints: Endpoints) -> Decision | None:
-    """The release policy hook (:mod:`site_node.policy`); None when it is not installed."""
+    """The release policy hook (:mod:`fedsurv.site_node.policy`); None when it is not installed."""
     try:
-        from site_node.policy import PolicyContext, evaluate_policy
+        from fedsurv.site_node.policy import PolicyContext, evaluate_policy
     except ImportError:
         return None
-    from site_node.tally import StrataError
+    from fedsurv.site_node.tally import StrataError
 
     try:
         context = PolicyContext.for_site(

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
 
 Status = Literal["pending", "approved", "declined"]
 LEDGER_FILE = "requests.sqlite"

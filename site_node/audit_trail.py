@@ -4,14 +4,14 @@ Node config keys (``flower-supernode --node-config``): ``audit-log`` (the JSON-l
 ``audit-key`` (the site's Ed25519 private key, PEM). ``fedsurv site start`` passes both. The
 actor is ``site:<site-id>``.
 
-Records, per request (:mod:`protocol.audit.records`):
+Records, per request (:mod:`fedsurv.protocol.audit.records`):
 
 * query round: ``request_received`` (written before the policy runs), then
   ``policy_decision`` (``release`` / ``refuse`` / ``pending_approval`` with the reason code);
 * collect stage: ``tally_released`` (spec hash, layout fingerprint, SHA-256 of the plaintext
   tally vector in layout order and its length; never the vector), written after the ledger
   claim and before the masked vector leaves. Its record hash goes back to the coordinator as
-  a receipt (:mod:`protocol.audit.receipt`); the hash covers the previous record's hash, so
+  a receipt (:mod:`fedsurv.protocol.audit.receipt`); the hash covers the previous record's hash, so
   it reveals nothing about the tally.
 
 A site without ``audit-log``/``audit-key`` still answers but logs a warning. A configured log
@@ -19,7 +19,7 @@ that cannot be written (missing or wrong key, damaged chain, unwritable file) ra
 :class:`AuditUnavailable`; the ClientApp then refuses with reason code ``audit_unavailable``:
 a release that cannot be audited does not happen.
 
-``protocol.audit`` (pydantic, cryptography) is imported only when a log is opened.
+``fedsurv.protocol.audit`` (pydantic, cryptography) is imported only when a log is opened.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
 
 if TYPE_CHECKING:
-    from protocol.audit import AuditLog
-    from protocol.spec import AnalysisSpec
-    from site_node.policy import Decision
+    from fedsurv.protocol.audit import AuditLog
+    from fedsurv.protocol.spec import AnalysisSpec
+    from fedsurv.site_node.policy import Decision
 
 AUDIT_LOG_KEY = "audit-log"
 AUDIT_KEY_KEY = "audit-key"
@@ -61,7 +61,7 @@ class SiteAudit:
     """The open audit log of one site (one per ClientApp call).
 
     ``run_id`` and ``bundle_sha256`` (node config ``fedsurv-run-id`` and ``bundle-sha256``,
-    set per run by the site's pinned SuperNode, :mod:`site_node.flower.pinning`) go into
+    set per run by the site's pinned SuperNode, :mod:`fedsurv.site_node.flower.pinning`) go into
     every record of a request.
     """
 
@@ -87,7 +87,7 @@ class SiteAudit:
         if not _NAME.fullmatch(site_id):
             raise AuditUnavailable("node config 'site-id' is missing or not a valid audit name "
                                    "(letters, digits, _ . -)")
-        from protocol.audit import AuditLog, site_actor
+        from fedsurv.protocol.audit import AuditLog, site_actor
 
         try:
             log = AuditLog(path, key, actor=site_actor(site_id))
@@ -114,8 +114,8 @@ class SiteAudit:
                          coordinator_head: Mapping[str, Any] | None = None) -> str:
         """``request_received`` for a query as it arrived, with the coordinator's signed log
         head when the query carried one (anchored logs); returns the record hash."""
-        from protocol.audit import RecordKind, RequestReceived
-        from protocol.audit.records import CoordinatorHead
+        from fedsurv.protocol.audit import RecordKind, RequestReceived
+        from fedsurv.protocol.audit.records import CoordinatorHead
 
         head = None
         if coordinator_head is not None:
@@ -132,8 +132,8 @@ class SiteAudit:
 
     def stage_refused(self, request_id: str, stage: str, reason_code: str, message: str) -> str:
         """``stage_refused``: this site refused a secure-sum stage (no data in the message)."""
-        from protocol.audit.records import RecordKind, StageRefused
-        from protocol.audit.requests import audit_request_id
+        from fedsurv.protocol.audit.records import RecordKind, StageRefused
+        from fedsurv.protocol.audit.requests import audit_request_id
 
         return self._append(RecordKind.STAGE_REFUSED, StageRefused(
             request_id=audit_request_id(request_id, "0" * 64), stage=stage[:40] or "unknown",
@@ -145,7 +145,7 @@ class SiteAudit:
 
         ``approved_by``: the data steward who approved the request (manual approval).
         """
-        from protocol.audit import PolicyDecision, RecordKind
+        from fedsurv.protocol.audit import PolicyDecision, RecordKind
 
         if decision.accept:
             verdict, reasons = "release", []
@@ -159,8 +159,8 @@ class SiteAudit:
 
     def released(self, spec: AnalysisSpec, layout_fingerprint: str, vector: Any) -> str:
         """``tally_released`` for the plaintext vector about to leave masked; its hash."""
-        from protocol.audit import RecordKind, TallyReleased, vector_sha256
-        from protocol.audit.requests import audit_request_id
+        from fedsurv.protocol.audit import RecordKind, TallyReleased, vector_sha256
+        from fedsurv.protocol.audit.requests import audit_request_id
 
         spec_sha = spec.sha256()
         return self._append(RecordKind.TALLY_RELEASED, TallyReleased(
@@ -170,9 +170,9 @@ class SiteAudit:
 
     def code_refused(self, run_id: int, bundle_sha256: str) -> str:
         """``policy_decision`` refusing run ``run_id`` whose bundle is not approved
-        (``code_not_approved``, :mod:`site_node.flower.pinning`); request id ``run-<id>``:
+        (``code_not_approved``, :mod:`fedsurv.site_node.flower.pinning`); request id ``run-<id>``:
         the request itself was never read."""
-        from protocol.audit import PolicyDecision, RecordKind
+        from fedsurv.protocol.audit import PolicyDecision, RecordKind
 
         return self._append(RecordKind.POLICY_DECISION, PolicyDecision(
             request_id=f"run-{run_id}", decision="refuse", reasons=[CODE_REASON_CODE],
@@ -197,7 +197,7 @@ class RequestView:
         A request id that is missing or not a valid audit name becomes ``spec-<hash prefix>``;
         a spec that did not parse is named by the SHA-256 of its text.
         """
-        from protocol.audit.requests import analyses_of, audit_request_id
+        from fedsurv.protocol.audit.requests import analyses_of, audit_request_id
 
         spec_sha = spec.sha256() if spec is not None else _sha256(spec_json)
         request_id = audit_request_id(spec.request_id if spec is not None else None, spec_sha)
@@ -211,7 +211,7 @@ def approver(state_dir: Path, spec: AnalysisSpec | None) -> str | None:
     if spec is None:
         return None
     try:
-        from site_node.approvals import RequestLedger
+        from fedsurv.site_node.approvals import RequestLedger
 
         record = RequestLedger(state_dir).get(spec.sha256())
     except Exception:  # the approvals ledger is the policy's business; never fail here
@@ -237,8 +237,8 @@ def coordinator_head(record: Mapping[str, Any] | None,
     path = str(node_config.get("roster", "") or "").strip()
     if not path:
         return head, None
-    from protocol.audit.head import check_signed_head
-    from protocol.roster import RosterError, StudyRoster
+    from fedsurv.protocol.audit.head import check_signed_head
+    from fedsurv.protocol.roster import RosterError, StudyRoster
 
     try:
         roster = StudyRoster.load(path)

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-ENV_CONFIG = "FEDSURV_SITE_CONFIG"  # = site_node.config.ENV_CONFIG (not imported: fast --help)
+# = fedsurv.site_node.config.ENV_CONFIG (not imported: fast --help)
+ENV_CONFIG = "FEDSURV_SITE_CONFIG"
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -32,11 +33,11 @@ def check(
     With --config: the config, its key files, a TLS handshake with the coordinator, and the
     configured data source (file or SQL).
     """
-    from site_node.data import load_site_data
-    from site_node.data.summary import print_summary
+    from fedsurv.site_node.data import load_site_data
+    from fedsurv.site_node.data.summary import print_summary
 
     if config is not None or (datafile is None and os.environ.get(ENV_CONFIG)):
-        from site_node.commands import check_site
+        from fedsurv.site_node.commands import check_site
 
         if datafile is not None:
             raise typer.BadParameter("give DATAFILE or --config, not both", param_hint="DATAFILE")
@@ -66,7 +67,7 @@ def start(
 
     Options after `--` go to flower-supernode, e.g. `-- --port 9101` (own runtime port).
     """
-    from site_node.commands import start_site
+    from fedsurv.site_node.commands import start_site
 
     raise typer.Exit(start_site(config, dry_run=dry_run, extra_args=list(ctx.args)))
 
@@ -74,7 +75,7 @@ def start(
 @app.command("health")
 def health() -> None:
     """Exit 0 when this machine's SuperNode runs and its local runtime API answers (HEALTHCHECK)."""
-    from site_node.health import check_health
+    from fedsurv.site_node.health import check_health
 
     raise typer.Exit(check_health())
 
@@ -91,7 +92,7 @@ def approve(
     note: Annotated[str | None, typer.Option(help="Reason, kept with the decision.")] = None,
 ) -> None:
     """List pending requests (manual approval mode), or approve / decline one."""
-    from site_node.commands import approve_requests
+    from fedsurv.site_node.commands import approve_requests
 
     raise typer.Exit(approve_requests(config, request, approve=approve_it, decline=decline,
                                       show_all=show_all, note=note))
@@ -104,7 +105,7 @@ def demo_data(
     fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet.")] = "csv",
 ) -> None:
     """Write the invented 9-site, 43-patient demo cohort (model study of DESIGN section 1)."""
-    from site_node.demo_cohort import write_demo_sites
+    from fedsurv.site_node.demo_cohort import write_demo_sites
 
     if fmt not in ("csv", "xlsx", "parquet"):
         raise typer.BadParameter("use csv, xlsx or parquet", param_hint="--format")

@@ -1,6 +1,6 @@
 """What ``fedsurv site check --config``, ``site start`` and ``site approve`` do.
 
-:mod:`site_node.cli` holds the typer wiring; the functions here take plain arguments, print
+:mod:`fedsurv.site_node.cli` holds the typer wiring; the functions here take plain arguments, print
 with :func:`typer.echo`, and return an exit code (0 = all good), so tests call them directly.
 Nothing here sends site data anywhere: ``check`` only opens a TLS handshake to the coordinator.
 """
@@ -18,13 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from fedsurv.protocol.config_file import split_address
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.site_node.approvals import RequestLedger, RequestRecord
+from fedsurv.site_node.config import SiteConfig, config_path, load_site_config
 
-from protocol.config_file import split_address
-from protocol.errors import FedsurvError
-from site_node.approvals import RequestLedger, RequestRecord
-from site_node.config import SiteConfig, config_path, load_site_config
-
-PINNED_SUPERNODE = "site_node.flower.pinning"
+PINNED_SUPERNODE = "fedsurv.site_node.flower.pinning"
 NOTHING_SENT = "Nothing was sent: this check reads data on this machine only."
 
 
@@ -93,11 +92,11 @@ def _key_problem(key: str, path: Path) -> str | None:
         if key == "coordinator.ca_cert":
             x509.load_pem_x509_certificates(data)
         elif key == "keys.audit_signing_key":
-            from protocol.signing import load_signing_key
+            from fedsurv.protocol.signing import load_signing_key
 
             load_signing_key(path)
         elif key == "coordinator.study_roster":
-            from protocol.roster import StudyRoster
+            from fedsurv.protocol.roster import StudyRoster
 
             StudyRoster.load(path)
         else:
@@ -156,7 +155,7 @@ def tls_handshake(address: str, ca_cert: Path, timeout: float = 5.0) -> str:
 
 def check_site(path: Path | str | None, connect: bool = True, data: bool = True) -> int:
     """Validate the config, the files it names, the coordinator's TLS, and the data."""
-    from site_node.sources import check_source
+    from fedsurv.site_node.sources import check_source
 
     path = config_path(path)
     config = load_site_config(path)
@@ -182,12 +181,12 @@ def check_site(path: Path | str | None, connect: bool = True, data: bool = True)
             _line(False, "data", str(exc))
             failures += 1
         if findings:
-            from site_node.data import DataValidationError
+            from fedsurv.site_node.data import DataValidationError
 
             _line(False, "data", str(DataValidationError(findings, row_note)))
             failures += 1
         elif frame is not None:
-            from site_node.data.summary import print_summary
+            from fedsurv.site_node.data.summary import print_summary
 
             _line(True, "data", f"{len(frame)} patients, valid")
             print_summary(frame, _source_label(config))
@@ -207,7 +206,7 @@ def check_site(path: Path | str | None, connect: bool = True, data: bool = True)
 def _role_line(config: SiteConfig) -> bool:
     """SQL source: print whether the database role may only read; False when it may do more
     (then the data is not read). A file source has no role: True."""
-    from site_node.sources import check_source_role
+    from fedsurv.site_node.sources import check_source_role
 
     if config.data.kind != "sql":
         return True
@@ -272,7 +271,8 @@ def node_config(config: SiteConfig) -> dict[str, str]:
 
 def supernode_command(config: SiteConfig, executable: str | None = None) -> list[str]:
     """The SuperNode argv for this site: ``flower-supernode`` with TLS and node authentication
-    always on, started through :mod:`site_node.flower.pinning` so that the node runs only the
+    always on, started through :mod:`fedsurv.site_node.flower.pinning` so that the node runs only
+    the
     ClientApp installed here (a run shipping any other code is refused, ``code_not_approved``).
 
     ``executable``: the Python interpreter (default: this one).
@@ -328,7 +328,7 @@ def start_site(
 
 def _check_data_role(config: SiteConfig) -> None:
     """A SQL source's role must only read (issue 12); raises before the node starts."""
-    from site_node.sources import check_source_role
+    from fedsurv.site_node.sources import check_source_role
 
     try:
         check_source_role(config)
@@ -396,9 +396,9 @@ def approve_requests(
     return 0
 
 
-def _audit_log(config: SiteConfig):  # -> protocol.audit.AuditLog
+def _audit_log(config: SiteConfig):  # -> fedsurv.protocol.audit.AuditLog
     """The site's audit log, opened (and its tail verified) with the site's signing key."""
-    from protocol.audit import AuditLog, site_actor
+    from fedsurv.protocol.audit import AuditLog, site_actor
 
     try:
         return AuditLog(config.audit_log, config.keys.audit_signing_key,
@@ -414,8 +414,8 @@ def _audit_decision(audit, record: RequestRecord, user: str) -> None:
     """Append the steward's decision as a ``policy_decision`` record."""
     import re
 
-    from protocol.audit import PolicyDecision, RecordKind
-    from protocol.audit.records import NAME_PATTERN
+    from fedsurv.protocol.audit import PolicyDecision, RecordKind
+    from fedsurv.protocol.audit.records import NAME_PATTERN
 
     label = record.request_id or ""
     if not re.fullmatch(NAME_PATTERN, label):

@@ -27,22 +27,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-
-from protocol.config_file import (
+from fedsurv.protocol.config_file import (
     ConfigPath,
     StrictConfig,
     describe_error,
     read_config_file,
     split_address,
 )
-from protocol.errors import FedsurvError
-from site_node.policy import ReleasePolicy
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.site_node.policy import ReleasePolicy
+from pydantic import (
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "FEDSURV_SITE__"
 ENV_CONFIG = "FEDSURV_SITE_CONFIG"

@@ -3,8 +3,8 @@
 A Cox round belongs to a request the site accepted in the query round (the spec and its Cox
 models passed the release policy there, ``cox_not_allowed`` included). For each round the
 site rebuilds the round's layout from the accepted spec's model, the grid and the
-coordinator's :class:`~protocol.cox_spec.CoxRoundRequest`, checks the fingerprint, and
-computes its vector (:func:`site_node.cox_sums.cox_round_sums`). Refusals (never zeros):
+coordinator's :class:`~fedsurv.protocol.cox_spec.CoxRoundRequest`, checks the fingerprint, and
+computes its vector (:func:`fedsurv.site_node.cox_sums.cox_round_sums`). Refusals (never zeros):
 
 ======================== ==================================================================
 reason code              refused when
@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from protocol.cox_spec import CoxModelSpec, CoxRoundLayout, CoxRoundRequest
-from protocol.cox_wire import COX_FINGERPRINT, COX_MODEL, COX_REQUEST, COX_ROUND, round_cap
-from protocol.errors import ProtocolMismatch
-from protocol.secure_encoding import SecureEncoding, ValueOutOfRange
-from protocol.spec import AnalysisSpec
-from site_node.answer import Refusal, SiteSettings
+from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundLayout, CoxRoundRequest
+from fedsurv.protocol.cox_wire import COX_FINGERPRINT, COX_MODEL, COX_REQUEST, COX_ROUND, round_cap
+from fedsurv.protocol.errors import ProtocolMismatch
+from fedsurv.protocol.secure_encoding import SecureEncoding, ValueOutOfRange
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.answer import Refusal, SiteSettings
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,8 @@ class CoxRound:
 def parse_round(spec: AnalysisSpec, tag: Mapping[str, Any]) -> CoxRound:
     """The round named by a round record, checked against the accepted ``spec``."""
     name = str(tag[COX_MODEL])
-    from protocol.cox_spec import FINE_GRAY_KINDS
-    from protocol.spec import fine_gray_models
+    from fedsurv.protocol.cox_spec import FINE_GRAY_KINDS
+    from fedsurv.protocol.spec import fine_gray_models
 
     fine_gray = fine_gray_models(spec)
     model = next((m for m in [*spec.cox, *fine_gray] if m.name == name), None)
@@ -87,7 +86,7 @@ def parse_round(spec: AnalysisSpec, tag: Mapping[str, Any]) -> CoxRound:
 
 def check_allowed(cox_round: CoxRound, settings: SiteSettings, request_id: str) -> None:
     """Policy (``cox_models``) and the per-model round cap; raises :class:`Refusal`."""
-    from site_node.policy import cox_rule
+    from fedsurv.site_node.policy import cox_rule
 
     spec_like = _OneModel([cox_round.model])
     decision = cox_rule(spec_like, settings.release_policy())  # type: ignore[arg-type]
@@ -106,9 +105,9 @@ class _OneModel:
 
 def round_vector(spec: AnalysisSpec, cox_round: CoxRound, settings: SiteSettings) -> np.ndarray:
     """The site's int64 vector for the round; raises :class:`Refusal` (never zeros)."""
-    from protocol.cox_spec import CoxDataError, CoxOverflow
-    from site_node.answer import site_endpoints
-    from site_node.cox_sums import cox_round_sums
+    from fedsurv.protocol.cox_spec import CoxDataError, CoxOverflow
+    from fedsurv.site_node.answer import site_endpoints
+    from fedsurv.site_node.cox_sums import cox_round_sums
 
     endpoints = site_endpoints(settings)
     name = cox_round.model.name

@@ -1,6 +1,7 @@
 """Site side of federated Cox regression: design matrix and the per-round sums a site sends.
 
-For a round at coefficients ``b`` (standardised units, :mod:`protocol.cox_spec`) a site forms
+For a round at coefficients ``b`` (standardised units, :mod:`fedsurv.protocol.cox_spec`) a site
+forms
 ``z_i = (x_i - c) / s`` and ``w_i = exp(z_i'b - shift)`` for its patients and, with the grid's
 binning (``bin_i = ceil(min(t_i, H) / w)``, events at ``t >= H`` censored; DESIGN section 5),
 
@@ -20,9 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-
-from coordinator.estimators.cox import CoxTerms, partial_likelihood_terms, score_residuals
-from protocol.cox_spec import (
+from fedsurv.protocol.cox_spec import (
     CategoricalCovariate,
     CoxDataError,
     CoxModelSpec,
@@ -32,9 +31,10 @@ from protocol.cox_spec import (
     NumericCovariate,
     pack_tri,
 )
-from protocol.spec import TimeGrid
-from site_node.endpoints import NRM, RELAPSE, Endpoints
-from site_node.tally import SURVIVAL_SOURCES, bin_times
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.site_node.endpoints import NRM, RELAPSE, Endpoints
+from fedsurv.site_node.tally import SURVIVAL_SOURCES, bin_times
+from fedsurv.stats.cox import CoxTerms, partial_likelihood_terms, score_residuals
 
 CAUSE_CODES = {"cir": RELAPSE, "nrm": NRM}
 """Cause-specific endpoints -> ``cir_cause`` code of the event of interest."""
@@ -194,7 +194,7 @@ def robust_group_sums(
     ``j`` (weights 1, w, w^2), the censored of event bin ``j`` (w^2), and the patients between
     event bins ``j - 1`` and ``j`` (w^2). A patient's score residual is affine in
     ``(z, w z)`` with coefficients constant within its group, so these sums give
-    ``sum_i L_i L_i'`` (:func:`coordinator.estimators.cox.robust_meat`).
+    ``sum_i L_i L_i'`` (:func:`fedsurv.stats.cox.robust_meat`).
     """
     k = risk_bins.size
     position = np.searchsorted(risk_bins, bins, side="left")
@@ -244,8 +244,8 @@ def cox_round_sums(
     layout = CoxRoundLayout(model, grid, request)
     if request.kind == "moments":
         return layout.encode(cox_moment_sums(endpoints, model, grid))
-    if request.kind in ("fine_gray", "fine_gray_meat"):  # issue 14: site_node.fine_gray_sums
-        from site_node.fine_gray_sums import fine_gray_parts
+    if request.kind in ("fine_gray", "fine_gray_meat"):  # issue 14
+        from fedsurv.site_node.fine_gray_sums import fine_gray_parts
 
         return layout.encode(fine_gray_parts(endpoints, model, grid, request))
     if request.kind == "stratum":
@@ -276,7 +276,7 @@ cox_site_vector = cox_round_sums
 def in_process_round_fn(
     sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid
 ) -> Callable[[CoxRoundRequest], np.ndarray]:
-    """A round function for :func:`coordinator.estimators.cox.run_cox_model` without a network:
+    """A round function for :func:`fedsurv.stats.cox.run_cox_model` without a network:
     the plain int64 sum of every site's vector (what the secure sum returns)."""
 
     def round_fn(request: CoxRoundRequest) -> np.ndarray:

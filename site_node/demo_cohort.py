@@ -4,9 +4,9 @@ The demo cohort resembles the model study of DESIGN section 1 (43 patients, 9 ce
 published counts are hit exactly (CR 34/43, CRS 38/43 with 7 grade >= 3, ICANS 9/43 all
 <= grade 2, aGvHD 2/43 <= grade 2) and the survival figures approximately (1-year OS and EFS
 about 43%, 1-year CIR among remitters about 41%, survivors followed 6-47 months, median 18).
-All patients are invented; every file passes :func:`site_node.data.load_site_data`.
+All patients are invented; every file passes :func:`fedsurv.site_node.data.load_site_data`.
 
-Frames returned here have the typed form :func:`site_node.data.load_site_data` returns.
+Frames returned here have the typed form :func:`fedsurv.site_node.data.load_site_data` returns.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-
-from site_node.data.schema import COLUMN_NAMES
+from fedsurv.site_node.data.schema import COLUMN_NAMES
 
 SITE_SIZES: tuple[int, ...] = (11, 8, 6, 5, 4, 3, 3, 2, 1)
 """Patients per demo site (43 in all)."""
@@ -161,7 +160,7 @@ def synthetic_cohort(n_patients: int, seed: int = 0, *, remission_rate: float = 
     (mean 150 days later) or without relapse (mean 3000 days); non-remitters die (mean 150
     days). Follow-up ends at death, loss to follow-up (mean 3000 days) or the data cutoff,
     ``cutoff_days_after`` the last possible infusion. Extra columns: age, donor_type,
-    mrd_negative. Returns the typed form of :func:`site_node.data.load_site_data`.
+    mrd_negative. Returns the typed form of :func:`fedsurv.site_node.data.load_site_data`.
     """
     rng = np.random.default_rng(seed)
     n = int(n_patients)

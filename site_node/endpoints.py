@@ -50,7 +50,8 @@ def _days(later: pd.Series, start: pd.Series) -> np.ndarray:
 
 
 def derive_endpoints(frame: pd.DataFrame) -> Endpoints:
-    """Derive all endpoints from a validated frame (see :func:`site_node.data.load_site_data`:
+    """Derive all endpoints from a validated frame (see
+    :func:`fedsurv.site_node.data.load_site_data`:
     canonical column names, datetime64 dates, upper-case response, lower-case death_cause).
 
     Rules (DESIGN section 4): a relapse on the day of death counts as relapse (it came first

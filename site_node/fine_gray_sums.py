@@ -1,4 +1,4 @@
-"""Site side of Fine-Gray regression (:mod:`coordinator.estimators.fine_gray`): the sums a
+"""Site side of Fine-Gray regression (:mod:`fedsurv.stats.fine_gray`): the sums a
 site sends per Newton round and, once at the final coefficients, for the sandwich variance.
 
 Inputs besides the site's data: the coefficients ``beta``, the centre ``center`` of the design
@@ -9,12 +9,11 @@ coordinator (the latter two from the pooled competing-risks tally). New function
 from __future__ import annotations
 
 import numpy as np
-
-from protocol.cox_spec import CoxDataError, CoxModelSpec, CoxRoundRequest
-from protocol.spec import FineGrayModelSpec, TimeGrid
-from site_node.cox_sums import _group_sums, _weighted_blocks, design_matrix, risk_set_sums
-from site_node.endpoints import NRM, RELAPSE, Endpoints
-from site_node.tally import bin_times
+from fedsurv.protocol.cox_spec import CoxDataError, CoxModelSpec, CoxRoundRequest
+from fedsurv.protocol.spec import FineGrayModelSpec, TimeGrid
+from fedsurv.site_node.cox_sums import _group_sums, _weighted_blocks, design_matrix, risk_set_sums
+from fedsurv.site_node.endpoints import NRM, RELAPSE, Endpoints
+from fedsurv.site_node.tally import bin_times
 
 
 def fine_gray_cohort(

@@ -16,8 +16,8 @@ from pathlib import Path
 import typer
 
 SUPERNODE = "flower-supernode"
-PINNED = "site_node.flower.pinning"
-"""``python -m site_node.flower.pinning``: how ``fedsurv site start`` runs the SuperNode."""
+PINNED = "fedsurv.site_node.flower.pinning"
+"""``python -m fedsurv.site_node.flower.pinning``: how ``fedsurv site start`` runs the SuperNode."""
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9094
 

@@ -14,14 +14,15 @@ crash after the claim errs on the side of refusing. Consequences:
   site's release policy governs: the same analysis again only within
   ``max_releases_per_analysis`` and over the same sites (differencing guard, below).
 
-Cox rounds (:mod:`protocol.cox_wire`) are further secure sums of an accepted request: each
+Cox rounds (:mod:`fedsurv.protocol.cox_wire`) are further secure sums of an accepted request: each
 ``(request_id, model, round index)`` at most once, at most ``cap`` rounds per
 ``(request_id, model)``, and every Cox round of a request over the participant set of its
 first one (pinned in the entries: a coordinator cannot difference two rounds over different
 site sets). Their entries (``"kind": "cox"``) never count as the request's tally sum.
 
 Differencing guard (issue 11): every claim also records what was released, as *components*
-(:func:`site_node.release_guard.components`: one per endpoint block and stratum, any grid; one
+(:func:`fedsurv.site_node.release_guard.components`: one per endpoint block and stratum, any grid;
+one
 per Cox model, whatever its name or round count) and the *participant set* it was summed over,
 as the study roster names it. A later claim by another request that shares a component is
 refused: ``participant_set_changed`` when that earlier release was over a different set of
@@ -46,7 +47,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
 
 LEDGER_FILE = "secure_sums.jsonl"
 

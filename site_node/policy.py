@@ -11,7 +11,7 @@ Rules, checked in this order (the first that fails decides):
 reason code                 refused when
 ==========================  ================================================================
 ``request_too_large``       the spec's tally vector is longer than ``max_vector_length``
-                            (checked first, by :mod:`site_node.answer`, before the site's
+                            (checked first, by :mod:`fedsurv.site_node.answer`, before the site's
                             data is read or any vector allocated)
 ``spec_not_allowlisted``    ``spec_allowlist`` is non-empty and lists neither the spec's
                             SHA-256 (one request) nor that of the spec without its
@@ -33,13 +33,13 @@ reason code                 refused when
 ``awaiting_approval``       ``approval = "manual"`` and no data steward has approved it yet
                             (``fedsurv site approve``); the coordinator re-queries the site
                             while its ``approval-wait`` lasts, so an approval in that window
-                            joins this request (:mod:`coordinator.secure_sum`)
+                            joins this request (:mod:`fedsurv.coordinator.secure_sum`)
 ``declined``                a data steward declined it
 ==========================  ================================================================
 
 Why ``cox_models`` defaults to ``"site_stratified"``: a pooled Cox model's rounds reveal
 pooled per-bin risk-set sums, and on a fine grid the difference of two consecutive sums can be
-one patient's covariates (:mod:`protocol.cox_spec`, "Disclosure"). The site-stratified model
+one patient's covariates (:mod:`fedsurv.protocol.cox_spec`, "Disclosure"). The site-stratified model
 sends only ``2 + p + p(p+1)`` aggregate numbers per round. Allow ``"any"`` only where the
 pooled model's disclosure is acceptable (coarse grids, large cohorts, or a study agreement).
 """
@@ -53,19 +53,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from protocol.spec import (
+from fedsurv.protocol.spec import (
     ALL_INCIDENCE,
     ALL_PROPORTIONS,
     ALL_SURVIVAL,
     MAX_VECTOR_LENGTH,
     AnalysisSpec,
 )
-from site_node.approvals import RequestLedger
+from fedsurv.site_node.approvals import RequestLedger
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
-    from site_node.endpoints import Endpoints
+    from fedsurv.site_node.endpoints import Endpoints
 
 ALL_ENDPOINTS: tuple[str, ...] = ALL_PROPORTIONS + ALL_SURVIVAL + ALL_INCIDENCE
 
@@ -146,7 +145,7 @@ class ReleasePolicy(BaseModel):
         1, ge=1, le=100,
         description="Requests that may release the same analysis (or a part of it: an "
         "endpoint block, a stratum, a Cox model), always over the same participant set; "
-        "above 1, pair it with approval = 'manual' (site_node.ledger, release_guard).",
+        "above 1, pair it with approval = 'manual' (fedsurv.site_node.ledger, release_guard).",
     )
     max_cox_rounds: int = Field(
         25, ge=2, le=200,
@@ -217,11 +216,11 @@ class PolicyContext:
         """Context from the site's derived endpoints.
 
         Stratum sizes are counted only when the spec's strata column is allowed, so a refused
-        column is never read. May raise :class:`site_node.tally.StrataError`.
+        column is never read. May raise :class:`fedsurv.site_node.tally.StrataError`.
         """
         sizes: dict[str, int] = {}
         if spec.strata is not None and spec.strata.column.lower() in policy.allowed_strata_columns:
-            from site_node.tally import stratum_index
+            from fedsurv.site_node.tally import stratum_index
 
             index = stratum_index(endpoints, spec)
             counts = np.bincount(index, minlength=len(spec.strata.levels))

@@ -9,7 +9,7 @@ title, grid or the other analyses of the spec:
 * ``cox:<sha256>`` for a Cox model: endpoint, covariates, ties and site stratification (not
   its name, round budget or tolerance).
 
-Two releases overlap when they share a component; :func:`site_node.ledger.release_conflict`
+Two releases overlap when they share a component; :func:`fedsurv.site_node.ledger.release_conflict`
 applies the rule. The ``sites`` slot (always 1) is not a component.
 """
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from protocol.cox_spec import CoxModelSpec
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec
+from fedsurv.protocol.cox_spec import CoxModelSpec
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec
 
 
 def components(spec: AnalysisSpec) -> list[str]:

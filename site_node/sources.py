@@ -1,13 +1,14 @@
 """Read the site's table from its configured source, map local column names, validate.
 
-* ``kind = "file"``: a CSV, XLSX or Parquet file, read by :mod:`site_node.data`.
+* ``kind = "file"``: a CSV, XLSX or Parquet file, read by :mod:`fedsurv.site_node.data`.
 * ``kind = "sql"``: one query through SQLAlchemy, under three locks: the query text must be a
-  single read-only ``SELECT`` (:mod:`site_node.sql_guard`, checked before connecting); it runs
+  single read-only ``SELECT`` (:mod:`fedsurv.site_node.sql_guard`, checked before connecting); it
+  runs
   in a READ ONLY transaction that is always rolled back (PostgreSQL: the session also starts
   with ``default_transaction_read_only=on``); and the database role must be read-only:
   on PostgreSQL it is inspected before the query runs and refused when it is a superuser,
   may write to a table or may call server file or process functions
-  (:func:`site_node.sql_guard.check_role`; the runbook's ``CREATE ROLE`` recipe passes).
+  (:func:`fedsurv.site_node.sql_guard.check_role`; the runbook's ``CREATE ROLE`` recipe passes).
 
 Both kinds rename columns by the config's ``columns`` mapping (local name -> contract name,
 matched ignoring case and surrounding spaces) before the data contract is checked, so findings
@@ -23,14 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from protocol.errors import FedsurvError
-from site_node.config import FileSource, SiteConfig, SqlSource, load_site_config
-from site_node.data import note_encoding
-from site_node.data.errors import DataValidationError, Finding
-from site_node.data.readers import RawTable, in_chunks, read_raw
-from site_node.data.validate import validate
-from site_node.sql_guard import check_read_only_query, check_role
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.site_node.config import FileSource, SiteConfig, SqlSource, load_site_config
+from fedsurv.site_node.data import note_encoding
+from fedsurv.site_node.data.errors import DataValidationError, Finding
+from fedsurv.site_node.data.readers import RawTable, in_chunks, read_raw
+from fedsurv.site_node.data.validate import validate
+from fedsurv.site_node.sql_guard import check_read_only_query, check_role
 
 SQL_ROWS = "Row numbers count the query's result rows from 1."
 SQL_NAME = "data.query"
@@ -151,7 +151,7 @@ def read_sql(source: SqlSource) -> RawTable:
 def check_source_role(config: SiteConfig) -> str | None:
     """For a SQL source: connect and inspect the role (nothing is read); returns what was
     checked, or None when the backend cannot say (only PostgreSQL is inspected). Raises
-    :class:`site_node.sql_guard.UnsafeRoleError` for a role that may do more than read."""
+    :class:`fedsurv.site_node.sql_guard.UnsafeRoleError` for a role that may do more than read."""
     source = config.data
     if not isinstance(source, SqlSource):
         return None

@@ -1,6 +1,6 @@
 """Refuse any SQL text that is not one read-only query, before it reaches the database.
 
-This is the first of three locks on a site's SQL source (see :mod:`site_node.sources`): the
+This is the first of three locks on a site's SQL source (see :mod:`fedsurv.site_node.sources`): the
 query must be a single ``SELECT`` or ``WITH ... SELECT`` statement with no data-modifying or
 DDL keyword anywhere (string literals, quoted identifiers and comments aside). The second lock
 is a READ ONLY transaction that is always rolled back, the third the database role, which
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
 
 FORBIDDEN = frozenset({
     "insert", "update", "delete", "merge", "upsert", "drop", "create", "alter", "truncate",

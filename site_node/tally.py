@@ -1,18 +1,17 @@
 """Local tallies: a site's endpoints counted per time bin, vectorised (one bincount per block).
 
-Binning rule (DESIGN section 5, :class:`protocol.spec.TimeGrid`): time ``t`` goes to bin
+Binning rule (DESIGN section 5, :class:`fedsurv.protocol.spec.TimeGrid`): time ``t`` goes to bin
 ``ceil(min(t, H) / w)``; an event at ``t >= H`` is counted as censored.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from protocol.errors import FedsurvError
-from protocol.layout import COMPETING_BLOCK, COMPETING_CAUSES, TallyLayout
-from protocol.spec import AnalysisSpec, TimeGrid
-from protocol.tally import EventTally, ProportionTally, TallySet
-from site_node.endpoints import Endpoints
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.layout import COMPETING_BLOCK, COMPETING_CAUSES, TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec, TimeGrid
+from fedsurv.protocol.tally import EventTally, ProportionTally, TallySet
+from fedsurv.site_node.endpoints import Endpoints
 
 SURVIVAL_SOURCES = {
     "os": ("os_days", "os_event", False),
@@ -107,7 +106,7 @@ def tally_site(endpoints: Endpoints, spec: AnalysisSpec) -> TallySet:
                 endpoints.cir_days[members], endpoints.cir_cause[members], grid, COMPETING_CAUSES
             )
     if spec.site_stratified_logrank:
-        from coordinator.estimators.logrank import logrank_terms
+        from fedsurv.stats.logrank import logrank_terms
 
         for name in spec.survival:
             groups = [result.events[(name, level)] for level in levels]
@@ -116,7 +115,7 @@ def tally_site(endpoints: Endpoints, spec: AnalysisSpec) -> TallySet:
                 [o_minus_e, variance.ravel()]
             )
     if spec.inference is not None and spec.inference.site_stratified_gray:
-        from coordinator.estimators.gray import site_gray_terms
+        from fedsurv.stats.gray import site_gray_terms
 
         result.statistics.update(site_gray_terms(result, spec))
     return result

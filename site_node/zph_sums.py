@@ -1,4 +1,4 @@
-"""Site side of the proportional-hazards tests (:mod:`coordinator.estimators.cox_zph`).
+"""Site side of the proportional-hazards tests (:mod:`fedsurv.stats.cox_zph`).
 
 At the final coefficients (a Cox round request, standardised units) and the centred time
 transforms ``g`` per grid bin that the coordinator derives from the pooled tally of the model's
@@ -8,20 +8,19 @@ cohort (:func:`model_tally`), a site sends for each transform either
 * pooled model: ``sum_events g(t_i) z_i`` (:func:`event_time_sums`), the coordinator taking the
   rest from the pooled per-bin risk-set sums of a ``pooled`` round at the same coefficients.
 
-New functions only: the Cox round machinery (:mod:`site_node.cox_sums`) is reused unchanged.
+New functions only: the Cox round machinery (:mod:`fedsurv.site_node.cox_sums`) is reused unchanged.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from coordinator.estimators.cox_zph import ZphSums, bin_terms, zph_sums
-from protocol.cox_spec import CoxModelSpec, CoxRoundRequest
-from protocol.spec import TimeGrid
-from protocol.tally import EventTally
-from site_node.cox_sums import _standardised, model_cohort, risk_set_sums
-from site_node.endpoints import Endpoints
-from site_node.tally import event_tally
+from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundRequest
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.protocol.tally import EventTally
+from fedsurv.site_node.cox_sums import _standardised, model_cohort, risk_set_sums
+from fedsurv.site_node.endpoints import Endpoints
+from fedsurv.site_node.tally import event_tally
+from fedsurv.stats.cox_zph import ZphSums, bin_terms, zph_sums
 
 
 def model_tally(endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid) -> EventTally:

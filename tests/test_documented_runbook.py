@@ -105,7 +105,7 @@ def heredoc(path: Path, opener: str, end: str) -> str:
 
 
 def free_port() -> int:
-    from coordinator.deployment.processes import free_port as free
+    from fedsurv.coordinator.deployment.processes import free_port as free
 
     return free()
 
@@ -350,9 +350,9 @@ def test_story_runs_as_typed(story: Story) -> None:
                             "--json"], cwd=story.coord, env=story.env, capture_output=True,
                            text=True, timeout=120, check=True)
     assert [row["site"] for row in json.loads(after.stdout)] == ["site-01", "site-02"]
-    from coordinator.commands.coordinator import coordinator_env
-    from coordinator.config import load_coordinator_config
-    from coordinator.deployment.runner import list_nodes
+    from fedsurv.coordinator.commands.coordinator import coordinator_env
+    from fedsurv.coordinator.config import load_coordinator_config
+    from fedsurv.coordinator.deployment.runner import list_nodes
 
     config = load_coordinator_config(story.coord / "coordinator.toml")
     keys = {row["site"]: row["fingerprint"] for row in sites}

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.simulation import simulate_plain
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec
 from pydantic import ValidationError
 
-from coordinator.simulation import simulate_plain
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec
 from tests.estimators.cohorts import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ coordinator's audit log, or in ``<state_dir>/roster.log`` when no audit log is c
 loopback ``control`` address, matched by key fingerprint). ``revoke SITE`` takes one site off
 the allow-list, unregisters its node and records it like ``register``'s removals.
 
-Processes, the connection file and registration come from :mod:`coordinator.deployment`.
+Processes, the connection file and registration come from :mod:`fedsurv.coordinator.deployment`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from coordinator.config import CoordinatorConfig
-    from coordinator.deployment.runner import RegisteredNode
+    from fedsurv.coordinator.config import CoordinatorConfig
+    from fedsurv.coordinator.deployment.runner import RegisteredNode
+
     from fedsurv.keys_cli import AllowListEntry
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
@@ -49,8 +50,8 @@ Echo = Callable[[str], None]
 
 def coordinator_env(config: CoordinatorConfig) -> dict[str, str]:
     """Environment of the SuperLink and the ``flwr`` CLI: FLWR_HOME, optional fast polling."""
-    from coordinator.deployment import fastpoll
-    from coordinator.deployment.processes import flower_env
+    from fedsurv.coordinator.deployment import fastpoll
+    from fedsurv.coordinator.deployment.processes import flower_env
 
     overrides = {"FLWR_HOME": str(config.flwr_home)}
     extra: list[Path] = []
@@ -62,7 +63,7 @@ def coordinator_env(config: CoordinatorConfig) -> dict[str, str]:
 
 def superlink_argv(config: CoordinatorConfig) -> list[str]:
     """The ``flower-superlink`` command for ``config`` (on the loopback ``control`` address)."""
-    from coordinator.deployment.federation import SUPEREXEC_SECRET, superlink_command
+    from fedsurv.coordinator.deployment.federation import SUPEREXEC_SECRET, superlink_command
 
     return superlink_command(config.tls.ca_cert, config.tls.server_cert, config.tls.server_key,
                              config.database, config.control_host, config.control_port,
@@ -77,9 +78,13 @@ def _allow_list(config: CoordinatorConfig) -> list[AllowListEntry]:
 
 def dry_run_lines(config: CoordinatorConfig) -> list[str]:
     """The commands ``start`` would run, one per line (nothing is started)."""
-    from coordinator.deployment.federation import PROXY_DIR, SUPEREXEC_SECRET, superexec_command
-    from coordinator.deployment.proxy import ProxySettings, proxy_command
-    from coordinator.deployment.runner import CONNECTION
+    from fedsurv.coordinator.deployment.federation import (
+        PROXY_DIR,
+        SUPEREXEC_SECRET,
+        superexec_command,
+    )
+    from fedsurv.coordinator.deployment.proxy import ProxySettings, proxy_command
+    from fedsurv.coordinator.deployment.runner import CONNECTION
 
     secret = config.state_dir / SUPEREXEC_SECRET
     proxy = ProxySettings(config.host, config.port, config.control_port, config.tls.server_cert,
@@ -124,8 +129,13 @@ def sync_sites(config: CoordinatorConfig, env: dict[str, str], echo: Echo) -> in
     Returns the number of sites enrolled. Raises :class:`CoordinatorUnavailable` when the
     SuperLink refuses or cannot be reached.
     """
-    from coordinator.config import CoordinatorUnavailable
-    from coordinator.deployment.runner import CONNECTION, flwr_cli, list_nodes, register_nodes
+    from fedsurv.coordinator.config import CoordinatorUnavailable
+    from fedsurv.coordinator.deployment.runner import (
+        CONNECTION,
+        flwr_cli,
+        list_nodes,
+        register_nodes,
+    )
 
     entries = _allow_list(config)
     if not entries:
@@ -177,8 +187,8 @@ def _log_removals(config: CoordinatorConfig, removed: list[dict[str, object]], b
     """Record roster removals: one signed ``site_revoked`` record each in the coordinator's
     audit log when ``[audit]`` is configured, else JSON lines in ``<state_dir>/roster.log``
     (unsigned). Returns where they went."""
-    from protocol.audit import COORDINATOR, AuditLog, RecordKind, SiteRevoked
-    from protocol.audit.log import utc_now
+    from fedsurv.protocol.audit import COORDINATOR, AuditLog, RecordKind, SiteRevoked
+    from fedsurv.protocol.audit.log import utc_now
 
     if config.audit is not None:
         assert config.audit.log is not None
@@ -202,7 +212,7 @@ def _log_removals(config: CoordinatorConfig, removed: list[dict[str, object]], b
 
 def coordinator_running(config: CoordinatorConfig) -> bool:
     """The SuperLink answers on ``control`` and ``start`` wrote the ``flwr`` connection."""
-    from coordinator.deployment.processes import port_open
+    from fedsurv.coordinator.deployment.processes import port_open
 
     host, port = config.local_address.rsplit(":", 1)
     return (config.flwr_home / "config.toml").is_file() and port_open(int(port),
@@ -210,7 +220,7 @@ def coordinator_running(config: CoordinatorConfig) -> bool:
 
 
 def _require_running(config: CoordinatorConfig) -> None:
-    from coordinator.config import CoordinatorUnavailable
+    from fedsurv.coordinator.config import CoordinatorUnavailable
 
     if not coordinator_running(config):
         raise CoordinatorUnavailable(f"no coordinator running at {config.local_address} "
@@ -218,8 +228,8 @@ def _require_running(config: CoordinatorConfig) -> None:
 
 
 def _nodes(config: CoordinatorConfig) -> list[RegisteredNode]:
-    from coordinator.config import CoordinatorUnavailable
-    from coordinator.deployment.runner import list_nodes
+    from fedsurv.coordinator.config import CoordinatorUnavailable
+    from fedsurv.coordinator.deployment.runner import list_nodes
 
     try:
         return list_nodes(coordinator_env(config))
@@ -259,8 +269,9 @@ def _short_time(value: str) -> str:
 def revoke_site(config: CoordinatorConfig, name: str, echo: Echo) -> None:
     """Take ``name`` off the allow-list, unregister its node (when the coordinator runs),
     drop it from ``registered-nodes.json`` and record the removal."""
-    from coordinator.config import CoordinatorUnavailable
-    from coordinator.deployment.runner import CONNECTION, flwr_cli
+    from fedsurv.coordinator.config import CoordinatorUnavailable
+    from fedsurv.coordinator.deployment.runner import CONNECTION, flwr_cli
+
     from fedsurv.keys_cli import EnrolmentError, write_allow_list
 
     entries = _allow_list(config)
@@ -316,16 +327,16 @@ def start_coordinator(config: CoordinatorConfig, echo: Echo = typer.echo,
                       out: Callable[[bytes], object] | None = None) -> int:
     """Start the perimeter (SuperLink, SuperExec, Fleet proxy), register the sites, follow
     the SuperLink's log until stopped; exit code."""
-    from coordinator.config import (
+    from fedsurv.coordinator.config import (
         CoordinatorConfigError,
         CoordinatorUnavailable,
         check_files,
         perimeter_problems,
     )
-    from coordinator.deployment.federation import start_coordinator_stack
-    from coordinator.deployment.processes import Supervisor, port_open
-    from coordinator.deployment.proxy import nginx_binary
-    from coordinator.deployment.runner import write_connection
+    from fedsurv.coordinator.deployment.federation import start_coordinator_stack
+    from fedsurv.coordinator.deployment.processes import Supervisor, port_open
+    from fedsurv.coordinator.deployment.proxy import nginx_binary
+    from fedsurv.coordinator.deployment.runner import write_connection
 
     exposed = perimeter_problems(config)
     if exposed:
@@ -415,7 +426,7 @@ def start_command(
 
     Exit codes: 0 stopped with Ctrl-C/SIGTERM; 2 config problem; 5 the SuperLink failed.
     """
-    from coordinator.config import coordinator_config_path, load_coordinator_config
+    from fedsurv.coordinator.config import coordinator_config_path, load_coordinator_config
 
     loaded = load_coordinator_config(coordinator_config_path(config))
     if dry_run:
@@ -432,7 +443,7 @@ def register_command(config: ConfigOption = None) -> None:
 
     Exit codes: 0 in sync; 2 config problem; 5 the SuperLink is unreachable or refused.
     """
-    from coordinator.config import coordinator_config_path, load_coordinator_config
+    from fedsurv.coordinator.config import coordinator_config_path, load_coordinator_config
 
     loaded = load_coordinator_config(coordinator_config_path(config))
     _require_running(loaded)
@@ -448,7 +459,7 @@ def sites_command(
 
     Exit codes: 0 listed; 2 config problem; 5 the coordinator is not running.
     """
-    from coordinator.config import coordinator_config_path, load_coordinator_config
+    from fedsurv.coordinator.config import coordinator_config_path, load_coordinator_config
 
     loaded = load_coordinator_config(coordinator_config_path(config))
     _require_running(loaded)
@@ -480,7 +491,7 @@ def revoke_command(
     Exit codes: 0 revoked; 2 config problem or the site is not enrolled; 5 the SuperLink
     refused.
     """
-    from coordinator.config import coordinator_config_path, load_coordinator_config
+    from fedsurv.coordinator.config import coordinator_config_path, load_coordinator_config
 
     revoke_site(load_coordinator_config(coordinator_config_path(config)), site, typer.echo)
 

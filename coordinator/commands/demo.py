@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from protocol.spec import AnalysisSpec
+    from fedsurv.protocol.spec import AnalysisSpec
 
 DEFAULT_OUT = Path("fedsurv-demo")
 REPO_SPEC = Path(__file__).resolve().parents[2] / "examples" / "model_study.yaml"
@@ -33,8 +33,8 @@ STAGE_LABELS = {
 
 def model_study_spec() -> AnalysisSpec:
     """The model-study spec: ``examples/model_study.yaml`` when present, else built here."""
-    from protocol.spec import ALL_PROPORTIONS, AnalysisSpec
-    from protocol.spec_file import load_spec
+    from fedsurv.protocol.spec import ALL_PROPORTIONS, AnalysisSpec
+    from fedsurv.protocol.spec_file import load_spec
 
     if REPO_SPEC.is_file():
         return load_spec(REPO_SPEC)
@@ -66,18 +66,17 @@ def demo(
     import shutil
     import tempfile
 
+    from fedsurv.coordinator.commands.simulate import site_files
+    from fedsurv.protocol.errors import FedsurvError
+    from fedsurv.protocol.spec_file import load_spec
     from rich.console import Console
-
-    from coordinator.commands.simulate import site_files
-    from protocol.errors import FedsurvError
-    from protocol.spec_file import load_spec
 
     console = Console()
     started = time.monotonic()
     spec = load_spec(spec_path) if spec_path else model_study_spec()
     work = Path(tempfile.mkdtemp(prefix="fedsurv-demo-"))
     if data is None:
-        from site_node.demo_cohort import write_demo_sites
+        from fedsurv.site_node.demo_cohort import write_demo_sites
 
         files = write_demo_sites(work / "data")
     else:
@@ -106,7 +105,7 @@ def demo(
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - started
     if (out / "results.json").exists():
-        from coordinator.commands.summary import print_table1
+        from fedsurv.coordinator.commands.summary import print_table1
 
         print_table1(out / "results.json", console)
     console.print(f"[green]done[/green] in {elapsed:.1f} s: {len(files)} sites")
@@ -119,10 +118,10 @@ def demo(
 
 def _run(console: Any, work: Path, files: list[Path], spec: AnalysisSpec, out: Path,
          timeout: float) -> None:
-    from coordinator.deployment.audit_setup import audit_report, audited_sites
-    from coordinator.deployment.federation import LocalFederation
-    from coordinator.deployment.local_run import run_analysis, sites_from_files
-    from protocol.errors import FedsurvError
+    from fedsurv.coordinator.deployment.audit_setup import audit_report, audited_sites
+    from fedsurv.coordinator.deployment.federation import LocalFederation
+    from fedsurv.coordinator.deployment.local_run import run_analysis, sites_from_files
+    from fedsurv.protocol.errors import FedsurvError
 
     sites = sites_from_files(files, work / "state", policy=DEMO_POLICY)
     audit = audited_sites(sites, work / "audit-keys", out / "audit")

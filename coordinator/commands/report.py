@@ -24,7 +24,7 @@ def report(
         help="Show at-risk counts below K as <K (default: the spec's report.min_cell_count)."),
 ) -> None:
     """Render tables, plots and report of published results again (no site is contacted)."""
-    from coordinator.outputs import report_from_dir
+    from fedsurv.coordinator.outputs import report_from_dir
 
     paths = report_from_dir(out_dir, min_cell_count=min_cell_count, time_unit=time_unit)
     figures = sum(1 for name in paths if name.endswith(".png"))

@@ -1,7 +1,7 @@
 """``fedsurv run SPEC --out DIR``: submit one analysis to the running coordinator, show progress.
 
 The spec is validated here, shipped as data in a thin bundle (no code, see
-:mod:`coordinator.deployment.fab`) with ``flwr run`` to the SuperLink that
+:mod:`fedsurv.coordinator.deployment.fab`) with ``flwr run`` to the SuperLink that
 ``fedsurv coordinator start`` runs, and the ServerApp's ``progress.jsonl`` in DIR is followed
 live (or printed as JSON lines with ``--json``). The exit code says how it ended.
 """
@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
 
 if TYPE_CHECKING:
-    from coordinator.config import CoordinatorConfig
-    from protocol.spec import AnalysisSpec
+    from fedsurv.coordinator.config import CoordinatorConfig
+    from fedsurv.protocol.spec import AnalysisSpec
 
 EXIT_OK, EXIT_TOO_FEW_SITES, EXIT_REFUSED, EXIT_INFRASTRUCTURE = 0, 3, 4, 5
 EXIT_CODES_HELP = (
@@ -108,7 +107,7 @@ class RunProgress:
             self.sites[site] = SiteStatus("refused", f"{code}: {message.removeprefix(code + ': ')}")
         elif name == "site_no_answer":
             self.sites[site] = SiteStatus("no answer", "no reply to the query")
-        elif name == "site_excluded":  # a node not on the allow-list (coordinator.roster)
+        elif name == "site_excluded":  # a node not on the allow-list (fedsurv.coordinator.roster)
             self.sites[site] = SiteStatus("excluded", str(event.get("message", "")))
         elif name == "secagg_started":
             self.secagg_started = True
@@ -217,7 +216,7 @@ def run_options(config: CoordinatorConfig | None, expected_sites: int | None,
                 node_wait_timeout: float | None,
                 approval_wait: float | None = None) -> dict[str, Any]:
     """ServerApp run-config options: command line, else the config's ``[run]``."""
-    from coordinator.config import RunDefaults
+    from fedsurv.coordinator.config import RunDefaults
 
     defaults = config.run if config is not None else RunDefaults()
     expected = defaults.expected_sites if expected_sites is None else expected_sites
@@ -250,14 +249,14 @@ def default_out_dir(config: CoordinatorConfig | None, spec: AnalysisSpec, spec_p
 
 
 def _load_config(path: Path | None) -> CoordinatorConfig:
-    from coordinator.config import coordinator_config_path, load_coordinator_config
+    from fedsurv.coordinator.config import coordinator_config_path, load_coordinator_config
 
     return load_coordinator_config(coordinator_config_path(path))
 
 
 def _reachable(config: CoordinatorConfig) -> None:
-    from coordinator.config import CoordinatorUnavailable
-    from coordinator.deployment.processes import port_open
+    from fedsurv.coordinator.config import CoordinatorUnavailable
+    from fedsurv.coordinator.deployment.processes import port_open
 
     host, port = config.local_address.rsplit(":", 1)
     if not (config.flwr_home / "config.toml").is_file():
@@ -275,9 +274,9 @@ def completed_request(config: CoordinatorConfig, spec: AnalysisSpec) -> str | No
     The coordinator's own audit log knows (a ``round_completed`` record of the same audit
     request id), so no site is queried only to answer ``already_contributed``.
     """
-    from protocol.audit.records import RecordKind
-    from protocol.audit.requests import audit_request_id
-    from protocol.audit.verify import parse_line
+    from fedsurv.protocol.audit.records import RecordKind
+    from fedsurv.protocol.audit.requests import audit_request_id
+    from fedsurv.protocol.audit.verify import parse_line
 
     if config.audit is None or config.audit.log is None or not config.audit.log.is_file():
         return None
@@ -296,10 +295,10 @@ def completed_request(config: CoordinatorConfig, spec: AnalysisSpec) -> str | No
 def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir: Path,
            options: dict[str, Any], on_event: Any, timeout: float) -> str | None:
     """Run the analysis through ``flwr run``; None when it completed, else why it failed."""
-    from coordinator.deployment import local_run
-    from coordinator.deployment.processes import Supervisor, flower_env
-    from coordinator.deployment.runner import RunFailed
-    from coordinator.roster import ROSTER_KEY, roster_from_registrations, roster_json
+    from fedsurv.coordinator.deployment import local_run
+    from fedsurv.coordinator.deployment.processes import Supervisor, flower_env
+    from fedsurv.coordinator.deployment.runner import RunFailed
+    from fedsurv.coordinator.roster import ROSTER_KEY, roster_from_registrations, roster_json
 
     # sites are named by the enrolled names of their node keys, never by what they report
     roster = roster_from_registrations(config.registrations)
@@ -325,7 +324,7 @@ def _stop_run(supervisor: Any) -> None:
     import contextlib
     import re
 
-    from coordinator.deployment.runner import CONNECTION, flwr_cli
+    from fedsurv.coordinator.deployment.runner import CONNECTION, flwr_cli
 
     for process in supervisor.processes:
         match = re.search(r"Successfully started run (\d+)", process.log_text())
@@ -368,7 +367,7 @@ def run(
     Run this on the coordinator host (the coordinator writes the outputs into --out).
     Exit codes are listed below the options.
     """
-    from protocol.spec_file import load_spec
+    from fedsurv.protocol.spec_file import load_spec
 
     spec = load_spec(spec_path)
     config = _load_config(config_path)
@@ -439,7 +438,7 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
         sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
         sys.stdout.flush()
     elif code == EXIT_OK:
-        from coordinator.commands.summary import print_table1
+        from fedsurv.coordinator.commands.summary import print_table1
 
         console = Console()
         print_table1(out_dir / "results.json", console)
@@ -459,9 +458,8 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
 
 def _missing_sites_banner(results_path: Path, err: Any) -> None:
     """Say prominently which enrolled sites are not behind the published result."""
+    from fedsurv.coordinator.results import Results
     from rich.markup import escape
-
-    from coordinator.results import Results
 
     results = Results.model_validate_json(results_path.read_text(encoding="utf-8"))
     sites = results.sites

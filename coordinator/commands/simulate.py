@@ -5,7 +5,7 @@ hardened mask generator, Cox rounds) over an in-process grid; ``--engine plain``
 encoded tally vectors with numpy instead (no Flower at all). Both give identical results.
 
 Every simulated site applies one release policy: the stated local policy
-(:func:`coordinator.simulated_policy.local_policy`) or, with ``--policy FILE``, a site's
+(:func:`fedsurv.coordinator.simulated_policy.local_policy`) or, with ``--policy FILE``, a site's
 ``[policy]``. Each refusing site is printed with its reason code and message, as ``fedsurv
 run`` does, whether or not enough sites remain to publish.
 """
@@ -25,7 +25,7 @@ DATA_SUFFIXES = (".csv", ".xlsx", ".parquet")
 
 def site_files(data_dir: Path) -> list[Path]:
     """Every data file in ``data_dir`` (sorted); each is one site."""
-    from protocol.errors import FedsurvError
+    from fedsurv.protocol.errors import FedsurvError
 
     if not data_dir.is_dir():
         raise FedsurvError(f"{data_dir}: not a directory of site data files")
@@ -37,8 +37,8 @@ def site_files(data_dir: Path) -> list[Path]:
 
 def simulate_secure(spec_path: Path, files: list[Path], out: Path, policy_json: str) -> Path:
     """The real ServerApp/ClientApp code over an in-process grid; returns results.json."""
-    from coordinator.flower.server_app import run_request_and_publish
-    from coordinator.inprocess import federation_grid
+    from fedsurv.coordinator.flower.server_app import run_request_and_publish
+    from fedsurv.coordinator.inprocess import federation_grid
 
     configs = [{"site-id": path.stem, "policy": policy_json} for path in files]
     # Local files, no audit trail and no Flower chatter: only errors reach the terminal.
@@ -53,10 +53,10 @@ def simulate_secure(spec_path: Path, files: list[Path], out: Path, policy_json: 
 
 def simulate_plain_files(spec_path: Path, files: list[Path], out: Path, policy_json: str) -> Path:
     """Decide and tally each file, add the encoded vectors with numpy, analyse."""
-    from coordinator.outputs import write_outputs
-    from coordinator.progress import Progress
-    from coordinator.simulation import simulate_plain
-    from protocol.spec_file import load_spec
+    from fedsurv.coordinator.outputs import write_outputs
+    from fedsurv.coordinator.progress import Progress
+    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.protocol.spec_file import load_spec
 
     spec = load_spec(spec_path)
     results = simulate_plain(spec, files, policy_json=policy_json, progress=Progress(out))
@@ -65,7 +65,7 @@ def simulate_plain_files(spec_path: Path, files: list[Path], out: Path, policy_j
 
 def print_site_refusals(out: Path) -> None:
     """Each refusing site with its reason code and message, from ``progress.jsonl``."""
-    from coordinator.progress import PROGRESS_FILE
+    from fedsurv.coordinator.progress import PROGRESS_FILE
 
     path = out / PROGRESS_FILE
     if not path.is_file():
@@ -96,9 +96,13 @@ def simulate(
     )] = None,
 ) -> None:
     """Run an analysis on local site files (one per site) and write every pooled estimate."""
-    from coordinator.commands.summary import print_table1
-    from coordinator.simulated_policy import LOCAL_POLICY_TEXT, load_policy_file, local_policy
-    from protocol.spec_file import load_spec
+    from fedsurv.coordinator.commands.summary import print_table1
+    from fedsurv.coordinator.simulated_policy import (
+        LOCAL_POLICY_TEXT,
+        load_policy_file,
+        local_policy,
+    )
+    from fedsurv.protocol.spec_file import load_spec
 
     spec = load_spec(spec_path)  # a bad spec fails here, with its line, before any site is read
     files = site_files(data)

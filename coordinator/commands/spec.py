@@ -16,7 +16,7 @@ def schema(
     out: Path | None = typer.Option(None, "--out", help="Write the schema here (else stdout)."),
 ) -> None:
     """Print the JSON schema of the analysis spec (for editors and validation tools)."""
-    from protocol.spec import AnalysisSpec
+    from fedsurv.protocol.spec import AnalysisSpec
 
     text = json.dumps(AnalysisSpec.model_json_schema(), indent=2)
     if out is None:
@@ -29,8 +29,8 @@ def schema(
 @spec_app.command("check")
 def check(path: Path = typer.Argument(..., help="Spec file (YAML or JSON).")) -> None:
     """Validate a spec file; errors name the line and key. Prints the spec hash and layout."""
-    from protocol.layout import TallyLayout
-    from protocol.spec_file import load_spec, spec_warnings
+    from fedsurv.protocol.layout import TallyLayout
+    from fedsurv.protocol.spec_file import load_spec, spec_warnings
 
     spec = load_spec(path)
     layout = TallyLayout(spec)

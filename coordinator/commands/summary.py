@@ -14,11 +14,11 @@ def print_table1(results_path: Path, console: Console | None = None) -> None:
     """Print Table 1 (the model study's layout), who contributed, the log-rank tests and each
     Cox model's hazard ratios with CIs and p-values, from ``results.json``; counts follow the
     small-cell rule of the ``spec.json`` beside it."""
-    from coordinator.report.cox import cox_heading, cox_table
-    from coordinator.report.labels import curve_label, p_clause
-    from coordinator.report.tables import table1
-    from coordinator.results import Results
-    from protocol.spec import AnalysisSpec
+    from fedsurv.coordinator.report.cox import cox_heading, cox_table
+    from fedsurv.coordinator.report.labels import curve_label, p_clause
+    from fedsurv.coordinator.report.tables import table1
+    from fedsurv.coordinator.results import Results
+    from fedsurv.protocol.spec import AnalysisSpec
 
     results = Results.model_validate_json(results_path.read_text(encoding="utf-8"))
     spec_path = results_path.with_name("spec.json")

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coordinator.audit_provision import AuditVerdict, FederationAudit, provision_audit
-from coordinator.deployment.federation import Site
+from fedsurv.coordinator.audit_provision import AuditVerdict, FederationAudit, provision_audit
+from fedsurv.coordinator.deployment.federation import Site
 
 
 def audited_sites(sites: list[Site], key_dir: Path, log_dir: Path) -> FederationAudit:

@@ -22,8 +22,8 @@ MAX_VALUE = 50
 CLIP = MAX_VALUE // 2
 MODULUS_RANGE = 1 << 40
 
-SERVERAPP = "coordinator.deployment.bare_secagg:server_app"
-CLIENTAPP = "coordinator.deployment.bare_secagg:client_app"
+SERVERAPP = "fedsurv.coordinator.deployment.bare_secagg:server_app"
+CLIENTAPP = "fedsurv.coordinator.deployment.bare_secagg:client_app"
 
 
 def value_vector(site_id: str, length: int) -> np.ndarray:

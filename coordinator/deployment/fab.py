@@ -13,11 +13,11 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from protocol.errors import FedsurvError
-from protocol.version import SOFTWARE_VERSION
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.version import SOFTWARE_VERSION
 
-SERVER_APP = "coordinator.flower.server_app:app"
-CLIENT_APP = "site_node.flower.client_app:app"
+SERVER_APP = "fedsurv.coordinator.flower.server_app:app"
+CLIENT_APP = "fedsurv.site_node.flower.client_app:app"
 RunConfigValue = str | int | float | bool
 RUN_CONFIG_DEFAULTS: dict[str, RunConfigValue] = {"spec": "", "spec-path": "", "out-dir": ""}
 

@@ -11,7 +11,7 @@ flwr 1.42 hard-codes idle sleeps that dominate a short federated analysis on loo
   costs CPU all the time).
 
 None of the first two is configurable, so the launcher starts ``flower-supernode`` through
-``python -m coordinator.deployment.fastpoll flower-supernode ...`` and puts wrapper
+``python -m fedsurv.coordinator.deployment.fastpoll flower-supernode ...`` and puts wrapper
 ``flwr-serverapp`` and ``flower-superexec`` scripts first on ``PATH``. A wrapper replaces the
 ``time`` module *seen by that one flwr module* with a proxy whose ``sleep`` is shortened;
 every other sleep in the process is unchanged:
@@ -270,7 +270,7 @@ def _option(argv: list[str], flag: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m coordinator.deployment.fastpoll COMPONENT [ARGS...]``."""
+    """``python -m fedsurv.coordinator.deployment.fastpoll COMPONENT [ARGS...]``."""
     import importlib
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -293,7 +293,7 @@ def write_wrappers(bin_dir: Path) -> Path:
         script.write_text(
             f"#!{sys.executable}\n"
             "import sys\n"
-            "from coordinator.deployment.fastpoll import main\n"
+            "from fedsurv.coordinator.deployment.fastpoll import main\n"
             f"sys.exit(main([{component!r}, *sys.argv[1:]]))\n"
         )
         script.chmod(0o755)

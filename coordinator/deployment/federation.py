@@ -24,10 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.deployment import fastpoll, zygote
-from coordinator.deployment.fab import RunConfigValue
-from coordinator.deployment.pki_setup import FederationPKI, NodeKeys, add_node_keys, setup_pki
-from coordinator.deployment.processes import (
+from fedsurv.coordinator.deployment import fastpoll, zygote
+from fedsurv.coordinator.deployment.fab import RunConfigValue
+from fedsurv.coordinator.deployment.pki_setup import (
+    FederationPKI,
+    NodeKeys,
+    add_node_keys,
+    setup_pki,
+)
+from fedsurv.coordinator.deployment.processes import (
     ManagedProcess,
     Supervisor,
     flower_env,
@@ -36,23 +41,30 @@ from coordinator.deployment.processes import (
     venv_bin,
     wait_until,
 )
-from coordinator.deployment.proxy import ProxySettings, start_proxy
-from coordinator.deployment.runner import RunOutcome, register_nodes, run_app, write_connection
-from site_node.flower import pinning
+from fedsurv.coordinator.deployment.proxy import ProxySettings, start_proxy
+from fedsurv.coordinator.deployment.runner import (
+    RunOutcome,
+    register_nodes,
+    run_app,
+    write_connection,
+)
+from fedsurv.site_node.flower import pinning
 
 NodeConfigValue = str | int | float | bool
 SUPERNODE_READY = "SuperNode ID:"
 DEFAULT_PRELOAD: tuple[str, ...] = (
-    "site_node.flower.client_app", "site_node.answer", "site_node.data", "site_node.endpoints",
-    "site_node.tally", "pandas", "protocol.audit",
-    "site_node.flower.cox_round", "site_node.cox_answer", "site_node.cox_sums",
+    "fedsurv.site_node.flower.client_app", "fedsurv.site_node.answer", "fedsurv.site_node.data",
+    "fedsurv.site_node.endpoints", "fedsurv.site_node.tally", "pandas", "fedsurv.protocol.audit",
+    "fedsurv.site_node.flower.cox_round", "fedsurv.site_node.cox_answer",
+    "fedsurv.site_node.cox_sums",
 )
 """fedsurv's ClientApp and the modules it imports lazily when it tallies or answers a Cox
 round (scipy, through the Cox terms: about 1.3 s per process otherwise) (zygote preload)."""
 DEFAULT_SERVER_PRELOAD: tuple[str, ...] = (
-    "coordinator.flower.server_app", "coordinator.secure_sum", "coordinator.analysis",
-    "coordinator.outputs", "coordinator.report.warnings", "coordinator.audit_trail",
-    "coordinator.cox_rounds", "coordinator.estimators.cox",
+    "fedsurv.coordinator.flower.server_app", "fedsurv.coordinator.secure_sum",
+    "fedsurv.coordinator.analysis", "fedsurv.coordinator.outputs",
+    "fedsurv.coordinator.report.warnings", "fedsurv.coordinator.audit_trail",
+    "fedsurv.coordinator.cox_rounds", "fedsurv.stats.cox",
 )
 """fedsurv's ServerApp and what it imports lazily (analysis, publication, Cox). Not the report:
 the launcher's runs set ``report = false`` and render on the caller's side."""
@@ -151,7 +163,7 @@ class LocalFederation:
 
     def start_zygotes(self) -> None:
         """Start the ClientApp and ServerApp fork servers (:mod:`~.zygote`)."""
-        module = [sys.executable, "-m", "coordinator.deployment.zygote", "serve"]
+        module = [sys.executable, "-m", "fedsurv.coordinator.deployment.zygote", "serve"]
         self.zygote = self.supervisor.start(
             "zygote", [*module, str(self.zygote_socket), *self.preload])
         server_argv = [*module, str(self.server_zygote_socket), "--entry", zygote.SERVER_ENTRY]
@@ -220,7 +232,7 @@ class LocalFederation:
         config = {"site-id": site.site_id, **site.node_config}
         # the site's own launch (code pinning), optionally via the poll-interval wrapper
         launcher = pinning.launcher_args(self.approved_bundles, self.clientapps, via=(
-            "coordinator.deployment.fastpoll" if self.fast_poll else None))
+            "fedsurv.coordinator.deployment.fastpoll" if self.fast_poll else None))
         if self.fast_poll:
             launcher.append("flower-supernode")
         argv = [
@@ -263,7 +275,7 @@ class LocalFederation:
         return run_app(self.supervisor, bundle, run_config, **kwargs)
 
     def roster(self) -> dict[int, str]:
-        """Node id -> enrolled site name (:mod:`coordinator.roster`): every node registered
+        """Node id -> enrolled site name (:mod:`fedsurv.coordinator.roster`): every node registered
         by :meth:`start` (or added to ``node_ids``), under its site id."""
         return {node_id: name for name, node_id in self.node_ids.items() if node_id > 0}
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, RunConfigValue, write_bundle
-from coordinator.deployment.federation import LocalFederation, NodeConfigValue, Site
-from coordinator.deployment.processes import Supervisor
-from coordinator.deployment.runner import RunOutcome, run_app
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, RunConfigValue, write_bundle
+from fedsurv.coordinator.deployment.federation import LocalFederation, NodeConfigValue, Site
+from fedsurv.coordinator.deployment.processes import Supervisor
+from fedsurv.coordinator.deployment.runner import RunOutcome, run_app
+from fedsurv.protocol.spec import AnalysisSpec
 
 PROGRESS_FILE = "progress.jsonl"
 
@@ -76,7 +76,7 @@ def run_analysis(
     ``on_event`` receives every new line of ``<out_dir>/progress.jsonl`` as it appears, then
     the local ``report_written`` / ``report_failed`` event (see :func:`submit_analysis`).
     """
-    from coordinator.roster import ROSTER_KEY, roster_json
+    from fedsurv.coordinator.roster import ROSTER_KEY, roster_json
 
     options = {ROSTER_KEY: roster_json(federation.roster()), **(options or {})}
     return submit_analysis(federation.supervisor, federation.workdir, spec, out_dir,
@@ -100,7 +100,7 @@ def submit_analysis(
 
     The thin bundle is written under ``workdir``; ``flwr run`` runs under ``supervisor``. The
     ServerApp only publishes (run config ``report = false``); the report is rendered here
-    (:func:`coordinator.outputs.render_published_report`) as soon as the progress file says
+    (:func:`fedsurv.coordinator.outputs.render_published_report`) as soon as the progress file says
     ``results_published``, while Flower winds the run down, or once the run has ended if no
     progress check saw that event before. ``render_report=False``: no report.
     """
@@ -139,7 +139,7 @@ class _Follower:
                 self.render()
 
     def render(self) -> None:
-        from coordinator.outputs import render_published_report
+        from fedsurv.coordinator.outputs import render_published_report
 
         self.rendered = True
         event = render_published_report(self.out_dir)

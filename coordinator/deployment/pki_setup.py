@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocol.pki import create_ca, create_node_keypair, create_server_certificate
+from fedsurv.protocol.pki import create_ca, create_node_keypair, create_server_certificate
 
 LOOPBACK_SANS = ["127.0.0.1", "localhost"]
 

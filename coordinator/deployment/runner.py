@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.deployment.fab import RunConfigValue, toml_value
-from coordinator.deployment.fastpoll import touch
-from coordinator.deployment.processes import Supervisor, venv_bin
+from fedsurv.coordinator.deployment.fab import RunConfigValue, toml_value
+from fedsurv.coordinator.deployment.fastpoll import touch
+from fedsurv.coordinator.deployment.processes import Supervisor, venv_bin
 
 CONNECTION = "fedsurv-local"
 EXISTING_OK = "--existing-ok"
@@ -71,7 +71,7 @@ def register_nodes(
     one ``flwr`` process per key: same code path, one interpreter start-up instead of nine.
     A key the SuperLink already knows fails the call, or with ``existing_ok`` maps to 0.
     """
-    argv = [sys.executable, "-m", "coordinator.deployment.runner", "register", CONNECTION]
+    argv = [sys.executable, "-m", "fedsurv.coordinator.deployment.runner", "register", CONNECTION]
     if existing_ok:
         argv.append(EXISTING_OK)
     for name, path in public_keys.items():
@@ -146,7 +146,7 @@ def list_nodes(env: dict[str, str]) -> list[RegisteredNode]:
     The Control API's ``ListNodes`` (what ``flwr supernode list`` calls) through flwr's own
     client, in one helper process: the CLI prints node ids but not the public keys.
     """
-    argv = [sys.executable, "-m", "coordinator.deployment.runner", "nodes", CONNECTION]
+    argv = [sys.executable, "-m", "fedsurv.coordinator.deployment.runner", "nodes", CONNECTION]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
                             check=False)
     if result.returncode != 0:
@@ -205,7 +205,7 @@ def run_app(
 
     ``on_tick`` is called every ``tick`` seconds while the run is going (progress display).
     ``wake`` is touched once the run is submitted (the SuperLink's SuperExec watches it, see
-    :mod:`coordinator.deployment.fastpoll`).
+    :mod:`fedsurv.coordinator.deployment.fastpoll`).
     """
     name = f"flwr-run-{int(time.time() * 1000)}"
     config_file = supervisor.log_dir / f"{name}.toml"

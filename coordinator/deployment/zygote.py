@@ -17,7 +17,7 @@ Preload only the ClientApp the federation runs: a preloaded module's import side
 every child. Only for co-hosted loopback federations (demo, tests, benchmarks). A hospital's
 SuperNode starts the real ``flwr-clientapp``. The same server, started with
 ``--entry flwr.superlink.cli:flwr_serverapp --patch flwr-serverapp``, serves the SuperLink's
-ServerApp processes (with :mod:`coordinator.deployment.fastpoll` applied before forking).
+ServerApp processes (with :mod:`fedsurv.coordinator.deployment.fastpoll` applied before forking).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def serve(
     for module in [entry_module, *TRANSPORT_PRELOAD, *preload]:
         importlib.import_module(module)
     if patch:
-        from coordinator.deployment import fastpoll
+        from fedsurv.coordinator.deployment import fastpoll
 
         fastpoll.patch(patch)
     import gc
@@ -196,7 +196,8 @@ def write_wrapper(bin_dir: Path, socket_path: Path, name: str = "flwr-clientapp"
 
 
 def main(argv: list[str]) -> None:
-    """``python -m coordinator.deployment.zygote serve SOCKET [--entry M:F] [--patch C] MOD...``"""
+    """``python -m fedsurv.coordinator.deployment.zygote serve SOCKET [--entry M:F] [--patch C]
+    MOD...``"""
     import argparse
 
     parser = argparse.ArgumentParser(prog="zygote")

@@ -1,1 +1,2 @@
-"""The coordinator's Flower ServerApp (``coordinator.flower.server_app:app``) and its helpers."""
+"""The coordinator's Flower ServerApp (``fedsurv.coordinator.flower.server_app:app``) and its
+helpers."""

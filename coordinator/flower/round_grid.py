@@ -3,10 +3,12 @@
 Wraps the real Grid handed to ``SecAggPlusWorkflow``:
 
 * adds the ``fedsurv.round`` record (request id, attempt, spec hash, mask generator, encoding)
-  to every stage message, so sites can apply their rules (:mod:`site_node.flower.guard`);
+  to every stage message, so sites can apply their rules (:mod:`fedsurv.site_node.flower.guard`);
 * relays the sites' signed SecAgg+ key statements (authenticated SecAgg+, issue 11): each
-  site's ``setup`` reply carries its statement (:data:`protocol.roster.KEYSIG_RECORD`), and every
-  ``share_keys`` message carries all of them (:data:`protocol.roster.KEYSIGS_RECORD`) so each
+  site's ``setup`` reply carries its statement (:data:`fedsurv.protocol.roster.KEYSIG_RECORD`), and
+  every
+  ``share_keys`` message carries all of them (:data:`fedsurv.protocol.roster.KEYSIGS_RECORD`) so
+  each
   site can check its peers against its study roster;
 * passes the stage timeout;
 * after each stage, compares who was sent a message with who replied without error, and emits
@@ -24,16 +26,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from fedsurv.protocol.audit.receipt import read_receipt
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.roster import KEYSIG_RECORD, KEYSIGS_RECORD, key_digest
+from fedsurv.protocol.secure_encoding import ROUND_RECORD
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 from flwr.proto.node_pb2 import NodeInfo  # pylint: disable=E0611
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
-
-from protocol.audit.receipt import read_receipt
-from protocol.errors import FedsurvError
-from protocol.roster import KEYSIG_RECORD, KEYSIGS_RECORD, key_digest
-from protocol.secure_encoding import ROUND_RECORD
 
 
 class SetupDropout(FedsurvError):

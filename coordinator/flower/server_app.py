@@ -1,5 +1,5 @@
 """fedsurv's Flower ServerApp: one request per run (its tally sum, then its Cox models'
-rounds over the same sites, :mod:`coordinator.cox_rounds`).
+rounds over the same sites, :mod:`fedsurv.coordinator.cox_rounds`).
 
 Run config (``flwr run . --run-config '...'`` or ``[tool.flwr.app.config]``):
 
@@ -8,16 +8,18 @@ Run config (``flwr run . --run-config '...'`` or ``[tool.flwr.app.config]``):
   the report go (default ``fedsurv-out``);
 * ``report`` (default true): render tables, plots and report after publishing; ``fedsurv
   run`` and ``fedsurv demo`` set it false and render on their side once the run has ended;
-* options of :class:`coordinator.secure_sum.SecureSumOptions`: ``query-timeout``,
+* options of :class:`fedsurv.coordinator.secure_sum.SecureSumOptions`: ``query-timeout``,
   ``stage-timeout``, ``node-wait-timeout``, ``expected-sites``, ``share-fraction``,
   ``reconstruction-threshold``, ``max-retries``.
 * ``audit-log`` and ``audit-key``: the coordinator's signed audit log and its Ed25519 key
-  (:mod:`coordinator.audit_trail`); optional ``requester`` names who asked. Unset: a warning.
+  (:mod:`fedsurv.coordinator.audit_trail`); optional ``requester`` names who asked. Unset: a
+  warning.
   A log that cannot be written stops the request; ``results.json`` is removed again if its
   ``result_published`` record cannot be written.
 
 Importing this module installs the ChaCha20 mask generator in Flower's SecAgg+ workflow
-(:func:`protocol.secure_prg.install`), in every ``flwr-serverapp`` process that runs this app.
+(:func:`fedsurv.protocol.secure_prg.install`), in every ``flwr-serverapp`` process that runs this
+app.
 """
 
 from __future__ import annotations
@@ -27,12 +29,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fedsurv.protocol import secure_prg
+from fedsurv.protocol.errors import SpecError
+from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
-
-from protocol import secure_prg
-from protocol.errors import SpecError
-from protocol.spec import AnalysisSpec
 
 secure_prg.install(client=False, server=True)
 
@@ -48,11 +49,11 @@ def main(grid: Grid, context: Context) -> None:
 
 def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     """Secure sum, analysis and outputs for one request; returns the output directory."""
-    from coordinator.analysis import analyse
-    from coordinator.audit_trail import CoordinatorAudit
-    from coordinator.outputs import publish_results
-    from coordinator.progress import Progress
-    from coordinator.secure_sum import SecureSumOptions, run_request
+    from fedsurv.coordinator.analysis import analyse
+    from fedsurv.coordinator.audit_trail import CoordinatorAudit
+    from fedsurv.coordinator.outputs import publish_results
+    from fedsurv.coordinator.progress import Progress
+    from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
 
     spec = spec_from_run_config(run_config)
     out_dir = Path(str(run_config.get("out-dir", "") or "fedsurv-out"))
@@ -62,11 +63,11 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     outcome = run_request(grid, spec, options, progress, audit=audit)
     results = analyse(outcome.spec, outcome.tallies, outcome.sites, engine="secagg+")
     if outcome.spec.cox:  # Cox rounds over the same contributors, before anything is written
-        from coordinator.cox_rounds import fit_cox_models
+        from fedsurv.coordinator.cox_rounds import fit_cox_models
 
         results.cox.update(fit_cox_models(grid, outcome, options, progress, audit))
     if outcome.spec.inference is not None and outcome.spec.inference.fine_gray:
-        from coordinator.fine_gray_rounds import fit_fine_gray_models  # issue 14
+        from fedsurv.coordinator.fine_gray_rounds import fit_fine_gray_models  # issue 14
 
         fits, warnings = fit_fine_gray_models(grid, outcome, options, progress, audit)
         results.fine_gray.update(fits)
@@ -89,7 +90,7 @@ def _wants_report(run_config: Mapping[str, Any]) -> bool:
 def _render_report(out_dir: Path, progress: Any) -> None:
     """Tables, plots and report from the published files; a failure here is reported, but the
     result stays published (``fedsurv report DIR`` renders it again)."""
-    from coordinator.outputs import render_published_report
+    from fedsurv.coordinator.outputs import render_published_report
 
     event = render_published_report(out_dir)
     if event is not None:
@@ -98,8 +99,8 @@ def _render_report(out_dir: Path, progress: Any) -> None:
 
 def _audit_publication(audit: Any, outcome: Any, results_path: Path, progress: Any) -> None:
     """``result_published`` for the written ``results.json``; without it, no results."""
-    from coordinator.audit_trail import AuditUnavailable
-    from protocol.layout import TallyLayout
+    from fedsurv.coordinator.audit_trail import AuditUnavailable
+    from fedsurv.protocol.layout import TallyLayout
 
     try:
         audit.result_published(outcome.spec, TallyLayout(outcome.spec).fingerprint,
@@ -112,7 +113,7 @@ def _audit_publication(audit: Any, outcome: Any, results_path: Path, progress: A
 
 def spec_from_run_config(run_config: Mapping[str, Any]) -> AnalysisSpec:
     """The spec from ``spec`` (text) or ``spec-path`` (file)."""
-    from protocol.spec_file import load_spec, parse_spec
+    from fedsurv.protocol.spec_file import load_spec, parse_spec
 
     text = str(run_config.get("spec", "") or "")
     if text.strip():

@@ -7,26 +7,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
-
-from coordinator.report.cox import cox_heading, cox_notes, cox_table
-from coordinator.report.figures import FigureFile
-from coordinator.report.inference import (
+from fedsurv.coordinator.report.cox import cox_heading, cox_notes, cox_table
+from fedsurv.coordinator.report.figures import FigureFile
+from fedsurv.coordinator.report.inference import (
     InferenceSection,
     inference_sections,
     weights_label,
     zph_sections,
 )
-from coordinator.report.labels import curve_label, format_p, pct_ci, proportion_label
-from coordinator.report.methods import methods_paragraph
-from coordinator.report.small_cells import (
+from fedsurv.coordinator.report.labels import curve_label, format_p, pct_ci, proportion_label
+from fedsurv.coordinator.report.methods import methods_paragraph
+from fedsurv.coordinator.report.small_cells import (
     SUPPRESSED,
     fraction_text,
     mask_count,
     proportion_hidden,
 )
-from coordinator.report.tables import TABLE1_DAY, landmark_display, table1
-from coordinator.results import Results, ResultWarning
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.report.tables import TABLE1_DAY, landmark_display, table1
+from fedsurv.coordinator.results import Results, ResultWarning
+from fedsurv.protocol.spec import AnalysisSpec
 
 
 @dataclass(frozen=True)

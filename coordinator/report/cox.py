@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
-
-from coordinator.cox_result import CoxResult
-from coordinator.report.labels import curve_label, format_p, p_clause
-from coordinator.report.small_cells import mask_count
+from fedsurv.coordinator.report.labels import curve_label, format_p, p_clause
+from fedsurv.coordinator.report.small_cells import mask_count
+from fedsurv.stats.cox_result import CoxResult
 
 
 def cox_heading(result: CoxResult) -> str:

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from coordinator.results import CurveResult
+from fedsurv.coordinator.results import CurveResult
 
 DAYS_PER_MONTH = 365.25 / 12
 """Days per month used for the months axis (30.4375)."""

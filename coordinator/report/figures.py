@@ -5,19 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
-from coordinator.report.cox import cox_heading
-from coordinator.report.labels import curve_label, p_clause
-from coordinator.report.plots import (
+from fedsurv.coordinator.report.cox import cox_heading
+from fedsurv.coordinator.report.labels import curve_label, p_clause
+from fedsurv.coordinator.report.plots import (
     DrawnPlot,
     plot_forest,
     plot_incidence,
     plot_survival,
     save_figure,
 )
-from coordinator.report.tables import slug
-from coordinator.results import Results
+from fedsurv.coordinator.report.tables import slug
+from fedsurv.coordinator.results import Results
+from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)

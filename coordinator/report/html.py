@@ -6,10 +6,9 @@ import re
 from html import escape
 
 import pandas as pd
-
-from coordinator.report.content import ReportContent
-from coordinator.report.figures import FigureFile
-from coordinator.report.small_cells import mask_note
+from fedsurv.coordinator.report.content import ReportContent
+from fedsurv.coordinator.report.figures import FigureFile
+from fedsurv.coordinator.report.small_cells import mask_note
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1b1b1b;

@@ -14,10 +14,9 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-
-from coordinator.report.labels import curve_label, format_p
-from coordinator.report.small_cells import mask_count
-from coordinator.results import Results
+from fedsurv.coordinator.report.labels import curve_label, format_p
+from fedsurv.coordinator.report.small_cells import mask_count
+from fedsurv.coordinator.results import Results
 
 RMST_COLUMNS = ["endpoint", "stratum", "tau", "rmst", "se", "lower", "upper"]
 CONTRAST_COLUMNS = ["endpoint", "contrast", "first", "second", "tau", "estimate", "se", "lower",
@@ -121,7 +120,7 @@ def _fine_gray_table(fit, pct: str, min_cell_count: int | None) -> pd.DataFrame:
 
 
 def _slug(text: str) -> str:
-    from coordinator.report.tables import slug
+    from fedsurv.coordinator.report.tables import slug
 
     return slug(text)
 

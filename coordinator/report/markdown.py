@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import pandas as pd
-
-from coordinator.report.content import ReportContent
-from coordinator.report.escaping import code_fence, markdown_text
-from coordinator.report.small_cells import mask_note
+from fedsurv.coordinator.report.content import ReportContent
+from fedsurv.coordinator.report.escaping import code_fence, markdown_text
+from fedsurv.coordinator.report.small_cells import mask_note
 
 
 def render_markdown(content: ReportContent, *, relative_to: Path) -> str:

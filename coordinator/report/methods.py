@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from coordinator.cox_result import CoxResult
-from coordinator.report.inference import inference_methods
-from coordinator.report.labels import (
+from fedsurv.coordinator.report.inference import inference_methods
+from fedsurv.coordinator.report.labels import (
     PROPORTION_METHOD_TEXT,
     TRANSFORM_TEXT,
     curve_label,
     landmark_label,
 )
-from coordinator.report.tables import TABLE1_DAY
-from coordinator.results import Results
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.report.tables import TABLE1_DAY
+from fedsurv.coordinator.results import Results
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.stats.cox_result import CoxResult
 
 AJ_VARIANCE_TEXT = "the delta-method (Greenwood-type) variance as in R survival::survfit"
 """How the Aalen-Johansen variance is described: ``cumulative_incidence``'s default
-``variance="delta"`` (:mod:`coordinator.estimators.aalen_johansen`), whose standard error
+``variance="delta"`` (:mod:`fedsurv.stats.aalen_johansen`), whose standard error
 equals R ``survfit``'s multi-state (infinitesimal-jackknife) one, checked there against R."""
 
 ENDPOINTS_TEXT = (

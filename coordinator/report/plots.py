@@ -2,7 +2,7 @@
 ``savefig`` renders PNG with Agg and SVG with the SVG backend, headless).
 
 Kaplan-Meier and cumulative-incidence curves are drawn as ``where='post'`` steps of exactly the
-arrays from :mod:`coordinator.report.curves`, with CI bands, ``+`` censor marks and a
+arrays from :mod:`fedsurv.coordinator.report.curves`, with CI bands, ``+`` censor marks and a
 number-at-risk table under the axis. Every function returns a :class:`DrawnPlot` holding the
 artists, so tests compare ``Line2D.get_xydata()`` with the estimator's steps.
 """
@@ -15,14 +15,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.collections import PolyCollection
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, PercentFormatter
-
-from coordinator.cox_result import CoxResult
-from coordinator.report.curves import (
+from fedsurv.coordinator.report.curves import (
     Steps,
     at_risk_at,
     censor_marks,
@@ -32,9 +25,15 @@ from coordinator.report.curves import (
     regular_ticks,
     to_unit,
 )
-from coordinator.report.labels import p_clause
-from coordinator.report.small_cells import mask_count
-from coordinator.results import CurveResult
+from fedsurv.coordinator.report.labels import p_clause
+from fedsurv.coordinator.report.small_cells import mask_count
+from fedsurv.coordinator.results import CurveResult
+from fedsurv.stats.cox_result import CoxResult
+from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, PercentFormatter
 
 # Okabe-Ito colour-blind-safe palette; the first colour is used for single curves.
 PALETTE = ("#0b3c5d", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000")

@@ -2,7 +2,8 @@
 
 The CSVs hold the pooled numbers at full precision; the display tables (Table 1, landmark
 table) are formatted strings for the reports. With a minimum cell count ``k`` both follow the
-small-cell rule (:mod:`coordinator.report.small_cells`): counts below ``k`` print as ``"<k"``
+small-cell rule (:mod:`fedsurv.coordinator.report.small_cells`): counts below ``k`` print as
+``"<k"``
 (CSV cells too) and proportions that would give one back are suppressed. ``results.json``
 always keeps the integers.
 """
@@ -13,12 +14,11 @@ import re
 from pathlib import Path
 
 import pandas as pd
-
-from coordinator.report.cox import cox_frame
-from coordinator.report.curves import at_risk_at, value_at
-from coordinator.report.escaping import spreadsheet_safe
-from coordinator.report.inference import inference_csv_frames, weights_label
-from coordinator.report.labels import (
+from fedsurv.coordinator.report.cox import cox_frame
+from fedsurv.coordinator.report.curves import at_risk_at, value_at
+from fedsurv.coordinator.report.escaping import spreadsheet_safe
+from fedsurv.coordinator.report.inference import inference_csv_frames, weights_label
+from fedsurv.coordinator.report.labels import (
     SHORT_LABELS,
     curve_label,
     landmark_label,
@@ -27,13 +27,13 @@ from coordinator.report.labels import (
     pct_ci,
     proportion_label,
 )
-from coordinator.report.small_cells import (
+from fedsurv.coordinator.report.small_cells import (
     SUPPRESSED,
     fraction_text,
     mask_count,
     proportion_hidden,
 )
-from coordinator.results import CurveResult, Results
+from fedsurv.coordinator.results import CurveResult, Results
 
 TABLE1_COLUMNS = ["Outcome", "n/N", "Estimate"]
 TABLE1_DAY = 365
@@ -135,7 +135,7 @@ def write_csv_tables(results: Results, out_dir: Path,
     """Write proportions.csv, landmarks.csv, logrank.csv and cox_<model>.csv (if any),
     table1.csv and the curve CSVs (small cells masked when ``min_cell_count`` is set); text
     a spreadsheet would run is neutralised
-    (:func:`coordinator.report.escaping.spreadsheet_safe`)."""
+    (:func:`fedsurv.coordinator.report.escaping.spreadsheet_safe`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     k = min_cell_count
     frames: dict[str, pd.DataFrame] = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coordinator.report.labels import PROPORTION_METHOD_TEXT, SHORT_LABELS, landmark_label
-from coordinator.report.small_cells import mask_count
-from coordinator.report.tables import curve_items, landmark_at_risk
-from coordinator.results import ProportionResult, Results, ResultWarning
+from fedsurv.coordinator.report.labels import PROPORTION_METHOD_TEXT, SHORT_LABELS, landmark_label
+from fedsurv.coordinator.report.small_cells import mask_count
+from fedsurv.coordinator.report.tables import curve_items, landmark_at_risk
+from fedsurv.coordinator.results import ProportionResult, Results, ResultWarning
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 Site and coordinator import from here::
 
-    from protocol.audit import AuditLog, RecordKind, TallyReleased, site_actor
+    from fedsurv.protocol.audit import AuditLog, RecordKind, TallyReleased, site_actor
 """
 
-from protocol.audit.crosscheck import CrossCheckReport, Finding, cross_check
-from protocol.audit.digests import file_sha256, vector_sha256
-from protocol.audit.errors import AuditLogError, AuditVerificationFailed
-from protocol.audit.log import AuditLog
-from protocol.audit.records import (
+from fedsurv.protocol.audit.crosscheck import CrossCheckReport, Finding, cross_check
+from fedsurv.protocol.audit.digests import file_sha256, vector_sha256
+from fedsurv.protocol.audit.errors import AuditLogError, AuditVerificationFailed
+from fedsurv.protocol.audit.log import AuditLog
+from fedsurv.protocol.audit.records import (
     COORDINATOR,
     GENESIS_HASH,
     AuditRecord,
@@ -23,7 +23,7 @@ from protocol.audit.records import (
     TallyReleased,
     site_actor,
 )
-from protocol.audit.verify import Problem, VerifyReport, verify_log
+from fedsurv.protocol.audit.verify import Problem, VerifyReport, verify_log
 
 __all__ = [
     "COORDINATOR",

@@ -20,7 +20,8 @@ Anchors (malicious coordinator, issue 11), all errors:
 * ``head_signer_mismatch``: a head a site recorded was not signed by the coordinator log's key;
 * ``release_unexplained``: a site released a vector for a request the coordinator's log never
   mentions;
-* ``signer_not_enrolled`` (with a study roster, :class:`protocol.roster.StudyRoster`): a log's
+* ``signer_not_enrolled`` (with a study roster, :class:`fedsurv.protocol.roster.StudyRoster`): a
+log's
   key is not the enrolled key of the name it claims (the coordinator's, or ``site:NAME``'s).
 
 What this proves and does not prove is in ``docs/audit.md``.
@@ -36,8 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from protocol.audit.records import (
+from fedsurv.protocol.audit.records import (
     COORDINATOR,
     AuditRecord,
     CoordinatorHead,
@@ -47,9 +47,9 @@ from protocol.audit.records import (
     RoundCompleted,
     TallyReleased,
 )
-from protocol.audit.verify import VerifyReport, verify_log
-from protocol.roster import StudyRoster
-from protocol.signing import KeySource, key_id
+from fedsurv.protocol.audit.verify import VerifyReport, verify_log
+from fedsurv.protocol.roster import StudyRoster
+from fedsurv.protocol.signing import KeySource, key_id
 
 Severity = Literal["error", "warning"]
 

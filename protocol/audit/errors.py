@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocol.errors import FedsurvError
+from fedsurv.protocol.errors import FedsurvError
 
 
 class AuditLogError(FedsurvError):

@@ -20,8 +20,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from protocol.signing import key_id
+from fedsurv.protocol.signing import key_id
 
 HEAD_TYPE = "fedsurv-audit-head/1"
 

@@ -23,11 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from protocol.audit.errors import AuditLogError
-from protocol.audit.head import read_head, write_head
-from protocol.audit.records import (
+from fedsurv.protocol.audit.errors import AuditLogError
+from fedsurv.protocol.audit.head import read_head, write_head
+from fedsurv.protocol.audit.records import (
     FORMAT,
     GENESIS_HASH,
     AuditRecord,
@@ -37,8 +35,9 @@ from protocol.audit.records import (
     record_hash,
     to_line,
 )
-from protocol.audit.verify import check_integrity, parse_line
-from protocol.signing import PrivateKeySource, key_id, load_signing_key
+from fedsurv.protocol.audit.verify import check_integrity, parse_line
+from fedsurv.protocol.signing import PrivateKeySource, key_id, load_signing_key
+from pydantic import BaseModel
 
 TAIL_CHUNK = 64 * 1024
 

@@ -12,7 +12,7 @@ Chain rule:
   (64 zeros); every later record's ``prev_hash`` is the previous record's ``hash``.
 * ``hash`` = SHA-256 of :func:`canonical_bytes` of the record without ``hash`` and
   ``signature`` (sorted keys, no whitespace, ASCII); ``signature`` = Ed25519 over the same bytes
-  by the key whose id (:func:`protocol.signing.key_id`) is ``key_id``.
+  by the key whose id (:func:`fedsurv.protocol.signing.key_id`) is ``key_id``.
 
 Record kinds and their bodies (all ids are strings, all hashes lowercase hex SHA-256):
 
@@ -97,7 +97,7 @@ class _RunOrigin(_Body):
 
 class CoordinatorHead(_Body):
     """The coordinator's signed claim "my log's record ``seq`` has hash ``hash``"
-    (:mod:`protocol.audit.head`), as a site received it with a query."""
+    (:mod:`fedsurv.protocol.audit.head`), as a site received it with a query."""
 
     seq: int = Field(ge=0)
     hash: Sha256Hex
@@ -137,7 +137,8 @@ class TallyReleased(_RunOrigin):
     spec_sha256: Sha256Hex
     layout_fingerprint: Sha256Hex
     tally_sha256: Sha256Hex
-    """:func:`protocol.audit.digests.vector_sha256` of the plaintext vector before masking."""
+    """:func:`fedsurv.protocol.audit.digests.vector_sha256` of the plaintext vector before
+    masking."""
     vector_length: int = Field(ge=1)
 
 
@@ -153,7 +154,7 @@ class RoundCompleted(_Body):
     """Sites that refused, with their reason codes."""
     min_sites: int = Field(ge=1)
     aggregate_sha256: Sha256Hex
-    """:func:`protocol.audit.digests.vector_sha256` of the summed vector."""
+    """:func:`fedsurv.protocol.audit.digests.vector_sha256` of the summed vector."""
     site_receipts: dict[Name, Sha256Hex] = Field(default_factory=dict)
     """Optional: each site's ``hash`` of its own ``tally_released`` record, as the site
     reported it; lets an auditor tie the coordinator log to exact site records."""
@@ -181,7 +182,7 @@ class ResultPublished(_Body):
     layout_fingerprint: Sha256Hex
     sites: list[Name] = Field(min_length=1)
     result_sha256: Sha256Hex
-    """:func:`protocol.audit.digests.file_sha256` of the published result file."""
+    """:func:`fedsurv.protocol.audit.digests.file_sha256` of the published result file."""
     output: str | None = None
     """Name of the published file, for the timeline."""
 

@@ -13,11 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.audit.digests import file_sha256
-from protocol.audit.errors import AuditLogError, AuditVerificationFailed
-from protocol.audit.records import AuditRecord, RecordKind
-from protocol.audit.verify import verify_log
-from protocol.signing import KeySource
+from fedsurv.protocol.audit.digests import file_sha256
+from fedsurv.protocol.audit.errors import AuditLogError, AuditVerificationFailed
+from fedsurv.protocol.audit.records import AuditRecord, RecordKind
+from fedsurv.protocol.audit.verify import verify_log
+from fedsurv.protocol.signing import KeySource
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protocol.audit.records import AuditRecord, RecordKind
+from fedsurv.protocol.audit.records import AuditRecord, RecordKind
 
 
 def _short(digest: str) -> str:
@@ -58,8 +58,8 @@ def summarize(record: AuditRecord) -> str:
 def read_for_show(path: Path, key: Path | None, *,
                   require_head: bool = True) -> tuple[list[AuditRecord], str]:
     """Records to display and a status line; with ``key`` only the verified prefix is shown."""
-    from protocol.audit.errors import AuditLogError
-    from protocol.audit.verify import parse_line, verify_log
+    from fedsurv.protocol.audit.errors import AuditLogError
+    from fedsurv.protocol.audit.verify import parse_line, verify_log
 
     if key is not None:
         report = verify_log(path, key, require_head=require_head)

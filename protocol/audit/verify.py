@@ -17,18 +17,17 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import ValidationError
-
-from protocol.audit.errors import AuditLogError
-from protocol.audit.head import read_head
-from protocol.audit.records import (
+from fedsurv.protocol.audit.errors import AuditLogError
+from fedsurv.protocol.audit.head import read_head
+from fedsurv.protocol.audit.records import (
     GENESIS_HASH,
     AuditRecord,
     canonical_bytes,
     record_hash,
     to_line,
 )
-from protocol.signing import KeySource, key_id, load_public_key
+from fedsurv.protocol.signing import KeySource, key_id, load_public_key
+from pydantic import ValidationError
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``load_site_data(path)`` returns the frame or raises :class:`DataValidationError` listing
 every broken rule (file, row, column, rule id; the first 50 findings of a rule, then its total;
 files of any length are read in chunks); rule ids and their wording are in
-:data:`site_node.data.schema.RULES`.
+:data:`fedsurv.site_node.data.schema.RULES`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-from site_node.data.errors import DataValidationError, Finding
-from site_node.data.readers import RawTable, read_raw
-from site_node.data.validate import validate
+from fedsurv.site_node.data.errors import DataValidationError, Finding
+from fedsurv.site_node.data.readers import RawTable, read_raw
+from fedsurv.site_node.data.validate import validate
 
 __all__ = ["DataValidationError", "Finding", "check_site_data", "load_site_data"]
 

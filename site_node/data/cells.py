@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from fedsurv.site_node.data.schema import EMPTY_TOKENS, ISO_DATE
 from pandas.api import types as ptypes
-
-from site_node.data.schema import EMPTY_TOKENS, ISO_DATE
 
 TEXT = "string[pyarrow]"
 """Dtype of cell text: Arrow-backed, <NA> for empty cells."""

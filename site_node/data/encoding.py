@@ -13,7 +13,7 @@ import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
-from site_node.data.errors import DataValidationError, Finding
+from fedsurv.site_node.data.errors import DataValidationError, Finding
 
 RESAVE = ("in Excel use File > Save As > 'CSV UTF-8 (Comma delimited) (*.csv)'; in LibreOffice "
           "tick 'Edit filter settings' and choose 'Unicode (UTF-8)'")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from fedsurv.protocol.errors import FedsurvError
 from pydantic import BaseModel, ConfigDict
-
-from protocol.errors import FedsurvError
 
 
 class Finding(BaseModel):
@@ -38,7 +37,7 @@ class Finding(BaseModel):
 
 class DataValidationError(FedsurvError):
     """A site data file breaks the contract; lists its findings, one per line (the first 50 of
-    each rule, then each longer rule's total: :mod:`site_node.data.validate`)."""
+    each rule, then each longer rule's total: :mod:`fedsurv.site_node.data.validate`)."""
 
     exit_code = 1
 

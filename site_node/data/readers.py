@@ -7,7 +7,8 @@ and are dropped; a quoted CSV cell spanning lines shifts later numbers); Parquet
 records from 1.
 
 Rows come in chunks of :data:`CHUNK_ROWS` (streamed from the file), so a file of any length is
-checked in bounded memory. CSV text encodings are detected first (:mod:`site_node.data.encoding`).
+checked in bounded memory. CSV text encodings are detected first
+(:mod:`fedsurv.site_node.data.encoding`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from site_node.data.cells import as_text, given_mask
-from site_node.data.encoding import TextEncoding, detect_encoding, first_line
-from site_node.data.errors import DataValidationError, Finding
+from fedsurv.site_node.data.cells import as_text, given_mask
+from fedsurv.site_node.data.encoding import TextEncoding, detect_encoding, first_line
+from fedsurv.site_node.data.errors import DataValidationError, Finding
 
 SPREADSHEET_ROWS = (
     "Row numbers are as in a spreadsheet: the header is row 1, the first patient row 2."
@@ -175,7 +175,7 @@ def read_csv(path: Path) -> RawTable:
 
 def read_xlsx(path: Path) -> RawTable:
     """XLSX (one sheet; header in row 1)"""
-    from site_node.data.workbook import sheet_grids
+    from fedsurv.site_node.data.workbook import sheet_grids
 
     header, chunks = _data_chunks(path.name, sheet_grids(path, CHUNK_ROWS))
     return RawTable(path.name, header, chunks, SPREADSHEET_ROWS)

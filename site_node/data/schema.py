@@ -1,6 +1,7 @@
 """The site data contract of DESIGN section 3, as data: columns, kinds, allowed values, rules.
 
-Every other module of :mod:`site_node.data` reads its rules from here, so the contract lives in
+Every other module of :mod:`fedsurv.site_node.data` reads its rules from here, so the contract
+lives in
 one place. Rule ids are stable short strings: tests, docs and site IT may rely on them.
 """
 

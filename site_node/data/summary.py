@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from site_node.data.schema import COLUMN_NAMES
-from site_node.endpoints import derive_endpoints
+from fedsurv.site_node.data.schema import COLUMN_NAMES
+from fedsurv.site_node.endpoints import derive_endpoints
 
 
 def summarise(frame: pd.DataFrame) -> dict[str, str]:

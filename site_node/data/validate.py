@@ -14,8 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-
-from site_node.data.cells import (
+from fedsurv.site_node.data.cells import (
     Parsed,
     as_text,
     given_mask,
@@ -25,9 +24,9 @@ from site_node.data.cells import (
     parse_grades,
     text_values,
 )
-from site_node.data.errors import Finding
-from site_node.data.readers import RawTable
-from site_node.data.schema import (
+from fedsurv.site_node.data.errors import Finding
+from fedsurv.site_node.data.readers import RawTable
+from fedsurv.site_node.data.schema import (
     COLUMN_NAMES,
     COLUMNS,
     DEATH_CAUSES,

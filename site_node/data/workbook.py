@@ -14,8 +14,7 @@ from pathlib import Path
 from xml.etree.ElementTree import iterparse
 
 import pandas as pd
-
-from site_node.data.errors import DataValidationError, Finding
+from fedsurv.site_node.data.errors import DataValidationError, Finding
 
 
 def _refuse(path: Path, rule: str, message: str) -> None:

@@ -1,1 +1,1 @@
-"""The site's Flower ClientApp (``site_node.flower.client_app:app``) and its round guard."""
+"""The site's Flower ClientApp (``fedsurv.site_node.flower.client_app:app``) and its round guard."""

@@ -2,27 +2,28 @@
 
 A request is one query round then one SecAgg+ round (DESIGN section 5, issue 3), then, for
 each Cox model of the spec, further SecAgg+ rounds whose round record names the model
-(:mod:`site_node.flower.cox_round`: own ledger keys, round cap, ``cox_*`` refusals):
+(:mod:`fedsurv.site_node.flower.cox_round`: own ledger keys, round cap, ``cox_*`` refusals):
 
 * ``query`` (``MessageType.QUERY``): the record ``fedsurv.query`` carries the spec JSON, the
   layout fingerprint, the protocol version, the announced participant count, the mask
   generator and the encoding. The site answers ``fedsurv.answer``: accept or refuse, a reason
-  code and message (:func:`site_node.answer.decide`), its site id and software version. No
+  code and message (:func:`fedsurv.site_node.answer.decide`), its site id and software version. No
   data, no counts.
 * ``train`` (the four SecAgg+ stages, legacy layout): :func:`round_guard_mod` applies the
   site's rules, Flower's ``secaggplus_mod`` runs the protocol, and at the collect stage
   :func:`train` hands it the whole tally vector at once, encoded exactly
-  (:mod:`protocol.secure_encoding`), after claiming the request id in the ledger. The reply
+  (:mod:`fedsurv.protocol.secure_encoding`), after claiming the request id in the ledger. The reply
   holds the masked vector, ``num_examples = 1`` and empty metrics: never data in metrics.
 
-Audit (:mod:`site_node.audit_trail`, node config ``audit-log`` + ``audit-key``): the query
+Audit (:mod:`fedsurv.site_node.audit_trail`, node config ``audit-log`` + ``audit-key``): the query
 writes ``request_received`` then ``policy_decision``; the collect stage writes
 ``tally_released`` (hashes only) after the ledger claim and before the masked vector leaves,
 and returns that record's hash as a receipt (``fedsurv.receipt``). A configured log that
 cannot be written makes the site refuse (``audit_unavailable``).
 
 Importing this module installs the ChaCha20 mask generator in Flower's mod
-(:func:`protocol.secure_prg.install`); it is imported in every ``flwr-clientapp`` process that
+(:func:`fedsurv.protocol.secure_prg.install`); it is imported in every ``flwr-clientapp`` process
+that
 runs this app. Heavy modules load only when data is tallied.
 """
 
@@ -31,33 +32,32 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
-from flwr.client.mod import secaggplus_mod
-from flwr.clientapp import ClientApp
-
-from protocol import secure_prg
-from protocol.cox_wire import is_cox_round
-from protocol.layout import TallyLayout
-from protocol.roster import HEAD_RECORD
-from protocol.secure_encoding import (
+from fedsurv.protocol import secure_prg
+from fedsurv.protocol.cox_wire import is_cox_round
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.roster import HEAD_RECORD
+from fedsurv.protocol.secure_encoding import (
     ANSWER_RECORD,
     ENCODING_ID,
     QUERY_RECORD,
     SecureEncoding,
 )
-from protocol.spec import AnalysisSpec
-from protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
-from site_node import answer, audit_trail
-from site_node.flower import identity
-from site_node.flower.guard import round_guard_mod
-from site_node.flower.release import claim_tally, release_reply, site_audit
-from site_node.flower.state import (
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
+from fedsurv.site_node import answer, audit_trail
+from fedsurv.site_node.flower import identity
+from fedsurv.site_node.flower.guard import round_guard_mod
+from fedsurv.site_node.flower.release import claim_tally, release_reply, site_audit
+from fedsurv.site_node.flower.state import (
     ACCEPTED_STATE,
     VECTOR_STATE,
     RoundRefused,
     get_record,
     round_tag,
 )
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.client.mod import secaggplus_mod
+from flwr.clientapp import ClientApp
 
 secure_prg.install(client=True, server=False)
 
@@ -116,8 +116,8 @@ def query(msg: Message, context: Context) -> Message:
 def train(msg: Message, context: Context) -> Message:
     """Collect stage: the site's encoded tally vector (the mod masks it before it leaves)."""
     tag = round_tag(msg)
-    if is_cox_round(tag):  # a Cox round of the accepted request: site_node.flower.cox_round
-        from site_node.flower.cox_round import cox_train
+    if is_cox_round(tag):  # a Cox round of the accepted request: fedsurv.site_node.flower.cox_round
+        from fedsurv.site_node.flower.cox_round import cox_train
 
         return cox_train(msg, context, tag)
     accepted = get_record(context, ACCEPTED_STATE)

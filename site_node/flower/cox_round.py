@@ -1,12 +1,12 @@
 """The ClientApp's side of a Cox round: stage checks (from the guard) and the contribution.
 
 Rules, per SecAgg+ stage of a Cox round (the round record carries the fields of
-:mod:`protocol.cox_wire`; the request itself was accepted in this run's query round, which
-:mod:`site_node.flower.guard` checks first):
+:mod:`fedsurv.protocol.cox_wire`; the request itself was accepted in this run's query round, which
+:mod:`fedsurv.site_node.flower.guard` checks first):
 
 * ``setup``: exact SecAgg+ parameters and the site's ``min-participants`` (as for tallies); no
   contribution to this ``(request, model, round)`` yet; the round cap and the policy
-  (:func:`site_node.cox_answer.check_allowed`); the round's vector is computed once so that
+  (:func:`fedsurv.site_node.cox_answer.check_allowed`); the round's vector is computed once so that
   ``cox_data_invalid`` / ``cox_overflow`` refusals come *before* any mask is set up (the
   coordinator halves the step on ``cox_overflow``); the announced sample equals the request's
   pinned participant count (its first Cox round), if any;
@@ -23,10 +23,11 @@ Rules, per SecAgg+ stage of a Cox round (the round record carries the fields of
 Malicious coordinator (issue 11): the round cap is at most the site policy's ``max_cox_rounds``
 (default 25) whatever ``max_rounds`` the spec asks: each round is one evaluation point the
 coordinator chooses, so the cap bounds the probing. The claim records the model's component
-(:func:`site_node.release_guard.cox_component`) and the participant set by roster name: the same
+(:func:`fedsurv.site_node.release_guard.cox_component`) and the participant set by roster name: the
+same
 model in another request is refused (``analysis_already_released`` /
 ``participant_set_changed``, budget ``max_releases_per_analysis``). The authentication and
-unmask checks of :mod:`site_node.flower.secagg_auth` run on every Cox round too (the guard).
+unmask checks of :mod:`fedsurv.site_node.flower.secagg_auth` run on every Cox round too (the guard).
 """
 
 from __future__ import annotations
@@ -34,21 +35,20 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from flwr.app import ConfigRecord, Context, Message
-from flwr.common.secure_aggregation.secaggplus_constants import Key, Stage
-
-from protocol.spec import AnalysisSpec
-from site_node import cox_answer
-from site_node.answer import Refusal, SiteSettings
-from site_node.flower.release import release_reply, site_audit
-from site_node.flower.state import ACCEPTED_STATE, SESSION_STATE, RoundRefused, get_record
-from site_node.ledger import (
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node import cox_answer
+from fedsurv.site_node.answer import Refusal, SiteSettings
+from fedsurv.site_node.flower.release import release_reply, site_audit
+from fedsurv.site_node.flower.state import ACCEPTED_STATE, SESSION_STATE, RoundRefused, get_record
+from fedsurv.site_node.ledger import (
     AlreadyContributed,
     ParticipantsChanged,
     ReleaseConflict,
     RoundCapReached,
 )
-from site_node.release_guard import cox_component
+from fedsurv.site_node.release_guard import cox_component
+from flwr.app import ConfigRecord, Context, Message
+from flwr.common.secure_aggregation.secaggplus_constants import Key, Stage
 
 logger = logging.getLogger("fedsurv.site")
 
@@ -79,7 +79,7 @@ def check_cox_stage(
     settings: SiteSettings, request_id: str,
 ) -> None:
     """The site's rules for one stage of a Cox round (see module docstring)."""
-    from site_node.flower.guard import check_setup
+    from fedsurv.site_node.flower.guard import check_setup
 
     spec, cox_round = _round(context, tag)
     ledger = settings.ledger

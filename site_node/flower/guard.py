@@ -6,7 +6,7 @@ Per stage (the stage is read from Flower's SecAgg+ config record), the site refu
   round of this run (same request id and spec hash), with the same mask generator and
   encoding;
 * ``setup``: the SecAgg+ parameters are the ones that make the sum exact
-  (:func:`protocol.secure_encoding.secagg_parameters`), the announced sample is at least the
+  (:func:`fedsurv.protocol.secure_encoding.secagg_parameters`), the announced sample is at least the
   site's ``min-participants`` (and at most ``MAX_SITES``), and the ledger holds no contribution
   to the request; the attempt is remembered;
 * ``share_keys`` / ``collect_masked_vectors``: same attempt as at setup, still no contribution
@@ -15,18 +15,20 @@ Per stage (the stage is read from Flower's SecAgg+ config record), the site refu
   every sampled site is a neighbour (the default), at least ``min-participants`` sites are
   active: the site does not help unmask a sum over fewer sites.
 
-Cox rounds (the round record names a Cox model, :mod:`protocol.cox_wire`) have their own
-ledger keys and rules: :mod:`site_node.flower.cox_round`.
+Cox rounds (the round record names a Cox model, :mod:`fedsurv.protocol.cox_wire`) have their own
+ledger keys and rules: :mod:`fedsurv.site_node.flower.cox_round`.
 
 On every round, tally or Cox (malicious coordinator, issue 11,
-:mod:`site_node.flower.secagg_auth`): ``setup`` refuses a threshold of at most half the shares
+:mod:`fedsurv.site_node.flower.secagg_auth`): ``setup`` refuses a threshold of at most half the
+shares
 and signs this site's SecAgg+ public keys with its enrolled key; ``share_keys`` verifies every
 participant's signed keys against the study roster (and, for a tally sum, applies the
-differencing rule of :mod:`site_node.ledger` to the participant set so named); ``unmask``
+differencing rule of :mod:`fedsurv.site_node.ledger` to the participant set so named); ``unmask``
 refuses overlapping or foreign active/dropped lists and a second unmask request. Every refusal
 is written to the site's audit log (``stage_refused``).
 
-A refusal raises :class:`~site_node.flower.state.RoundRefused`; Flower turns it into an error
+A refusal raises :class:`~fedsurv.site_node.flower.state.RoundRefused`; Flower turns it into an
+error
 reply, and the coordinator treats the site as lost at that stage.
 """
 
@@ -35,25 +37,24 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from flwr.app import ConfigRecord, Context, Message
-from flwr.app.message_type import MessageType
-from flwr.clientapp.typing import ClientAppCallable
-from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
-
-from protocol.cox_wire import is_cox_round
-from protocol.secure_encoding import ENCODING_ID, MAX_SITES, ROUND_RECORD, secagg_parameters
-from protocol.secure_prg import PRG_ID
-from protocol.spec import AnalysisSpec
-from site_node.answer import SiteSettings
-from site_node.flower import secagg_auth
-from site_node.flower.state import (
+from fedsurv.protocol.cox_wire import is_cox_round
+from fedsurv.protocol.secure_encoding import ENCODING_ID, MAX_SITES, ROUND_RECORD, secagg_parameters
+from fedsurv.protocol.secure_prg import PRG_ID
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.answer import SiteSettings
+from fedsurv.site_node.flower import secagg_auth
+from fedsurv.site_node.flower.state import (
     ACCEPTED_STATE,
     SESSION_STATE,
     RoundRefused,
     get_record,
     round_tag,
 )
-from site_node.ledger import release_conflict
+from fedsurv.site_node.ledger import release_conflict
+from flwr.app import ConfigRecord, Context, Message
+from flwr.app.message_type import MessageType
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 
 logger = logging.getLogger("fedsurv.site")
 
@@ -78,7 +79,7 @@ def round_guard_mod(msg: Message, context: Context, call_next: ClientAppCallable
 
 def _audit_refusal(context: Context, msg: Message, stage: str, refusal: RoundRefused) -> None:
     """``stage_refused`` in the site's audit log (best effort: the refusal stands anyway)."""
-    from site_node import audit_trail
+    from fedsurv.site_node import audit_trail
 
     if refusal.reason_code == audit_trail.REASON_CODE:  # the log itself is the problem
         return
@@ -112,7 +113,7 @@ def _guarded(msg: Message, context: Context, call_next: ClientAppCallable,
         secagg_auth.check_unmask(configs, [int(n) for n in cast(list[int], session.get(
             "neighbours", []))], node_id, bool(session.get("unmasked", False)))
     if cox:
-        from site_node.flower.cox_round import check_cox_stage
+        from fedsurv.site_node.flower.cox_round import check_cox_stage
 
         check_cox_stage(stage, configs, context, tag, settings, request_id)
     else:
@@ -137,8 +138,8 @@ def _check_differencing(context: Context, settings: SiteSettings, request_id: st
                         participants: list[str]) -> None:
     """``share_keys`` of a tally sum: the differencing rule, now that the participant set is
     known (no share, no masked vector has left yet); the claim re-checks it under the lock."""
-    from site_node.answer import Refusal
-    from site_node.release_guard import components
+    from fedsurv.site_node.answer import Refusal
+    from fedsurv.site_node.release_guard import components
 
     accepted = get_record(context, ACCEPTED_STATE)
     if accepted is None:
@@ -194,7 +195,7 @@ def _check_repeatable_release(configs: ConfigRecord, settings: SiteSettings) -> 
     """A release this site may repeat (``max_releases_per_analysis`` > 1) is unmasked only
     over every participant: the ledger recorded the participant set at ``share_keys``, and a
     sum over survivors would differ from it by the lost sites (differencing guard)."""
-    from site_node.answer import Refusal
+    from fedsurv.site_node.answer import Refusal
 
     dead = cast(list[int], configs.get(Key.DEAD_NODE_ID_LIST, []))
     if not dead:

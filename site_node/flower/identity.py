@@ -2,7 +2,7 @@
 checks that name against its own configuration before anything else is decided.
 
 The coordinator's query carries ``site-name``: the name this node's key is enrolled under on
-the coordinator's allow-list (:mod:`coordinator.roster`). A site configured under another
+the coordinator's allow-list (:mod:`fedsurv.coordinator.roster`). A site configured under another
 ``site_id`` refuses with ``site_name_mismatch`` (the ClientApp logs the refusal in the site's
 audit log like any other): results, progress and audit logs must never carry a site under
 two names, and a node that is not what its site IT configured does not release anything.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from site_node import answer
+from fedsurv.site_node import answer
 
 SITE_NAME_FIELD = "site-name"
 REASON_CODE = "site_name_mismatch"

@@ -11,7 +11,7 @@ Rule (:func:`check_bundle`): a bundle is approved when
 * its SHA-256 is the hash the SuperLink announced for the run (Flower's FAB hash), and either
 * it is *config only*: exactly ``pyproject.toml`` and Flower's ``.info/CONTENT`` manifest, no
   dependencies, and its ClientApp component is one this site allows (by default only
-  ``site_node.flower.client_app:app``, fedsurv's installed ClientApp): with no code in the
+  ``fedsurv.site_node.flower.client_app:app``, fedsurv's installed ClientApp): with no code in the
   bundle, the component resolves to the installed package; or
 * its hash is on the site's explicit list of approved bundles (``--approve-bundle``).
 
@@ -19,7 +19,7 @@ Anything else is refused with reason ``code_not_approved``: a ``policy_decision`
 site audit log (request id ``run-<run id>``, the bundle hash and run id, the refusal reason)
 and an error reply to the coordinator (Flower's ``INVALID_FAB`` error code), so the
 coordinator sees a refusal, not a hang. An approved run's node config gains ``bundle-sha256``
-and ``fedsurv-run-id`` (:data:`~site_node.audit_trail.BUNDLE_KEY`, ``RUN_ID_KEY``): the
+and ``fedsurv-run-id`` (:data:`~fedsurv.site_node.audit_trail.BUNDLE_KEY`, ``RUN_ID_KEY``): the
 ClientApp writes both into every audit record of the request.
 
 Flower has no public hook at this point (``--trusted-entities`` accepts only FABs that carry a
@@ -31,7 +31,8 @@ error reply with Flower's own ``_insert_message``, as Flower's trusted-entities 
 
 Launch (``fedsurv site start`` does this)::
 
-    python -m site_node.flower.pinning [--approve-bundle SHA256]... [--allow-clientapp M:A]...
+    python -m fedsurv.site_node.flower.pinning [--approve-bundle SHA256]... [--allow-clientapp
+    M:A]...
         [--via MODULE] ARGS...
 
 installs the check, then runs ``flower-supernode ARGS`` (or ``python -m MODULE ARGS``: the
@@ -50,10 +51,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from site_node import audit_trail
-from site_node.audit_trail import BUNDLE_KEY, RUN_ID_KEY
+from fedsurv.site_node import audit_trail
+from fedsurv.site_node.audit_trail import BUNDLE_KEY, RUN_ID_KEY
 
-FEDSURV_CLIENTAPP = "site_node.flower.client_app:app"
+FEDSURV_CLIENTAPP = "fedsurv.site_node.flower.client_app:app"
 REASON_CODE = "code_not_approved"
 ALLOWED_COMPONENTS = frozenset({"serverapp", "clientapp"})
 AGENT_TASK = "flwr-agentapp"
@@ -222,8 +223,8 @@ def install(policy: PinPolicy | None = None) -> None:
 
 def launcher_args(approved_bundles: Iterable[str] = (), clientapps: Iterable[str] = (),
                   via: str | None = None) -> list[str]:
-    """``python -m site_node.flower.pinning`` options (before the SuperNode's arguments)."""
-    args = [sys.executable, "-m", "site_node.flower.pinning"]
+    """``python -m fedsurv.site_node.flower.pinning`` options (before the SuperNode's arguments)."""
+    args = [sys.executable, "-m", "fedsurv.site_node.flower.pinning"]
     for digest in approved_bundles:
         args += ["--approve-bundle", digest]
     for reference in clientapps:

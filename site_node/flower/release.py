@@ -10,14 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from fedsurv.protocol.secure_encoding import NUM_EXAMPLES
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node import audit_trail
+from fedsurv.site_node.flower.state import RoundRefused
 from flwr.app import ConfigRecord, Message
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 from flwr.compat.common import recorddict_compat as compat
-
-from protocol.secure_encoding import NUM_EXAMPLES
-from protocol.spec import AnalysisSpec
-from site_node import audit_trail
-from site_node.flower.state import RoundRefused
 
 
 def site_audit(node_config: Mapping[str, Any]) -> audit_trail.SiteAudit | None:
@@ -31,11 +30,11 @@ def site_audit(node_config: Mapping[str, Any]) -> audit_trail.SiteAudit | None:
 def claim_tally(context: Any, spec: AnalysisSpec, attempt: str) -> None:
     """Write-ahead claim of the request's tally sum in the ledger, with what is released
     (components) and the participant set the roster names (differencing guard,
-    :mod:`site_node.ledger`); refusals become :class:`RoundRefused`."""
-    from site_node.answer import Refusal, SiteSettings, analysis_sha256
-    from site_node.flower.state import SESSION_STATE, get_record
-    from site_node.ledger import AlreadyContributed, ReleaseConflict
-    from site_node.release_guard import components
+    :mod:`fedsurv.site_node.ledger`); refusals become :class:`RoundRefused`."""
+    from fedsurv.site_node.answer import Refusal, SiteSettings, analysis_sha256
+    from fedsurv.site_node.flower.state import SESSION_STATE, get_record
+    from fedsurv.site_node.ledger import AlreadyContributed, ReleaseConflict
+    from fedsurv.site_node.release_guard import components
 
     settings = SiteSettings.from_node_config(context.node_config)
     session = get_record(context, SESSION_STATE)
@@ -74,7 +73,7 @@ def release_reply(
     )
     content = compat.fitres_to_recorddict(fitres, keep_input=False)
     if receipt is not None:
-        from protocol.audit.receipt import RECEIPT_RECORD, receipt_content
+        from fedsurv.protocol.audit.receipt import RECEIPT_RECORD, receipt_content
 
         content.config_records[RECEIPT_RECORD] = ConfigRecord(receipt_content(receipt))
     return Message(content, reply_to=msg)

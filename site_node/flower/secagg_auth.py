@@ -4,7 +4,7 @@ Flower's SecAgg+ (Bell et al. 2020, after Bonawitz et al. 2017) trusts the serve
 public keys faithfully and to ask for the right shares at unmasking. A coordinator that cheats
 can then sit in the middle of the key agreement, add participants of its own, or ask one
 site's mask seed *and* secret key and strip every mask from its vector. These checks, run by
-:func:`site_node.flower.guard.round_guard_mod` on every tally and Cox round, refuse that:
+:func:`fedsurv.site_node.flower.guard.round_guard_mod` on every tally and Cox round, refuse that:
 
 =========================== ===================================================================
 reason code                 refused when
@@ -28,9 +28,10 @@ reason code                 refused when
 ``site_misconfigured``      the node config names a roster that cannot be read, or no key
 =========================== ===================================================================
 
-The statement signed at ``setup`` is :func:`protocol.roster.key_statement` (request id, attempt,
+The statement signed at ``setup`` is :func:`fedsurv.protocol.roster.key_statement` (request id,
+attempt,
 node id, enrolled name, both public keys); the coordinator relays them in the ``share_keys``
-message (:data:`protocol.roster.KEYSIGS_RECORD`). Node config: ``roster`` (the study roster
+message (:data:`fedsurv.protocol.roster.KEYSIGS_RECORD`). Node config: ``roster`` (the study roster
 file) and ``audit-key`` (the site's enrolled Ed25519 key; ``signing-key`` when another file);
 without ``roster`` the key checks are skipped (a warning) and the unmask checks still hold.
 
@@ -53,11 +54,8 @@ from dataclasses import dataclass
 from typing import cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from flwr.app import ConfigRecord, Context, Message
-from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
-
-from protocol.errors import FedsurvError
-from protocol.roster import (
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.roster import (
     KEYSIG_RECORD,
     KEYSIGS_RECORD,
     RosterError,
@@ -68,7 +66,9 @@ from protocol.roster import (
     statement_of_digests,
     statement_valid,
 )
-from site_node.flower.state import RoundRefused
+from fedsurv.site_node.flower.state import RoundRefused
+from flwr.app import ConfigRecord, Context, Message
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
 ROSTER_KEY = "roster"
 SIGNING_KEY = "signing-key"
@@ -92,7 +92,7 @@ class SiteIdentity:
             logger.warning("no study roster configured (node config 'roster'): SecAgg+ keys "
                            "of other sites are not authenticated")
             return None
-        from protocol.signing import load_signing_key
+        from fedsurv.protocol.signing import load_signing_key
 
         name = str(node_config.get("site-id", "")).strip()
         key_path = str(node_config.get(SIGNING_KEY, "") or node_config.get("audit-key", "")
@@ -106,7 +106,7 @@ class SiteIdentity:
         except FedsurvError as exc:
             raise RoundRefused("site_misconfigured", str(exc)) from None
         enrolled = roster.sites.get(name)
-        from protocol.signing import key_id
+        from fedsurv.protocol.signing import key_id
 
         if enrolled is None or key_id(enrolled) != key_id(key):
             raise RoundRefused("site_misconfigured", f"this site's key is not enrolled as "

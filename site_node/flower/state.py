@@ -3,15 +3,14 @@
 ``fedsurv.accepted``: the request this site accepted in the query round (request id, spec
 hash, spec JSON). ``fedsurv.session``: the SecAgg+ attempt in progress (request id, attempt,
 announced sample size). Both live only for the run; the contribution ledger is the durable
-record (:mod:`site_node.ledger`).
+record (:mod:`fedsurv.site_node.ledger`).
 """
 
 from __future__ import annotations
 
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.secure_encoding import ROUND_RECORD
 from flwr.app import ConfigRecord, Context, Message
-
-from protocol.errors import FedsurvError
-from protocol.secure_encoding import ROUND_RECORD
 
 ACCEPTED_STATE = "fedsurv.accepted"
 SESSION_STATE = "fedsurv.session"

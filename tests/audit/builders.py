@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.audit import (
+from fedsurv.protocol.audit import (
     COORDINATOR,
     AuditLog,
     PolicyDecision,
@@ -18,7 +18,7 @@ from protocol.audit import (
     TallyReleased,
     site_actor,
 )
-from protocol.signing import create_signing_key
+from fedsurv.protocol.signing import create_signing_key
 
 SPEC = hashlib.sha256(b"spec").hexdigest()
 LAYOUT = hashlib.sha256(b"layout").hexdigest()

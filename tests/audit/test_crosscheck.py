@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protocol.audit import cross_check
+from fedsurv.protocol.audit import cross_check
+
 from tests.audit.builders import (
     OTHER,
     complete_round,
@@ -77,7 +78,8 @@ def test_forged_receipt_and_too_few_sites(tmp_path: Path) -> None:
 
 
 def test_result_without_round(tmp_path: Path) -> None:
-    from protocol.audit import RecordKind, ResultPublished
+    from fedsurv.protocol.audit import RecordKind, ResultPublished
+
     from tests.audit.builders import LAYOUT, SPEC, digest
 
     fed = federation(tmp_path)

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import ValidationError
-
-from protocol.audit import (
+from fedsurv.protocol.audit import (
     AuditLog,
     AuditLogError,
     RecordKind,
     site_actor,
     verify_log,
 )
-from protocol.audit.head import head_path
-from protocol.signing import KeyFileError, create_signing_key
+from fedsurv.protocol.audit.head import head_path
+from fedsurv.protocol.signing import KeyFileError, create_signing_key
+from pydantic import ValidationError
+
 from tests.audit.builders import make_keys, release, request
 
 
@@ -138,8 +138,7 @@ def test_digests() -> None:
     import hashlib
 
     import numpy as np
-
-    from protocol.audit import vector_sha256
+    from fedsurv.protocol.audit import vector_sha256
 
     expected = hashlib.sha256(np.array([1, 2, 3], dtype="<i8").tobytes()).hexdigest()
     assert vector_sha256([1, 2, 3]) == vector_sha256(np.array([1, 2, 3], dtype=np.int32))
@@ -149,7 +148,7 @@ def test_digests() -> None:
 
 
 def test_public_key_from_an_allow_list_line(tmp_path: Path) -> None:
-    from protocol.signing import key_id, load_public_key, public_openssh
+    from fedsurv.protocol.signing import key_id, load_public_key, public_openssh
 
     keys = make_keys(tmp_path, "a")
     log = AuditLog(tmp_path / "a.jsonl", keys.private, actor=site_actor("a"))

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fedsurv.protocol.audit import verify_log
+from fedsurv.protocol.audit.head import head_path
+from fedsurv.protocol.audit.records import canonical_bytes, record_hash
+from fedsurv.protocol.signing import load_signing_key
 
-from protocol.audit import verify_log
-from protocol.audit.head import head_path
-from protocol.audit.records import canonical_bytes, record_hash
-from protocol.signing import load_signing_key
 from tests.audit.builders import (
     canonical_line,
     make_keys,
@@ -200,7 +200,7 @@ def test_missing_head_fails_unless_accepted(log: tuple[Path, Any]) -> None:
 
 
 def test_head_signed_by_another_key_fails(log: tuple[Path, Any], tmp_path: Path) -> None:
-    from protocol.audit.head import write_head
+    from fedsurv.protocol.audit.head import write_head
 
     path, keys = log
     mallory = load_signing_key(make_keys(tmp_path, "mallory").private)
@@ -211,7 +211,7 @@ def test_head_signed_by_another_key_fails(log: tuple[Path, Any], tmp_path: Path)
 
 def test_rollback_of_log_and_head_needs_an_external_anchor(log: tuple[Path, Any]) -> None:
     """Cutting log and head back together is only caught against a noted head hash."""
-    from protocol.audit.head import write_head
+    from fedsurv.protocol.audit.head import write_head
 
     path, keys = log
     data = records(path)

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fedsurv.coordinator.audit_provision import FederationAudit, provision_audit
+from fedsurv.coordinator.flower.server_app import run_request_and_publish
+from fedsurv.coordinator.inprocess import InProcessGrid, federation_grid
+from fedsurv.protocol.audit import AuditRecord, verify_log
+from fedsurv.protocol.spec import AnalysisSpec
 
-from coordinator.audit_provision import FederationAudit, provision_audit
-from coordinator.flower.server_app import run_request_and_publish
-from coordinator.inprocess import InProcessGrid, federation_grid
-from protocol.audit import AuditRecord, verify_log
-from protocol.spec import AnalysisSpec
 from tests.federation.synthetic import write_sites
 
 SITES = ["site1", "site2", "site3", "site4"]

@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.audit_provision import FederationAudit
+from fedsurv.coordinator.audit_trail import AuditUnavailable, CoordinatorAudit
+from fedsurv.protocol.audit import AuditLog, cross_check, site_actor, verify_log
+from fedsurv.protocol.audit.records import canonical_bytes, record_hash
+from fedsurv.protocol.signing import create_signing_key, load_signing_key
+from fedsurv.site_node import audit_trail
 
-from coordinator.audit_provision import FederationAudit
-from coordinator.audit_trail import AuditUnavailable, CoordinatorAudit
-from protocol.audit import AuditLog, cross_check, site_actor, verify_log
-from protocol.audit.records import canonical_bytes, record_hash
-from protocol.signing import create_signing_key, load_signing_key
-from site_node import audit_trail
 from tests.audit_flow.conftest import SITES, kinds, read_json_lines, records
 
 

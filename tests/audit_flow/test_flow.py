@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from fedsurv.coordinator.audit_provision import FederationAudit
+from fedsurv.coordinator.simulation import site_tallies
+from fedsurv.protocol.audit import file_sha256, vector_sha256
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec
 
-from coordinator.audit_provision import FederationAudit
-from coordinator.simulation import site_tallies
-from protocol.audit import file_sha256, vector_sha256
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec
 from tests.audit_flow.conftest import SITES, kinds, records
 
 SITE_KINDS = ["request_received", "policy_decision", "tally_released"]

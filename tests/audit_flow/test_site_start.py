@@ -6,21 +6,21 @@ import shlex
 import shutil
 from pathlib import Path
 
+from fedsurv.coordinator.audit_provision import FederationAudit
+from fedsurv.coordinator.inprocess import InProcessGrid, SimulatedSite
+from fedsurv.protocol import secure_prg
+from fedsurv.protocol.audit import verify_log
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.secure_encoding import ANSWER_RECORD, ENCODING_ID, QUERY_RECORD
+from fedsurv.protocol.signing import load_signing_key, public_pem
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.protocol.version import PROTOCOL_VERSION
+from fedsurv.site_node.commands import supernode_command
+from fedsurv.site_node.config import load_site_config
+from fedsurv.site_node.flower.client_app import app as client_app
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.common.config import parse_config_args
 
-from coordinator.audit_provision import FederationAudit
-from coordinator.inprocess import InProcessGrid, SimulatedSite
-from protocol import secure_prg
-from protocol.audit import verify_log
-from protocol.layout import TallyLayout
-from protocol.secure_encoding import ANSWER_RECORD, ENCODING_ID, QUERY_RECORD
-from protocol.signing import load_signing_key, public_pem
-from protocol.spec import AnalysisSpec
-from protocol.version import PROTOCOL_VERSION
-from site_node.commands import supernode_command
-from site_node.config import load_site_config
-from site_node.flower.client_app import app as client_app
 from tests.audit_flow.conftest import kinds
 from tests.site_node_ops.conftest import DEMO_CSV, MAPPING, write_config
 
@@ -79,7 +79,7 @@ def test_protocol_mismatch_is_logged_as_a_refusal(tmp_path: Path, site_files: li
 def test_manual_approval_is_pending_then_released_with_the_approver(
     tmp_path: Path, site_files: list[Path], audit: FederationAudit
 ) -> None:
-    from site_node.approvals import RequestLedger
+    from fedsurv.site_node.approvals import RequestLedger
 
     config = {"site-id": "site1", "data-path": str(site_files[0]),
               "state-dir": str(tmp_path / "st"), "policy": '{"approval": "manual"}',

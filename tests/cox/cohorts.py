@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from protocol.cox_spec import CategoricalCovariate, CoxModelSpec, NumericCovariate
-from site_node.endpoints import Endpoints
+from fedsurv.protocol.cox_spec import CategoricalCovariate, CoxModelSpec, NumericCovariate
+from fedsurv.site_node.endpoints import Endpoints
 
 DONORS = ["sibling", "unrelated", "haplo"]
 
@@ -72,8 +71,8 @@ def model(name: str = "os_cox", endpoint: str = "os", extra_numeric: int = 0, **
 
 def pooled_frame(sites: list[Endpoints], spec: CoxModelSpec) -> pd.DataFrame:
     """The pooled patient-level data a statistician would analyse (one row per patient)."""
-    from site_node.cox_sums import design_matrix
-    from site_node.tally import SURVIVAL_SOURCES
+    from fedsurv.site_node.cox_sums import design_matrix
+    from fedsurv.site_node.tally import SURVIVAL_SOURCES
 
     cause = {"cir": 1, "nrm": 2}.get(spec.endpoint)
     if cause is None:

@@ -8,13 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fedsurv.protocol.cox_spec import (
+    CategoricalCovariate,
+    CoxModelSpec,
+    CoxRoundRequest,
+    NumericCovariate,
+)
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.site_node.cox_sums import cox_round_sums, model_cohort
+from fedsurv.site_node.endpoints import Endpoints, derive_endpoints
+from fedsurv.stats.cox import run_cox_model
 from lifelines import CoxPHFitter
-
-from coordinator.estimators.cox import run_cox_model
-from protocol.cox_spec import CategoricalCovariate, CoxModelSpec, CoxRoundRequest, NumericCovariate
-from protocol.spec import TimeGrid
-from site_node.cox_sums import cox_round_sums, model_cohort
-from site_node.endpoints import Endpoints, derive_endpoints
 
 DEMO = Path(__file__).parents[2] / "examples" / "demo_sites"
 GRID = TimeGrid(bin_days=1, horizon_days=3650)
@@ -23,7 +27,7 @@ OPTIONS = {"precision": 1e-16, "r_precision": 1e-16, "step_size": 1.0}
 
 @functools.cache
 def _load() -> tuple[Endpoints, ...]:
-    from site_node.data import load_site_data
+    from fedsurv.site_node.data import load_site_data
 
     return tuple(derive_endpoints(load_site_data(f)) for f in sorted(DEMO.glob("site_*.csv")))
 

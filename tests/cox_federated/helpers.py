@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from coordinator.cox_result import CoxResult
-from protocol.cox_spec import CategoricalCovariate, CoxModelSpec, NumericCovariate
-from protocol.spec import AnalysisSpec
+from fedsurv.protocol.cox_spec import CategoricalCovariate, CoxModelSpec, NumericCovariate
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.stats.cox_result import CoxResult
 
 LIFELINES_OPTIONS = {"precision": 1e-16, "r_precision": 1e-16, "step_size": 1.0}
 ANY_COX = '{"cox_models": "any"}'
@@ -18,9 +17,10 @@ ANY_COX = '{"cox_models": "any"}'
 
 def write_cohort_sites(directory: Path, sizes: Sequence[int] = (70, 90, 80),
                        seed: int = 11) -> list[Path]:
-    """One CSV per site from :func:`site_node.demo_cohort.synthetic_cohort` (age, donor_type,
+    """One CSV per site from :func:`fedsurv.site_node.demo_cohort.synthetic_cohort` (age,
+    donor_type,
     mrd_negative; the crs_severe flag comes from crs_grade)."""
-    from site_node.demo_cohort import synthetic_cohort, write_site_file
+    from fedsurv.site_node.demo_cohort import synthetic_cohort, write_site_file
 
     directory.mkdir(parents=True, exist_ok=True)
     return [write_site_file(synthetic_cohort(n, seed=seed + i), directory / f"site_{i + 1}.csv")
@@ -51,9 +51,9 @@ def cox_spec(models: list[CoxModelSpec], request_id: str = "cox-fed-1",
 
 def pooled_rows(files: Sequence[Path], model: CoxModelSpec, spec: AnalysisSpec) -> pd.DataFrame:
     """The model's patients of every site, times as grid bins, with a ``site`` column."""
-    from site_node.cox_sums import model_cohort
-    from site_node.data import load_site_data
-    from site_node.endpoints import derive_endpoints
+    from fedsurv.site_node.cox_sums import model_cohort
+    from fedsurv.site_node.data import load_site_data
+    from fedsurv.site_node.endpoints import derive_endpoints
 
     frames = []
     for k, path in enumerate(files):

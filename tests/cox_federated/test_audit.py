@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from coordinator.audit_provision import provision_audit
-from coordinator.flower.server_app import run_request_and_publish
-from coordinator.inprocess import federation_grid
-from protocol.audit import verify_log
+from fedsurv.coordinator.audit_provision import provision_audit
+from fedsurv.coordinator.flower.server_app import run_request_and_publish
+from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.protocol.audit import verify_log
+
 from tests.cox_federated.helpers import cox_models, cox_spec
 
 SITES = ["site1", "site2", "site3"]

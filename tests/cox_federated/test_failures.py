@@ -9,19 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.cox_rounds import fit_cox_models
+from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
+from fedsurv.coordinator.simulation import simulate_plain
+from fedsurv.protocol.cox_spec import CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_wire import is_cox_round
+from fedsurv.protocol.secure_encoding import ROUND_RECORD
+from fedsurv.site_node import cox_answer
+from fedsurv.site_node.answer import Refusal
+from fedsurv.site_node.ledger import ContributionLedger
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 
-from coordinator.cox_rounds import fit_cox_models
-from coordinator.inprocess import federation_grid
-from coordinator.progress import Progress
-from coordinator.secure_sum import SecureSumOptions, run_request
-from coordinator.simulation import simulate_plain
-from protocol.cox_spec import CoxModelSpec, NumericCovariate
-from protocol.cox_wire import is_cox_round
-from protocol.secure_encoding import ROUND_RECORD
-from site_node import cox_answer
-from site_node.answer import Refusal
-from site_node.ledger import ContributionLedger
 from tests.cox_federated.helpers import ANY_COX, cox_models, cox_spec
 
 OPTIONS = SecureSumOptions(node_wait_timeout=0.0)
@@ -93,7 +93,7 @@ def test_round_cap_refuses_further_rounds(cohort_files, tmp_path):
 
 
 def test_ledger_one_sum_per_round_and_cap(tmp_path):
-    from site_node.ledger import AlreadyContributed, ParticipantsChanged, RoundCapReached
+    from fedsurv.site_node.ledger import AlreadyContributed, ParticipantsChanged, RoundCapReached
 
     ledger = ContributionLedger(tmp_path)
     ledger.claim("r", "r:1", "s", "a")
@@ -149,8 +149,9 @@ def test_missing_covariate_aborts_that_model_only(cohort_files):
 
 def test_a_cox_round_over_a_subset_of_sites_is_refused(tmp_path):
     """Differencing attack: the same round request again over 3 of the 4 sites."""
-    from coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost
-    from protocol.cox_spec import CoxRoundRequest
+    from fedsurv.coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost
+    from fedsurv.protocol.cox_spec import CoxRoundRequest
+
     from tests.cox_federated.helpers import write_cohort_sites
 
     files = write_cohort_sites(tmp_path / "data", sizes=(40, 50, 45, 55), seed=31)

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.flower.server_app import run_request_and_publish
+from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.coordinator.simulation import simulate_plain
 
-from coordinator.flower.server_app import run_request_and_publish
-from coordinator.inprocess import federation_grid
-from coordinator.simulation import simulate_plain
 from tests.cox_federated.helpers import (
     ANY_COX,
     cox_models,
@@ -56,7 +56,7 @@ def test_inprocess_fits_equal_plain_and_lifelines(cohort_files, tmp_path):
 
 
 def test_default_policy_refuses_a_pooled_model(cohort_files, tmp_path):
-    from coordinator.secure_sum import TooFewSites
+    from fedsurv.coordinator.secure_sum import TooFewSites
 
     spec = cox_spec(cox_models(), request_id="cox-default-policy")
     with pytest.raises(TooFewSites):
@@ -76,7 +76,7 @@ def test_default_policy_allows_the_site_stratified_model(cohort_files, tmp_path)
 
 
 def test_none_policy_refuses_every_cox_model(cohort_files, tmp_path):
-    from coordinator.secure_sum import TooFewSites
+    from fedsurv.coordinator.secure_sum import TooFewSites
 
     spec = cox_spec(cox_models()[1:], request_id="cox-none")
     with pytest.raises(TooFewSites):

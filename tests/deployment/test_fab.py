@@ -5,18 +5,17 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-
-from coordinator.deployment.fab import BundleError, check_bundle, write_bundle
-from coordinator.deployment.federation import render_node_config
-from coordinator.deployment.runner import render_run_config
+from fedsurv.coordinator.deployment.fab import BundleError, check_bundle, write_bundle
+from fedsurv.coordinator.deployment.federation import render_node_config
+from fedsurv.coordinator.deployment.runner import render_run_config
 
 
 def test_bundle_names_installed_apps_and_config_keys(tmp_path):
     write_bundle(tmp_path, config={"spec": "", "out-dir": "", "stage-timeout": 0.0})
     config = tomllib.loads((tmp_path / "pyproject.toml").read_text())
     app = config["tool"]["flwr"]["app"]
-    assert app["components"] == {"serverapp": "coordinator.flower.server_app:app",
-                                 "clientapp": "site_node.flower.client_app:app"}
+    assert app["components"] == {"serverapp": "fedsurv.coordinator.flower.server_app:app",
+                                 "clientapp": "fedsurv.site_node.flower.client_app:app"}
     assert app["config"] == {"spec": "", "out-dir": "", "stage-timeout": 0.0}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
 

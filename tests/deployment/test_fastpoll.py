@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from coordinator.deployment.fastpoll import AdaptiveTime, CappedTime, WakeTime, touch
+from fedsurv.coordinator.deployment.fastpoll import AdaptiveTime, CappedTime, WakeTime, touch
 
 
 def test_capped_sleep():
@@ -62,9 +62,8 @@ def test_serverapp_exit_does_not_wait_a_second_for_logs(monkeypatch):
     """flwr's flush_logs sleeps 1 s at ServerApp exit; the patch caps it at LOG_FLUSH_WAIT."""
     from queue import Queue
 
+    from fedsurv.coordinator.deployment import fastpoll
     from flwr.supercore import logger
-
-    from coordinator.deployment import fastpoll
 
     monkeypatch.setattr(logger, "time", time)  # restored after the test
     start = time.monotonic()
@@ -81,10 +80,9 @@ def test_an_object_not_yet_uploaded_is_retried_soon():
     """flwr retries an unavailable object after 1 s; the patched pull retries after 0.05 s."""
     import types
 
+    from fedsurv.coordinator.deployment import fastpoll
     from flwr.supercore.inflatable import inflatable_utils
     from flwr.supercore.inflatable.inflatable_utils import ObjectUnavailableError
-
-    from coordinator.deployment import fastpoll
 
     def flaky() -> object:
         calls: list[str] = []

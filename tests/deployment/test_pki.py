@@ -13,8 +13,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_private_key,
     load_ssh_public_key,
 )
-
-from protocol.pki import (
+from fedsurv.protocol.pki import (
     create_ca,
     create_node_keypair,
     create_server_certificate,

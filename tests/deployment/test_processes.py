@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from coordinator.deployment.processes import (
+from fedsurv.coordinator.deployment.processes import (
     Supervisor,
     descendants,
     flower_env,

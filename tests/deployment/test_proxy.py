@@ -8,10 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from coordinator.deployment.federation import write_superexec_secret
-from coordinator.deployment.pki_setup import setup_pki
-from coordinator.deployment.proxy import (
+from fedsurv.coordinator.deployment.federation import write_superexec_secret
+from fedsurv.coordinator.deployment.pki_setup import setup_pki
+from fedsurv.coordinator.deployment.proxy import (
     FLEET_PATHS,
     ProxySettings,
     is_loopback,
@@ -21,7 +20,7 @@ from coordinator.deployment.proxy import (
     upstream_tls_name,
     write_nginx_conf,
 )
-from protocol.pki import create_server_certificate
+from fedsurv.protocol.pki import create_server_certificate
 
 
 @pytest.fixture(scope="module")

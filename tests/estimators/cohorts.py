@@ -1,7 +1,8 @@
 """Cohorts for the estimator tests: per-site patient data, their summed tallies, R fixtures.
 
 A cohort is a list of sites, each a pair of integer arrays ``(days, cause)`` with cause 0 for
-censored. Tallies are built per site with :func:`site_node.tally.event_tally` on a 1-day grid
+censored. Tallies are built per site with :func:`fedsurv.site_node.tally.event_tally` on a 1-day
+grid
 whose horizon lies beyond every time, and summed with ``+`` as the coordinator does.
 """
 
@@ -11,11 +12,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.protocol.tally import EventTally
+from fedsurv.site_node.tally import event_tally
 from hypothesis import strategies as st
-
-from protocol.spec import TimeGrid
-from protocol.tally import EventTally
-from site_node.tally import event_tally
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "r"
 

@@ -6,13 +6,13 @@ import itertools
 
 import numpy as np
 import pytest
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.stats.aalen_johansen import cumulative_incidence
+from fedsurv.stats.kaplan_meier import kaplan_meier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifelines import AalenJohansenFitter
 
-from coordinator.estimators.aalen_johansen import cumulative_incidence
-from coordinator.estimators.kaplan_meier import kaplan_meier
-from protocol.spec import TimeGrid
 from tests.estimators.cohorts import (
     deterministic_cohort,
     exact_grid,

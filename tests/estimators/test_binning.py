@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.stats.aalen_johansen import cumulative_incidence
+from fedsurv.stats.kaplan_meier import kaplan_meier
+from fedsurv.stats.logrank import logrank_test
+from fedsurv.stats.median import median_ci, median_survival
 from hypothesis import given, settings
 from lifelines import KaplanMeierFitter
 
-from coordinator.estimators.aalen_johansen import cumulative_incidence
-from coordinator.estimators.kaplan_meier import kaplan_meier
-from coordinator.estimators.logrank import logrank_test
-from coordinator.estimators.median import median_ci, median_survival
-from protocol.spec import TimeGrid
 from tests.estimators.cohorts import deterministic_cohort, pooled, site_cohorts, summed_tally
 
 HORIZON = 100

@@ -9,16 +9,16 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-
-from coordinator.estimators.fine_gray import (
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.site_node.fine_gray_sums import fine_gray_group_sums, fine_gray_round_sums
+from fedsurv.site_node.tally import event_tally
+from fedsurv.stats.fine_gray import (
     FineGraySums,
     censoring_before,
     fit_fine_gray,
     sandwich_meat,
 )
-from protocol.spec import TimeGrid
-from site_node.fine_gray_sums import fine_gray_group_sums, fine_gray_round_sums
-from site_node.tally import event_tally
+
 from tests.estimators.cohorts import read_csv
 
 TERMS = ["age", "mrd", "donor_MUD", "donor_haplo"]
@@ -83,8 +83,8 @@ def test_spec_to_results_on_the_demo_sites() -> None:
     """inference.fine_gray on the demo sites (plain engine) equals crr on the pooled rows."""
     from pathlib import Path
 
-    from coordinator.simulation import simulate_plain
-    from protocol.spec import AnalysisSpec
+    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.protocol.spec import AnalysisSpec
 
     root = Path(__file__).resolve().parents[2]
     spec = AnalysisSpec.model_validate({
@@ -109,8 +109,8 @@ def test_spec_to_results_on_the_demo_sites() -> None:
 
 
 def test_site_policy_treats_fine_gray_as_pooled_model() -> None:
-    from protocol.spec import AnalysisSpec
-    from site_node.policy import ReleasePolicy, cox_rule
+    from fedsurv.protocol.spec import AnalysisSpec
+    from fedsurv.site_node.policy import ReleasePolicy, cox_rule
 
     spec = AnalysisSpec.model_validate({"incidence": ["cir"], "inference": {"fine_gray": [{
         "name": "fg", "endpoint": "cir", "covariates": [{"kind": "numeric", "column": "age"}]}]}})

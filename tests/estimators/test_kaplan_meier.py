@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.stats.kaplan_meier import kaplan_meier, reverse_kaplan_meier
 from hypothesis import given, settings
 from lifelines import KaplanMeierFitter
 
-from coordinator.estimators.kaplan_meier import kaplan_meier, reverse_kaplan_meier
-from protocol.spec import TimeGrid
 from tests.estimators.cohorts import (
     deterministic_cohort,
     exact_grid,

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from lifelines.statistics import logrank_test as lifelines_logrank
-from lifelines.statistics import multivariate_logrank_test
-
-from coordinator.estimators.logrank import (
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.stats.logrank import (
     logrank_from_terms,
     logrank_terms,
     logrank_test,
     stratified_logrank_test,
 )
-from protocol.spec import TimeGrid
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lifelines.statistics import logrank_test as lifelines_logrank
+from lifelines.statistics import multivariate_logrank_test
+
 from tests.estimators.cohorts import read_csv, site_cohorts, summed_tally
 
 TOL = 1e-9

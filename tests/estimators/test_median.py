@@ -6,19 +6,19 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from lifelines import KaplanMeierFitter
-
-from coordinator.estimators.kaplan_meier import kaplan_meier
-from coordinator.estimators.median import (
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.kaplan_meier import kaplan_meier
+from fedsurv.stats.median import (
     TOLERANCE,
     median_ci,
     median_followup,
     median_survival,
     survivor_followup,
 )
-from protocol.spec import TimeGrid
-from protocol.tally import EventTally
+from hypothesis import given, settings
+from lifelines import KaplanMeierFitter
+
 from tests.estimators.cohorts import (
     deterministic_cohort,
     exact_grid,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from fedsurv.stats.proportions import proportion_ci
 
-from coordinator.estimators.proportions import proportion_ci
 from tests.estimators.cohorts import read_csv
 
 Z = 1.959963984540054

@@ -10,12 +10,12 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.gray import gray_test
+from fedsurv.stats.rmst import rmst, rmst_difference, rmst_ratio
+from fedsurv.stats.weighted_logrank import fleming_harrington_test
 
-from coordinator.estimators.gray import gray_test
-from coordinator.estimators.rmst import rmst, rmst_difference, rmst_ratio
-from coordinator.estimators.weighted_logrank import fleming_harrington_test
-from protocol.spec import TimeGrid
-from protocol.tally import EventTally
 from tests.estimators.cohorts import number, read_csv, summed_tally
 
 TOL = 1e-9

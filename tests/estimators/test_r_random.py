@@ -10,13 +10,13 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.aalen_johansen import cumulative_incidence
+from fedsurv.stats.kaplan_meier import kaplan_meier
+from fedsurv.stats.logrank import logrank_test, stratified_logrank_test
+from fedsurv.stats.median import median_ci, median_followup, median_survival
 
-from coordinator.estimators.aalen_johansen import cumulative_incidence
-from coordinator.estimators.kaplan_meier import kaplan_meier
-from coordinator.estimators.logrank import logrank_test, stratified_logrank_test
-from coordinator.estimators.median import median_ci, median_followup, median_survival
-from protocol.spec import TimeGrid
-from protocol.tally import EventTally
 from tests.estimators.cohorts import number, read_csv, summed_tally
 
 GRID = TimeGrid(bin_days=1, horizon_days=30)

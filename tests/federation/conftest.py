@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node import answer
 
-from protocol.spec import AnalysisSpec
-from site_node import answer
 from tests.federation.synthetic import write_sites
 
 STRATA_POLICY = '{"allowed_strata_columns": ["sex"]}'
@@ -43,7 +43,8 @@ def spec() -> AnalysisSpec:
 def fake_vectors(monkeypatch: pytest.MonkeyPatch) -> Callable[[Mapping[str, np.ndarray]], None]:
     """Make each site contribute a given vector (keyed by its data path), bypassing data.
 
-    Patches the engine-independent seams of :mod:`site_node.answer`: the ClientApp, guard and
+    Patches the engine-independent seams of :mod:`fedsurv.site_node.answer`: the ClientApp, guard
+    and
     SecAgg+ code run unchanged.
     """
 

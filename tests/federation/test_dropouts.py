@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fedsurv.coordinator.inprocess import InProcessGrid, simulate_federation
+from fedsurv.coordinator.secure_sum import SecureSumFailed, SecureSumOptions, TooFewSites
+from fedsurv.protocol.spec import AnalysisSpec
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
-from coordinator.inprocess import InProcessGrid, simulate_federation
-from coordinator.secure_sum import SecureSumFailed, SecureSumOptions, TooFewSites
-from protocol.spec import AnalysisSpec
 from tests.federation.synthetic import write_sites
 from tests.federation.test_secure_sums import plain_sum
 

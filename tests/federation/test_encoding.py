@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from protocol.layout import TallyLayout
-from protocol.secure_encoding import (
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.secure_encoding import (
     CLIPPING_RANGE,
     LIMB_MASK,
     MAX_SITES,
@@ -14,7 +13,7 @@ from protocol.secure_encoding import (
     SumIntegrityError,
     ValueOutOfRange,
 )
-from protocol.spec import AnalysisSpec
+from fedsurv.protocol.spec import AnalysisSpec
 
 STAT_SPEC = AnalysisSpec(
     request_id="s", survival=["os"], strata={"column": "sex", "levels": ["F", "M"]},

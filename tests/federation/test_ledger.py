@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fedsurv.coordinator.inprocess import simulate_federation
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.secure_sum import TooFewSites
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.ledger import AlreadyContributed, ContributionLedger
 
-from coordinator.inprocess import simulate_federation
-from coordinator.progress import Progress
-from coordinator.secure_sum import TooFewSites
-from protocol.spec import AnalysisSpec
-from site_node.ledger import AlreadyContributed, ContributionLedger
 from tests.federation.test_secure_sums import plain_sum
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fedsurv.coordinator.inprocess import simulate_federation
+from fedsurv.protocol import secure_prg
+from fedsurv.protocol.secure_encoding import MODULUS_RANGE, SumIntegrityError
+from fedsurv.protocol.secure_prg import secure_pseudo_rand_gen
+from fedsurv.protocol.spec import AnalysisSpec
 
-from coordinator.inprocess import simulate_federation
-from protocol import secure_prg
-from protocol.secure_encoding import MODULUS_RANGE, SumIntegrityError
-from protocol.secure_prg import secure_pseudo_rand_gen
-from protocol.spec import AnalysisSpec
 from tests.federation.test_secure_sums import plain_sum
 
 SHAPES = [(), (5,), (2, 3)]
@@ -67,7 +67,7 @@ def test_deterministic_shapes_and_range() -> None:
 def test_flower_calls_the_patched_generator_on_both_sides(
     site_files: list[Path], spec: AnalysisSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import site_node.flower.client_app  # noqa: F401  (installs on the site side)
+    import fedsurv.site_node.flower.client_app  # noqa: F401  (installs on the site side)
 
     assert secure_prg.installed()
     calls = {"mod": 0, "workflow": 0}

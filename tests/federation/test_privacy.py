@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from fedsurv.coordinator.inprocess import InProcessGrid, simulate_federation
+from fedsurv.coordinator.simulation import site_tallies
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.secure_encoding import ANSWER_RECORD, MODULUS_RANGE, SecureEncoding
+from fedsurv.protocol.spec import AnalysisSpec
 from flwr.common import bytes_to_ndarray
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
-
-from coordinator.inprocess import InProcessGrid, simulate_federation
-from coordinator.simulation import site_tallies
-from protocol.layout import TallyLayout
-from protocol.secure_encoding import ANSWER_RECORD, MODULUS_RANGE, SecureEncoding
-from protocol.spec import AnalysisSpec
 
 
 def test_coordinator_sees_no_individual_vector(site_files: list[Path], spec: AnalysisSpec) -> None:

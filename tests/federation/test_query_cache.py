@@ -7,15 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from coordinator.inprocess import simulate_federation
-from coordinator.simulation import sum_vectors
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec
-from site_node import answer
-from site_node.data import load_site_data
-from site_node.endpoints import derive_endpoints
-from site_node.tally import tally_site
+from fedsurv.coordinator.inprocess import simulate_federation
+from fedsurv.coordinator.simulation import sum_vectors
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node import answer
+from fedsurv.site_node.data import load_site_data
+from fedsurv.site_node.endpoints import derive_endpoints
+from fedsurv.site_node.tally import tally_site
 
 
 def test_each_site_loads_its_data_once_and_the_sum_is_exact(

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fedsurv.coordinator.inprocess import simulate_federation
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.secure_sum import TooFewSites
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.secure_encoding import LIMB_MASK
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.answer import decide
 
-from coordinator.inprocess import simulate_federation
-from coordinator.progress import Progress
-from coordinator.secure_sum import TooFewSites
-from protocol.layout import TallyLayout
-from protocol.secure_encoding import LIMB_MASK
-from protocol.spec import AnalysisSpec
-from site_node.answer import decide
 from tests.federation.conftest import STRATA_POLICY
 from tests.federation.test_secure_sums import plain_sum
 
@@ -113,9 +113,9 @@ def test_sites_refuse_a_secure_round_without_an_accepted_query(
     site_files: list[Path], spec: AnalysisSpec
 ) -> None:
     """A coordinator that skips the query round gets no masked vector (site guard)."""
-    from coordinator import secure_sum
-    from coordinator.inprocess import InProcessGrid, SimulatedSite
-    from site_node.flower.client_app import app as client_app
+    from fedsurv.coordinator import secure_sum
+    from fedsurv.coordinator.inprocess import InProcessGrid, SimulatedSite
+    from fedsurv.site_node.flower.client_app import app as client_app
 
     sites = [SimulatedSite({"site-id": f"s{i}", "data-path": str(p),
                             "state-dir": str(p.parent / f"st{i}")})

@@ -1,4 +1,4 @@
-"""Site identity on the in-process grid: the roster names sites (:mod:`coordinator.roster`).
+"""Site identity on the in-process grid: the roster names sites (:mod:`fedsurv.coordinator.roster`).
 
 The process-level attack tests are in ``tests/security/test_site_identity.py``.
 """
@@ -9,18 +9,18 @@ import json
 from pathlib import Path
 
 import pytest
-from flwr.app import Context, RecordDict
-
-from coordinator.flower.server_app import app as server_app
-from coordinator.inprocess import federation_grid
-from coordinator.roster import (
+from fedsurv.coordinator.flower.server_app import app as server_app
+from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.coordinator.roster import (
     RosterError,
     parse_roster,
     roster_from_registrations,
     roster_json,
 )
-from coordinator.secure_sum import _Answer, _as_enrolled
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.secure_sum import _Answer, _as_enrolled
+from fedsurv.protocol.spec import AnalysisSpec
+from flwr.app import Context, RecordDict
+
 from tests.federation.synthetic import write_sites
 
 

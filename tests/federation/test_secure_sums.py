@@ -6,12 +6,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+from fedsurv.coordinator.inprocess import simulate_federation
+from fedsurv.coordinator.simulation import site_tallies, sum_vectors
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.secure_encoding import LIMB_MASK, SecureEncoding
+from fedsurv.protocol.spec import AnalysisSpec
 
-from coordinator.inprocess import simulate_federation
-from coordinator.simulation import site_tallies, sum_vectors
-from protocol.layout import TallyLayout
-from protocol.secure_encoding import LIMB_MASK, SecureEncoding
-from protocol.spec import AnalysisSpec
 from tests.federation.test_encoding import STAT_SPEC
 
 

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.flower.server_app import app as server_app
+from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context, RecordDict
-
-from coordinator.flower.server_app import app as server_app
-from coordinator.inprocess import federation_grid
-from protocol.spec import AnalysisSpec
 
 
 def test_server_app_writes_results(tmp_path: Path, site_files: list[Path],
@@ -64,7 +63,7 @@ def test_a_report_failure_leaves_the_results_published(
         tmp_path: Path, site_files: list[Path], spec: AnalysisSpec,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Rendering comes after publication: a plotting error must not lose the sites' one sum."""
-    from coordinator import outputs
+    from fedsurv.coordinator import outputs
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no fonts")

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fedsurv.coordinator.commands.demo import model_study_spec
+from fedsurv.coordinator.deployment.federation import LocalFederation
+from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis
+from fedsurv.coordinator.deployment.runner import RunFailed
+from fedsurv.site_node.data import load_site_data
+from fedsurv.site_node.endpoints import derive_endpoints
 from lifelines import KaplanMeierFitter
-
-from coordinator.commands.demo import model_study_spec
-from coordinator.deployment.federation import LocalFederation
-from coordinator.deployment.local_run import ProgressTail, run_analysis
-from coordinator.deployment.runner import RunFailed
-from site_node.data import load_site_data
-from site_node.endpoints import derive_endpoints
 
 pytestmark = pytest.mark.integration
 
@@ -79,9 +78,9 @@ def test_node_trusting_another_ca_cannot_connect(federation3, tmp_path):
     """A SuperNode with the wrong CA never gets past the TLS handshake, so never joins."""
     import time
 
-    from coordinator.deployment.federation import SUPERNODE_READY, Site
-    from coordinator.deployment.pki_setup import add_node_keys
-    from protocol.pki import create_ca
+    from fedsurv.coordinator.deployment.federation import SUPERNODE_READY, Site
+    from fedsurv.coordinator.deployment.pki_setup import add_node_keys
+    from fedsurv.protocol.pki import create_ca
 
     other_ca, _ = create_ca(tmp_path / "other-ca", "not the study CA")
     keys = add_node_keys(tmp_path / "keys", "wrong-ca")
@@ -115,7 +114,7 @@ def test_second_sum_for_same_request_is_refused_by_every_site(
 
 
 def test_audit_logs_verify_and_cross_check_clean(federation3, first_run):
-    from protocol.audit import file_sha256, verify_log
+    from fedsurv.protocol.audit import file_sha256, verify_log
 
     audit = federation3.audit
     verdict = audit.verify()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fedsurv.coordinator.commands.demo import model_study_spec
+from fedsurv.coordinator.deployment.federation import LocalFederation
+from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis
+from fedsurv.coordinator.simulation import simulate_plain
 
-from coordinator.commands.demo import model_study_spec
-from coordinator.deployment.federation import LocalFederation
-from coordinator.deployment.local_run import ProgressTail, run_analysis
-from coordinator.simulation import simulate_plain
 from tests.integration.conftest import killed_after_share_keys
 
 pytestmark = pytest.mark.integration

@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.deployment.audit_setup import audited_sites
+from fedsurv.coordinator.deployment.federation import LocalFederation
+from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis, sites_from_files
+from fedsurv.coordinator.deployment.runner import RunFailed
+from fedsurv.coordinator.roster import ROSTER_KEY, roster_json
+from fedsurv.protocol.audit.verify import verify_log
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.approvals import RequestLedger
 
-from coordinator.deployment.audit_setup import audited_sites
-from coordinator.deployment.federation import LocalFederation
-from coordinator.deployment.local_run import ProgressTail, run_analysis, sites_from_files
-from coordinator.deployment.runner import RunFailed
-from coordinator.roster import ROSTER_KEY, roster_json
-from protocol.audit.verify import verify_log
-from protocol.spec import AnalysisSpec
-from site_node.approvals import RequestLedger
 from tests.integration.conftest import killed_after_share_keys, merged_sites
 
 pytestmark = pytest.mark.integration

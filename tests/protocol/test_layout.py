@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
+from fedsurv.protocol.errors import ProtocolMismatch
+from fedsurv.protocol.layout import TallyLayout, from_fixed_point, to_fixed_point
+from fedsurv.protocol.spec import AnalysisSpec, Strata, TimeGrid
+from fedsurv.protocol.tally import EventTally, ProportionTally, TallySet
+from fedsurv.protocol.version import PROTOCOL_VERSION
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocol.errors import ProtocolMismatch
-from protocol.layout import TallyLayout, from_fixed_point, to_fixed_point
-from protocol.spec import AnalysisSpec, Strata, TimeGrid
-from protocol.tally import EventTally, ProportionTally, TallySet
-from protocol.version import PROTOCOL_VERSION
 
 
 def _spec(**kw) -> AnalysisSpec:

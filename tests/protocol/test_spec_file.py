@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import pytest
-
-from protocol.errors import SpecError
-from protocol.spec_file import load_spec, parse_spec, spec_warnings
+from fedsurv.protocol.errors import SpecError
+from fedsurv.protocol.spec_file import load_spec, parse_spec, spec_warnings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -66,7 +65,7 @@ def test_landmark_off_the_grid_is_a_warning() -> None:
 def test_every_spec_key_is_in_the_docs_key_table() -> None:
     """docs/spec.md's key table names every top-level key of the spec (issue 15: `cox` was
     missing)."""
-    from protocol.spec import AnalysisSpec
+    from fedsurv.protocol.spec import AnalysisSpec
 
     table = (EXAMPLES.parent / "docs" / "spec.md").read_text(encoding="utf-8")
     documented = {line.split("`")[1].split(".")[0] for line in table.splitlines()

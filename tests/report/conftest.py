@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.results import Results
+from fedsurv.protocol.spec import AnalysisSpec
 
-from coordinator.results import Results
-from protocol.spec import AnalysisSpec
 from tests.report.helpers import make_results, make_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,9 +27,9 @@ def hand_spec() -> AnalysisSpec:
 @pytest.fixture(scope="session")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[AnalysisSpec, Results]:
     """The model-study spec stratified by MRD status, run on the 9 demo sites (1-day grid)."""
-    from coordinator.simulation import simulate_plain
-    from protocol.spec_file import load_spec
-    from site_node.demo_cohort import write_demo_sites
+    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.protocol.spec_file import load_spec
+    from fedsurv.site_node.demo_cohort import write_demo_sites
 
     base = load_spec(REPO / "examples" / "model_study.yaml").model_dump()
     base["strata"] = {"column": "mrd_negative", "levels": ["no", "yes"]}
@@ -42,7 +42,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[AnalysisSpec, Resul
 def outputs(
     study: tuple[AnalysisSpec, Results], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
-    from coordinator.outputs import write_outputs
+    from fedsurv.coordinator.outputs import write_outputs
 
     spec, results = study
     return write_outputs(results, tmp_path_factory.mktemp("out"), spec, min_cell_count=MIN_CELL)

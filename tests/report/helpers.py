@@ -1,6 +1,6 @@
 """Hand-built :class:`Results` for report tests: a small pooled-style analysis on synthetic data.
 
-A stand-in for ``coordinator.analysis.analyse`` output: Kaplan-Meier with Greenwood log-log
+A stand-in for ``fedsurv.coordinator.analysis.analyse`` output: Kaplan-Meier with Greenwood log-log
 intervals and an Aalen-Johansen cumulative incidence, computed directly on patient rows.
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from coordinator.results import (
+from fedsurv.coordinator.results import (
     CurveResult,
     FollowUpResult,
     Landmark,
@@ -20,7 +19,7 @@ from coordinator.results import (
     SiteCounts,
     TableRow,
 )
-from protocol.spec import AnalysisSpec
+from fedsurv.protocol.spec import AnalysisSpec
 
 Z = 1.959963984540054
 LANDMARKS = (180, 365, 730)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from coordinator.report.curves import (
+from fedsurv.coordinator.report.curves import (
     DAYS_PER_MONTH,
     at_risk_at,
     censor_marks,
@@ -14,8 +13,8 @@ from coordinator.report.curves import (
     regular_ticks,
     value_at,
 )
-from coordinator.report.small_cells import mask_count
-from coordinator.results import CurveResult, TableRow
+from fedsurv.coordinator.report.small_cells import mask_count
+from fedsurv.coordinator.results import CurveResult, TableRow
 
 
 def _curve(rows: list[tuple[int, int, int, int, float]]) -> CurveResult:

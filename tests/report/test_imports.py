@@ -7,11 +7,11 @@ import sys
 
 CHECK = """
 import sys
-import coordinator.analysis, coordinator.outputs, coordinator.results
-import site_node.data, site_node.endpoints, site_node.tally
+import fedsurv.coordinator.analysis, fedsurv.coordinator.outputs, fedsurv.coordinator.results
+import fedsurv.site_node.data, fedsurv.site_node.endpoints, fedsurv.site_node.tally
 loaded = sorted(m for m in sys.modules if m.split(".")[0] == "matplotlib")
 assert not loaded, loaded
-import coordinator.report.plots
+import fedsurv.coordinator.report.plots
 assert "matplotlib" in sys.modules
 """
 

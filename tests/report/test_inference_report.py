@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from coordinator.outputs import write_outputs
-from coordinator.simulation import simulate_plain
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.outputs import write_outputs
+from fedsurv.coordinator.simulation import simulate_plain
+from fedsurv.protocol.spec import AnalysisSpec
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = {
@@ -68,7 +67,7 @@ def test_no_inference_no_sections(tmp_path: Path) -> None:
 def test_cox_zph_results_csv_and_flag(tmp_path: Path) -> None:
     """examples/cox_os.yaml on the plain engine: every converged model gets cox.zph tables;
     the pooled model's crs_severe term fails proportional hazards (p < 0.05) and is flagged."""
-    from protocol.spec_file import load_spec
+    from fedsurv.protocol.spec_file import load_spec
 
     spec = load_spec(REPO / "examples" / "cox_os.yaml")
     results = simulate_plain(spec, sorted((REPO / "examples" / "demo_sites").glob("*.csv")))
@@ -91,7 +90,7 @@ def test_cox_zph_results_csv_and_flag(tmp_path: Path) -> None:
 
 
 def test_fine_gray_section_csv_and_methods(tmp_path: Path) -> None:
-    from protocol.spec_file import load_spec
+    from fedsurv.protocol.spec_file import load_spec
 
     spec = load_spec(REPO / "examples" / "cir_fine_gray.yaml")
     results = simulate_plain(spec, sorted((REPO / "examples" / "demo_sites").glob("*.csv")))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from coordinator.report.methods import methods_paragraph
-from coordinator.results import Results
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.report.methods import methods_paragraph
+from fedsurv.coordinator.results import Results
+from fedsurv.protocol.spec import AnalysisSpec
+
 from tests.report.helpers import make_spec
 
 
@@ -59,9 +60,9 @@ def test_methods_name_the_day_a_landmark_is_read(hand_results: Results) -> None:
 def test_methods_describe_every_cox_model(tmp_path) -> None:
     from pathlib import Path
 
-    from coordinator.simulation import simulate_plain
-    from protocol.spec_file import load_spec
-    from site_node.demo_cohort import write_demo_sites
+    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.protocol.spec_file import load_spec
+    from fedsurv.site_node.demo_cohort import write_demo_sites
 
     spec = load_spec(Path(__file__).resolve().parents[2] / "examples" / "cox_os.yaml")
     results = simulate_plain(spec, write_demo_sites(tmp_path))

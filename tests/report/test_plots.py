@@ -6,19 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
-
-from coordinator.report.curves import (
+from fedsurv.coordinator.report.curves import (
     at_risk_at,
     censor_marks,
     combine_steps,
     curve_steps,
     to_unit,
 )
-from coordinator.report.plots import DrawnPlot, plot_incidence, plot_survival, save_figure
-from coordinator.report.small_cells import mask_count
-from coordinator.results import Results
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.report.plots import DrawnPlot, plot_incidence, plot_survival, save_figure
+from fedsurv.coordinator.report.small_cells import mask_count
+from fedsurv.coordinator.results import Results
+from fedsurv.protocol.spec import AnalysisSpec
+from matplotlib.figure import Figure
 
 K = 5
 

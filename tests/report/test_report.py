@@ -7,11 +7,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from coordinator.outputs import write_outputs
-from coordinator.report.html import inline_svg
-from coordinator.results import Results
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.outputs import write_outputs
+from fedsurv.coordinator.report.html import inline_svg
+from fedsurv.coordinator.results import Results
+from fedsurv.protocol.spec import AnalysisSpec
 
 
 class _Collector(HTMLParser):
@@ -132,7 +131,7 @@ def test_inline_svg_prefixes_ids() -> None:
 
 
 def test_proportions_only_results(tmp_path: Path) -> None:
-    from coordinator.results import ProportionResult, SiteCounts
+    from fedsurv.coordinator.results import ProportionResult, SiteCounts
 
     spec = AnalysisSpec(proportions=["remission"])
     results = Results(
@@ -150,7 +149,7 @@ def test_proportions_only_results(tmp_path: Path) -> None:
 def test_sites_table_accounts_for_dropped_and_offline_sites(hand_results: Results,
                                                             tmp_path: Path) -> None:
     """Issue 15: every enrolled site appears in the report, with how it was lost."""
-    from coordinator.results import SiteAccount
+    from fedsurv.coordinator.results import SiteAccount
 
     sites = hand_results.sites.model_copy(update={
         "enrolled": 6, "offline": ["site-06"], "dropped": ["site-05"],

@@ -9,15 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from coordinator.outputs import (
+from fedsurv.coordinator.outputs import (
     OutputsError,
     publish_results,
     report_from_dir,
     write_report,
 )
-from coordinator.results import Results
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.results import Results
+from fedsurv.protocol.spec import AnalysisSpec
 
 
 @pytest.fixture

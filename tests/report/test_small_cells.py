@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from coordinator.outputs import publish_results, report_from_dir
-from coordinator.report.small_cells import SUPPRESSED
-from coordinator.results import Results
-from protocol.spec import AnalysisSpec
+from fedsurv.coordinator.outputs import publish_results, report_from_dir
+from fedsurv.coordinator.report.small_cells import SUPPRESSED
+from fedsurv.coordinator.results import Results
+from fedsurv.protocol.spec import AnalysisSpec
 
 K = 10
 SMALL = re.compile(r"(?<![<\d.])[0-9](?![\d.%])")  # a bare one-digit count
@@ -45,7 +44,7 @@ def test_warnings_quote_no_small_count(rendered: tuple[Path, dict[str, Path]]) -
 
 def test_legends_and_tables_mask_small_counts(study: tuple[AnalysisSpec, Results],
                                               rendered: tuple[Path, dict[str, Path]]) -> None:
-    from coordinator.report.plots import plot_survival
+    from fedsurv.coordinator.report.plots import plot_survival
 
     _, paths = rendered
     results = study[1]

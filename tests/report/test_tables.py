@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fedsurv.coordinator.report.small_cells import mask_count, proportion_hidden
+from fedsurv.coordinator.report.tables import curve_csv_name, landmark_display, table1
+from fedsurv.coordinator.results import Results
+from fedsurv.protocol.spec import AnalysisSpec
 
-from coordinator.report.small_cells import mask_count, proportion_hidden
-from coordinator.report.tables import curve_csv_name, landmark_display, table1
-from coordinator.results import Results
-from protocol.spec import AnalysisSpec
 from tests.report.conftest import MIN_CELL
 
 COUNTS = ("at_risk", "events", "censored")
@@ -109,9 +109,9 @@ def test_landmark_at_risk_on_an_event_day_matches_the_life_table(
         study: tuple[AnalysisSpec, Results], tmp_path: Path) -> None:
     """At a landmark that is an event day, the number at risk includes that day's events:
     the life-table row of that day (R's ``summary(fit, times)$n.risk``), as in the plots."""
-    from coordinator.report.curves import at_risk_at
-    from coordinator.simulation import simulate_plain
-    from site_node.demo_cohort import write_demo_sites
+    from fedsurv.coordinator.report.curves import at_risk_at
+    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.site_node.demo_cohort import write_demo_sites
 
     spec, results = study
     os_table = results.survival["os"].table

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from coordinator.report.warnings import (
+from fedsurv.coordinator.report.warnings import (
     WarningThresholds,
     merge_warnings,
     small_sample_warnings,
 )
-from coordinator.results import ProportionResult, Results, ResultWarning
+from fedsurv.coordinator.results import ProportionResult, Results, ResultWarning
 
 
 def test_sparse_risk_set_at_landmark_is_flagged(hand_results: Results) -> None:

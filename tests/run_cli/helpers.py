@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fedsurv.coordinator.deployment.pki_setup import NodeKeys
 from typer.testing import CliRunner
 
-from coordinator.deployment.pki_setup import NodeKeys
 from fedsurv.cli import app
 
 
@@ -25,7 +25,7 @@ def make_study(root: Path, sites: list[str], port: int, *, poll_interval: float 
     ``port``: the site-facing proxy (``listen``); ``control``: the SuperLink's loopback port
     (default: a free one). ``audit``: also a coordinator audit key and ``[audit]``.
     """
-    from coordinator.deployment.processes import free_port
+    from fedsurv.coordinator.deployment.processes import free_port
 
     fedsurv("keys", "ca", "--out", root / "ca")
     fedsurv("keys", "server", "--ca", root / "ca", "--san", "127.0.0.1", "--out", root / "tls")

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.deployment.federation import LocalFederation, Site
+from fedsurv.coordinator.deployment.pki_setup import FederationPKI
+from fedsurv.coordinator.deployment.processes import flower_env, free_port
+from fedsurv.protocol.audit import verify_log
 
-from coordinator.deployment.federation import LocalFederation, Site
-from coordinator.deployment.pki_setup import FederationPKI
-from coordinator.deployment.processes import flower_env, free_port
-from protocol.audit import verify_log
 from tests.integration.conftest import merged_sites
 from tests.run_cli.helpers import make_study
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from coordinator.config import (
+from fedsurv.coordinator.config import (
     CoordinatorConfigError,
     check_files,
     load_coordinator_config,
 )
+from typer.testing import CliRunner
+
 from fedsurv.cli import app
 from tests.run_cli.helpers import fedsurv, make_study
 
@@ -148,8 +148,8 @@ def test_start_refuses_missing_files_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_register_without_running_coordinator_exit_5(tmp_path: Path) -> None:
-    from coordinator.config import CoordinatorUnavailable
-    from coordinator.deployment.processes import free_port
+    from fedsurv.coordinator.config import CoordinatorUnavailable
+    from fedsurv.coordinator.deployment.processes import free_port
 
     config_path, _ = make_study(tmp_path, ["site1"], free_port())
     result = CliRunner().invoke(app, ["coordinator", "register", "--config", str(config_path)])

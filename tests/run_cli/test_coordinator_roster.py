@@ -8,16 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.commands.coordinator import _log_removals, site_rows
+from fedsurv.coordinator.config import CoordinatorUnavailable, load_coordinator_config
+from fedsurv.coordinator.deployment.processes import free_port
+from fedsurv.coordinator.deployment.runner import RegisteredNode
+from fedsurv.protocol.audit import verify_log
+from fedsurv.protocol.audit.records import RecordKind
 from typer.testing import CliRunner
 
-from coordinator.commands.coordinator import _log_removals, site_rows
-from coordinator.config import CoordinatorUnavailable, load_coordinator_config
-from coordinator.deployment.processes import free_port
-from coordinator.deployment.runner import RegisteredNode
 from fedsurv.cli import app
 from fedsurv.keys_cli import EnrolmentError, read_allow_list
-from protocol.audit import verify_log
-from protocol.audit.records import RecordKind
 from tests.run_cli.helpers import make_study
 
 SITES = ["site-01", "site-02", "site-03"]

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fedsurv.coordinator.commands import run as run_command
+from fedsurv.coordinator.deployment.local_run import ProgressTail, analysis_run_config
+from fedsurv.coordinator.flower.server_app import run_request_and_publish
+from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.protocol.errors import FedsurvError
 
-from coordinator.commands import run as run_command
-from coordinator.deployment.local_run import ProgressTail, analysis_run_config
-from coordinator.flower.server_app import run_request_and_publish
-from coordinator.inprocess import federation_grid
 from fedsurv import cli
-from protocol.errors import FedsurvError
 from tests.federation.synthetic import write_sites
 from tests.run_cli.helpers import make_study
 
@@ -141,7 +141,7 @@ def test_success_prints_where_the_outputs_are(study, tmp_path, monkeypatch, caps
 
 
 def test_unreachable_coordinator_exit_5(tmp_path, monkeypatch, capsys):
-    from coordinator.deployment.processes import free_port
+    from fedsurv.coordinator.deployment.processes import free_port
 
     config, _ = make_study(tmp_path / "study", ["site1"], free_port())
     spec = tmp_path / "spec.yaml"
@@ -160,7 +160,7 @@ def test_bad_spec_exit_2(study, tmp_path, monkeypatch, capsys):
 
 def test_report_failure_still_exit_0_with_a_retry_hint(study, tmp_path, monkeypatch, capsys):
     """The results are published before any plotting: a rendering error is a warning."""
-    from coordinator import outputs
+    from fedsurv.coordinator import outputs
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no fonts")
@@ -197,8 +197,8 @@ def test_completed_request_id_is_refused_before_any_site_is_asked(tmp_path, monk
     assert code == 2 and calls == []
     assert "request 'run-cli-codes' already completed a secure sum on" in err
     assert "Give the spec a new request_id" in err
-    from coordinator.config import load_coordinator_config
-    from protocol.spec_file import parse_spec
+    from fedsurv.coordinator.config import load_coordinator_config
+    from fedsurv.protocol.spec_file import parse_spec
 
     other = parse_spec(SPEC.replace("run-cli-codes", "run-cli-codes-2"))
     assert run_command.completed_request(load_coordinator_config(config), other) is None

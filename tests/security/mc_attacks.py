@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fedsurv.coordinator.inprocess import InProcessGrid
+from fedsurv.protocol.roster import KEYSIGS_RECORD
+from fedsurv.protocol.secure_encoding import MODULUS_RANGE
+from fedsurv.protocol.secure_prg import secure_pseudo_rand_gen as pseudo_rand_gen
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.common import bytes_to_ndarray
 from flwr.common.secure_aggregation.crypto.shamir import combine_shares
@@ -33,11 +37,6 @@ from flwr.supercore.primitives.asymmetric import (
     private_key_to_bytes,
     public_key_to_bytes,
 )
-
-from coordinator.inprocess import InProcessGrid
-from protocol.roster import KEYSIGS_RECORD
-from protocol.secure_encoding import MODULUS_RANGE
-from protocol.secure_prg import secure_pseudo_rand_gen as pseudo_rand_gen
 
 
 def stage_of(messages: Sequence[Message]) -> str:
@@ -286,9 +285,9 @@ class SubstituteKeys(Attack):
 
 def site_vector_limbs(path: Path, spec: Any) -> np.ndarray:
     """The limbs a site's masked vector carries (its encoded tally, shifted to ``[0, 2c]``)."""
-    from coordinator.simulation import site_tallies
-    from protocol.layout import TallyLayout
-    from protocol.secure_encoding import SecureEncoding
+    from fedsurv.coordinator.simulation import site_tallies
+    from fedsurv.protocol.layout import TallyLayout
+    from fedsurv.protocol.secure_encoding import SecureEncoding
 
     layout = TallyLayout(spec)
     return SecureEncoding.for_layout(layout).to_limbs(layout.encode(site_tallies(path, spec)))

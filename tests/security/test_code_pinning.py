@@ -5,7 +5,8 @@ malicious-coordinator case) ships its own app bundle. Flower puts the bundle fir
 ClientApp's ``sys.path``, so before the defence its ClientApp ran at every hospital, wrote a
 marker file and returned raw patient rows and the first bytes of the site's audit-signing key.
 
-The defence (:mod:`site_node.flower.pinning`): the site's SuperNode checks every run's bundle
+The defence (:mod:`fedsurv.site_node.flower.pinning`): the site's SuperNode checks every run's
+bundle
 before it creates a task for it; anything but the config-only fedsurv bundle the site's own
 fedsurv writes is refused with ``code_not_approved``, logged in the site audit log with the
 bundle hash and run id, and answered with an error reply (the coordinator sees a refusal,
@@ -20,11 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.commands.demo import model_study_spec
+from fedsurv.coordinator.deployment.federation import LocalFederation
+from fedsurv.coordinator.deployment.local_run import run_analysis
 from flwr.cli.build import build_fab_from_disk
 
-from coordinator.commands.demo import model_study_spec
-from coordinator.deployment.federation import LocalFederation
-from coordinator.deployment.local_run import run_analysis
 from tests.integration.conftest import GROUPS_3, start_federation
 from tests.security.hostile_app import SOURCE, write_hostile_app
 
@@ -68,7 +69,7 @@ def _secrets(federation: LocalFederation) -> list[str]:
 
 
 @pytest.mark.parametrize("clientapp", ["hostile_code:client",
-                                       "site_node.flower.client_app:app"])
+                                       "fedsurv.site_node.flower.client_app:app"])
 def test_hostile_bundle_is_refused_at_every_site(federation, tmp_path, clientapp):
     """A bundle with its own code is refused before any of it runs: no marker, no loot,
     ``code_not_approved`` in every site's audit log with the bundle hash and run id.

@@ -199,9 +199,9 @@ def test_oversized_spec_is_refused_naming_key_and_limit(text: str, fragment: str
 
 def test_site_refuses_a_long_vector_before_loading_data(tmp_path: Path, monkeypatch) -> None:
     """max_vector_length: request_too_large, decided before the data is read or a vector made."""
-    from protocol.layout import TallyLayout
-    from protocol.spec import AnalysisSpec
-    from site_node import answer
+    from fedsurv.protocol.layout import TallyLayout
+    from fedsurv.protocol.spec import AnalysisSpec
+    from fedsurv.site_node import answer
 
     def must_not_run(*_args, **_kwargs):
         raise AssertionError("the site read its data for an oversized request")
@@ -237,8 +237,7 @@ def hostile_outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import json
 
     import pandas as pd
-
-    from site_node.demo_cohort import write_demo_sites
+    from fedsurv.site_node.demo_cohort import write_demo_sites
 
     root = tmp_path_factory.mktemp("hostile")
     levels = {"yes": FORMULA, "no": "-2+3"}
@@ -289,8 +288,7 @@ def test_csv_outputs_neutralise_formulas(hostile_outputs: Path) -> None:
 
 def test_neutralising_keeps_numbers() -> None:
     import pandas as pd
-
-    from coordinator.report.escaping import spreadsheet_safe
+    from fedsurv.coordinator.report.escaping import spreadsheet_safe
 
     frame = pd.DataFrame({"estimate": [-0.25, 1.5], "text": ["-0.25", "-x"],
                           "mixed": [-3, "@me"]})

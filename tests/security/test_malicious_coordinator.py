@@ -21,17 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fedsurv.coordinator.audit_provision import FederationAudit, provision_audit
+from fedsurv.coordinator.audit_trail import CoordinatorAudit
+from fedsurv.coordinator.inprocess import InProcessGrid, federation_grid
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.secure_sum import RequestOutcome, SecureSumOptions, run_request
+from fedsurv.coordinator.simulation import site_tallies
+from fedsurv.protocol.audit import verify_log
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec
 
-from coordinator.audit_provision import FederationAudit, provision_audit
-from coordinator.audit_trail import CoordinatorAudit
-from coordinator.inprocess import InProcessGrid, federation_grid
-from coordinator.progress import Progress
-from coordinator.secure_sum import RequestOutcome, SecureSumOptions, run_request
-from coordinator.simulation import site_tallies
-from protocol.audit import verify_log
-from protocol.errors import FedsurvError
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec
 from tests.federation.synthetic import write_sites
 from tests.security.mc_attacks import (
     Attack,
@@ -163,7 +163,7 @@ def test_split_view_needs_a_threshold_of_at_most_half(fed: Fed) -> None:
     two disjoint pairs of sites would hand over site1's seed and secret key: the sites refuse
     that threshold at setup. With the default threshold (t = 3 of 4) the split cannot gather
     both secrets, and the sites need no extra consistency round (see
-    :mod:`site_node.flower.secagg_auth`).
+    :mod:`fedsurv.site_node.flower.secagg_auth`).
     """
     grid = federation_grid(fed.files, state_root=fed.state, audit=fed.audit)
     target = grid.node_id_of("site1")
@@ -231,8 +231,8 @@ def test_substituted_keys_are_refused_and_no_share_is_stolen(fed: Fed) -> None:
 def test_sybil_participants_are_refused(fed: Fed, tmp_path: Path) -> None:
     """The coordinator runs two nodes of its own with data it knows, so that the "sum over 3
     sites" minus its own vectors is site1's vector."""
-    from protocol.roster import StudyRoster
-    from protocol.signing import load_public_key
+    from fedsurv.protocol.roster import StudyRoster
+    from fedsurv.protocol.signing import load_public_key
 
     sybils = provision_audit(tmp_path / "sybil-keys", ["sybil1", "sybil2"],
                              log_dir=tmp_path / "sybil-audit")

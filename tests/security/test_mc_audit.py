@@ -11,14 +11,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.audit_provision import FederationAudit, provision_audit
+from fedsurv.coordinator.inprocess import simulate_federation
+from fedsurv.protocol.audit import AuditLog, verify_log
+from fedsurv.protocol.audit.head import head_path
+from fedsurv.protocol.audit.records import COORDINATOR
+from fedsurv.protocol.signing import create_signing_key
+from fedsurv.protocol.spec import AnalysisSpec
 
-from coordinator.audit_provision import FederationAudit, provision_audit
-from coordinator.inprocess import simulate_federation
-from protocol.audit import AuditLog, verify_log
-from protocol.audit.head import head_path
-from protocol.audit.records import COORDINATOR
-from protocol.signing import create_signing_key
-from protocol.spec import AnalysisSpec
 from tests.cli import run_fedsurv as fedsurv
 from tests.federation.synthetic import write_sites
 

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fedsurv.coordinator.audit_provision import provision_audit
+from fedsurv.coordinator.audit_trail import CoordinatorAudit
+from fedsurv.coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost, fit_cox_models
+from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
+from fedsurv.protocol.audit import verify_log
+from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundRequest, NumericCovariate
+from fedsurv.protocol.cox_wire import is_cox_round
+from fedsurv.protocol.secure_encoding import ROUND_RECORD
+from fedsurv.protocol.spec import AnalysisSpec
 
-from coordinator.audit_provision import provision_audit
-from coordinator.audit_trail import CoordinatorAudit
-from coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost, fit_cox_models
-from coordinator.inprocess import federation_grid
-from coordinator.progress import Progress
-from coordinator.secure_sum import SecureSumOptions, run_request
-from protocol.audit import verify_log
-from protocol.cox_spec import CoxModelSpec, CoxRoundRequest, NumericCovariate
-from protocol.cox_wire import is_cox_round
-from protocol.secure_encoding import ROUND_RECORD
-from protocol.spec import AnalysisSpec
 from tests.cox_federated.helpers import write_cohort_sites
 from tests.security.mc_attacks import CheatingGrid, UnmaskOverlap
 

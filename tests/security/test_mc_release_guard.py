@@ -1,11 +1,12 @@
-"""The differencing rule itself: what counts as the same release (site_node.release_guard)."""
+"""The differencing rule itself: what counts as the same release
+(fedsurv.site_node.release_guard)."""
 
 from __future__ import annotations
 
-from protocol.cox_spec import CoxModelSpec, NumericCovariate
-from protocol.spec import AnalysisSpec
-from site_node.ledger import release_conflict
-from site_node.release_guard import components, cox_component
+from fedsurv.protocol.cox_spec import CoxModelSpec, NumericCovariate
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.ledger import release_conflict
+from fedsurv.site_node.release_guard import components, cox_component
 
 
 def test_components_ignore_request_title_and_grid() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protocol.roster import StudyRoster
-from protocol.signing import key_id, load_public_key
+from fedsurv.protocol.roster import StudyRoster
+from fedsurv.protocol.signing import key_id, load_public_key
+
 from tests.cli import run_fedsurv as fedsurv
 
 

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.deployment.federation import LocalFederation, Site
+from fedsurv.coordinator.deployment.pki_setup import FederationPKI, NodeKeys, add_node_keys
+from fedsurv.coordinator.deployment.processes import flower_env, free_port, venv_bin
+from fedsurv.coordinator.deployment.proxy import FLEET_PATHS
 
-from coordinator.deployment.federation import LocalFederation, Site
-from coordinator.deployment.pki_setup import FederationPKI, NodeKeys, add_node_keys
-from coordinator.deployment.processes import flower_env, free_port, venv_bin
-from coordinator.deployment.proxy import FLEET_PATHS
 from tests.integration.conftest import GROUPS_3, merged_sites
 from tests.run_cli.helpers import make_study
 

@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.audit_provision import provision_audit
+from fedsurv.coordinator.commands.demo import model_study_spec
+from fedsurv.coordinator.deployment.federation import LocalFederation, Site
+from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis
+from fedsurv.coordinator.deployment.pki_setup import add_node_keys
+from fedsurv.coordinator.deployment.runner import register_nodes
 
-from coordinator.audit_provision import provision_audit
-from coordinator.commands.demo import model_study_spec
-from coordinator.deployment.federation import LocalFederation, Site
-from coordinator.deployment.local_run import ProgressTail, run_analysis
-from coordinator.deployment.pki_setup import add_node_keys
-from coordinator.deployment.runner import register_nodes
 from tests.integration.conftest import GROUPS_3, start_federation
 
 pytestmark = pytest.mark.integration

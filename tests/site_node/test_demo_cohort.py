@@ -9,18 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from site_node.data import DataValidationError, load_site_data
-from site_node.demo_cohort import (
+from fedsurv.site_node.data import DataValidationError, load_site_data
+from fedsurv.site_node.demo_cohort import (
     SITE_SIZES,
     demo_cohort,
     synthetic_cohort,
     write_demo_sites,
     write_site_file,
 )
-from site_node.endpoints import derive_endpoints
+from fedsurv.site_node.endpoints import derive_endpoints
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "demo_sites"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fedsurv.site_node.data import load_site_data
+from fedsurv.site_node.endpoints import CENSORED, NRM, RELAPSE, derive_endpoints
 
-from site_node.data import load_site_data
-from site_node.endpoints import CENSORED, NRM, RELAPSE, derive_endpoints
 from tests.site_node.conftest import HEADER, rows_copy, write_table
 
 START = pd.Timestamp("2020-01-01")

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fedsurv.site_node.data import DataValidationError, Finding, load_site_data
+from fedsurv.site_node.data.schema import COLUMN_NAMES, RULES
+from fedsurv.site_node.endpoints import derive_endpoints
 
-from site_node.data import DataValidationError, Finding, load_site_data
-from site_node.data.schema import COLUMN_NAMES, RULES
-from site_node.endpoints import derive_endpoints
 from tests.site_node.conftest import HEADER, rows_copy, write_table
 
 

@@ -258,7 +258,7 @@ def test_parquet_rows_are_records(tmp_path: Path, cli) -> None:
 
 
 def test_every_rule_has_a_malformed_file_case() -> None:
-    from site_node.data.schema import RULES
+    from fedsurv.site_node.data.schema import RULES
 
     covered = {r for c in CASES for r in c.rules} | {c[3] for c in FILE_CASES} | {"file_exists"}
     assert covered == set(RULES)

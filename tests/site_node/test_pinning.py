@@ -1,4 +1,4 @@
-"""Code pinning rule (:mod:`site_node.flower.pinning`) and the Flower internals it wraps.
+"""Code pinning rule (:mod:`fedsurv.site_node.flower.pinning`) and the Flower internals it wraps.
 
 The rule is checked on bundles built by Flower's own builder (what ``flwr run`` ships). The
 contract test fails loudly when flwr changes the SuperNode internals the pin relies on; the
@@ -14,11 +14,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from fedsurv.coordinator.deployment.fab import write_bundle
+from fedsurv.site_node.flower import pinning
+from fedsurv.site_node.flower.pinning import FEDSURV_CLIENTAPP, PinPolicy, check_bundle
 from flwr.cli.build import build_fab_from_disk
-
-from coordinator.deployment.fab import write_bundle
-from site_node.flower import pinning
-from site_node.flower.pinning import FEDSURV_CLIENTAPP, PinPolicy, check_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")  # on purpose
 
@@ -106,7 +105,7 @@ def test_explicit_approvals(tmp_path: Path) -> None:
 
 def test_flower_supernode_internals_the_pin_relies_on() -> None:
     """If this fails, flwr changed ``start_client_internal``: re-read it and adapt
-    :func:`site_node.flower.pinning.pinned_pull` before trusting the pin again."""
+    :func:`fedsurv.site_node.flower.pinning.pinned_pull` before trusting the pin again."""
     from flwr.supernode import start_client_internal as sci
 
     pull = sci._pull_and_store_message

@@ -58,8 +58,8 @@ def toml_value(value: object) -> str:
 @functools.cache
 def _key_material() -> dict[str, bytes]:
     """One CA certificate, node key and audit key, made once per test session."""
-    from protocol.pki import create_ca, create_node_keypair
-    from protocol.signing import create_signing_key
+    from fedsurv.protocol.pki import create_ca, create_node_keypair
+    from fedsurv.protocol.signing import create_signing_key
 
     with tempfile.TemporaryDirectory() as tmp:
         ca, _ = create_ca(Path(tmp), "fedsurv test CA")

@@ -1,4 +1,4 @@
-"""The ClientApp's answer (``site_node.answer.decide``) applies the site.toml policy.
+"""The ClientApp's answer (``fedsurv.site_node.answer.decide``) applies the site.toml policy.
 
 The node runs with the ``--node-config`` that ``fedsurv site start`` builds, so these tests
 check the chain site.toml -> node config -> decide -> policy reason code, which the ClientApp
@@ -10,16 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec
-from site_node.approvals import RequestLedger
-from site_node.commands import node_config
-from site_node.config import load_site_config
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.approvals import RequestLedger
+from fedsurv.site_node.commands import node_config
+from fedsurv.site_node.config import load_site_config
 
 from .conftest import DEMO_CSV, MAPPING, write_config
 
-answer = pytest.importorskip("site_node.answer")
+answer = pytest.importorskip("fedsurv.site_node.answer")
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@
 from pathlib import Path
 
 import numpy as np
-
-from protocol.layout import TallyLayout
-from protocol.spec import AnalysisSpec, TimeGrid
-from site_node.answer import contribution
-from site_node.endpoints import derive_endpoints
-from site_node.sources import read_configured_source
-from site_node.tally import tally_vector
+from fedsurv.protocol.layout import TallyLayout
+from fedsurv.protocol.spec import AnalysisSpec, TimeGrid
+from fedsurv.site_node.answer import contribution
+from fedsurv.site_node.endpoints import derive_endpoints
+from fedsurv.site_node.sources import read_configured_source
+from fedsurv.site_node.tally import tally_vector
 
 SPEC = AnalysisSpec(request_id="src-1", proportions=["remission"], survival=["os"],
                     incidence=["cir"], grid=TimeGrid(horizon_days=3650))

@@ -12,21 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.cli import app
+from fedsurv.site_node.commands import start_site, supernode_command, tls_handshake
+from fedsurv.site_node.config import load_site_config
+from fedsurv.site_node.policy import PolicyContext, evaluate_policy
 from typer.testing import CliRunner
-
-from protocol.errors import FedsurvError
-from protocol.spec import AnalysisSpec
-from site_node.cli import app
-from site_node.commands import start_site, supernode_command, tls_handshake
-from site_node.config import load_site_config
-from site_node.policy import PolicyContext, evaluate_policy
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from protocol.pki import create_ca, create_server_certificate
+    from fedsurv.protocol.pki import create_ca, create_server_certificate
 
     out = tmp_path_factory.mktemp("pki")
     ca_cert, ca_key = create_ca(out / "ca", "fedsurv test CA")
@@ -141,7 +140,7 @@ def test_start_dry_run_prints_the_supernode_command(file_config: Path) -> None:
     env, *argv = shlex.split(result.output.strip())
     folder = file_config.parent
     assert env == f"FLWR_HOME={folder / 'state' / 'flwr'}"  # Flower's files in state_dir
-    assert argv[1:3] == ["-m", "site_node.flower.pinning"]  # flower-supernode, code pinned
+    assert argv[1:3] == ["-m", "fedsurv.site_node.flower.pinning"]  # flower-supernode, code pinned
     assert argv[argv.index("--superlink") + 1] == "127.0.0.1:9092"
     assert argv[argv.index("--root-certificates") + 1] == str(folder / "ca.pem")
     key = argv[argv.index("--auth-supernode-private-key") + 1]
@@ -172,8 +171,8 @@ def test_start_execs_supernode(file_config: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_approve_lists_and_decides(file_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from site_node.endpoints import derive_endpoints
-    from site_node.sources import read_source
+    from fedsurv.site_node.endpoints import derive_endpoints
+    from fedsurv.site_node.sources import read_source
 
     monkeypatch.setenv("FEDSURV_SITE__POLICY__APPROVAL", "manual")
     config = load_site_config(file_config)
@@ -200,7 +199,7 @@ def test_approve_lists_and_decides(file_config: Path, monkeypatch: pytest.Monkey
     said = " ".join(done.output.split())  # issue 15: no promise of a re-send that cannot work
     assert "re-sends" not in said and "still waiting for approvals" in said
     assert ask() == "ok"
-    from protocol.audit import AuditLog, verify_log
+    from fedsurv.protocol.audit import AuditLog, verify_log
 
     audit = AuditLog(config.audit_log, config.keys.audit_signing_key, actor="site:site-01")
     last = audit.last()

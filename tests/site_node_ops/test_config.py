@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from site_node.config import SiteConfigError, SqlSource, load_site_config
-from site_node.sources import read_source
+from fedsurv.site_node.config import SiteConfigError, SqlSource, load_site_config
+from fedsurv.site_node.sources import read_source
 
 from .conftest import write_config
 

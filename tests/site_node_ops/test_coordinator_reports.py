@@ -1,7 +1,7 @@
 """End to end in one process: site.toml policies refuse, and the coordinator reports the codes.
 
 Runs the real ServerApp request logic and ClientApps over the in-process grid
-(:func:`coordinator.inprocess.simulate_federation`); each site's node config names its
+(:func:`fedsurv.coordinator.inprocess.simulate_federation`); each site's node config names its
 ``site.toml``, as ``fedsurv site start`` does.
 """
 
@@ -10,20 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from protocol.spec import AnalysisSpec
-from site_node.approvals import RequestLedger
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.approvals import RequestLedger
 
 from .conftest import write_config
 
-inprocess = pytest.importorskip("coordinator.inprocess")
-secure_sum = pytest.importorskip("coordinator.secure_sum")
+inprocess = pytest.importorskip("fedsurv.coordinator.inprocess")
+secure_sum = pytest.importorskip("fedsurv.coordinator.secure_sum")
 
 
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The first six demo sites: 11, 8, 6, 5, 4 and 3 patients."""
-    from site_node.demo_cohort import write_demo_sites
+    from fedsurv.site_node.demo_cohort import write_demo_sites
 
     return [Path(p) for p in write_demo_sites(tmp_path_factory.mktemp("demo"))[:6]]
 
@@ -43,7 +42,7 @@ def _refusals(progress) -> dict[str, str]:
 
 
 def test_coordinator_reports_each_sites_policy_refusal(tmp_path: Path, demo_files) -> None:
-    from coordinator.progress import Progress
+    from fedsurv.coordinator.progress import Progress
 
     policies = [{}, {}, {}, {"approval": "manual"}, {}, {"min_bin_days": 7, "min_cohort_size": 1}]
     configs = _site_configs(tmp_path, demo_files, policies)
@@ -61,7 +60,7 @@ def test_coordinator_reports_each_sites_policy_refusal(tmp_path: Path, demo_file
 
 
 def test_manual_approval_holds_the_request_until_approved(tmp_path: Path, demo_files) -> None:
-    from coordinator.progress import Progress
+    from fedsurv.coordinator.progress import Progress
 
     files = demo_files[:3]
     configs = _site_configs(tmp_path, files, [{"approval": "manual"}] * 3)

@@ -6,19 +6,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from protocol.spec import AnalysisSpec
-from site_node.approvals import ApprovalError, RequestLedger
-from site_node.endpoints import derive_endpoints
-from site_node.policy import (
+from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.approvals import ApprovalError, RequestLedger
+from fedsurv.site_node.endpoints import derive_endpoints
+from fedsurv.site_node.policy import (
     REASON_CODES,
     Decision,
     PolicyContext,
     ReleasePolicy,
     evaluate_policy,
 )
-from site_node.sources import apply_column_mapping
-from site_node.tally import StrataError
+from fedsurv.site_node.sources import apply_column_mapping
+from fedsurv.site_node.tally import StrataError
 
 from .conftest import DEMO_CSV, MAPPING
 
@@ -27,8 +26,8 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def endpoints():
-    from site_node.data.readers import read_raw
-    from site_node.data.validate import validate
+    from fedsurv.site_node.data.readers import read_raw
+    from fedsurv.site_node.data.validate import validate
 
     raw, _ = apply_column_mapping(read_raw(DEMO_CSV), MAPPING)
     frame, findings = validate(raw)

@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from site_node.commands import check_site, start_site
+from fedsurv.site_node.commands import check_site, start_site
 
 from .conftest import ADMIN, ADMIN_PASSWORD, SQL_MAPPING, SQL_QUERY, PgServer, write_config
 
@@ -90,7 +89,7 @@ def test_role_with_more_than_select_is_refused(
 def test_site_start_refuses_a_superuser_before_starting(
     tmp_path: Path, postgres: PgServer, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from protocol.errors import FedsurvError
+    from fedsurv.protocol.errors import FedsurvError
 
     monkeypatch.setenv("FEDSURV_SITE_DB_PASSWORD", ADMIN_PASSWORD)
     started: list[str] = []

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from site_node.config import SiteConfigError, load_site_config
-from site_node.sources import SourceError, read_source
-from site_node.sql_guard import UnsafeQueryError, check_read_only_query
+from fedsurv.site_node.config import SiteConfigError, load_site_config
+from fedsurv.site_node.sources import SourceError, read_source
+from fedsurv.site_node.sql_guard import UnsafeQueryError, check_read_only_query
 
 from .conftest import (
     READER,

@@ -5,12 +5,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from fedsurv.protocol.spec import AnalysisSpec, Strata, TimeGrid
+from fedsurv.site_node.endpoints import Endpoints
+from fedsurv.site_node.tally import StrataError, event_tally, stratum_index, tally_site
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocol.spec import AnalysisSpec, Strata, TimeGrid
-from site_node.endpoints import Endpoints
-from site_node.tally import StrataError, event_tally, stratum_index, tally_site
 
 
 def _reference_tally(days, cause, grid: TimeGrid, n_causes: int):

@@ -6,7 +6,7 @@ model's cohort, all strata together; ``identity``: ``t``; ``rank``: the average 
 among all observed times, censored included), centred at its mean over the events, the test
 of term ``j`` is the score test of adding ``x_j g(t)`` to the model at the fitted ``b`` (Grambsch
 and Therneau 1994; the form computed by R survival >= 3.0). Per event bin ``k`` of a stratum,
-with the Efron (or Breslow) tie terms ``l = 0 .. d_k - 1`` of :mod:`coordinator.estimators.cox`,
+with the Efron (or Breslow) tie terms ``l = 0 .. d_k - 1`` of :mod:`fedsurv.stats.cox`,
 
     U_k = sum_{events in k} z_i - sum_l zbar_kl,     I_k = sum_l V_kl,
 
@@ -20,10 +20,12 @@ The score vector of the augmented model at ``(b, 0)`` is ``u = (0, A)`` and its 
 global test uses every column (``p`` df). Tests are invariant to centring and scaling ``z``.
 
 Which sums travel: ``A, B, C, I`` per transform are sums over strata; for the site-stratified
-model each site computes them for its own stratum (:func:`site_node.zph_sums.stratum_zph_sums`);
+model each site computes them for its own stratum
+(:func:`fedsurv.site_node.zph_sums.stratum_zph_sums`);
 for the pooled model the coordinator forms ``I_k`` and the ``zbar`` part of ``U_k`` from the
 pooled per-bin risk-set sums of a ``pooled`` round at the final coefficients and sites add only
-``sum_events g(t_i) z_i`` (:func:`site_node.zph_sums.event_time_sums`). The transforms need the
+``sum_events g(t_i) z_i`` (:func:`fedsurv.site_node.zph_sums.event_time_sums`). The transforms need
+the
 pooled tally (events and censorings per bin) of the model's cohort.
 
 References: Grambsch P.M., Therneau T.M. (1994) Proportional hazards tests and diagnostics
@@ -37,11 +39,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from fedsurv.protocol.cox_spec import CategoricalCovariate, CoxModelSpec, block_size, unpack_tri
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.cox import _expand_ties
 from scipy.stats import chi2
-
-from coordinator.estimators.cox import _expand_ties
-from protocol.cox_spec import CategoricalCovariate, CoxModelSpec, block_size, unpack_tri
-from protocol.tally import EventTally
 
 TRANSFORMS: tuple[str, ...] = ("km", "identity", "rank")
 

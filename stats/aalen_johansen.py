@@ -18,10 +18,9 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-
-from coordinator.estimators.confidence import pointwise_limits
-from coordinator.estimators.curve import StepCurve
-from protocol.tally import EventTally
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.confidence import pointwise_limits
+from fedsurv.stats.curve import StepCurve
 
 Variance = Literal["delta", "aalen"]
 VARIANCES: tuple[str, ...] = ("delta", "aalen")

@@ -10,10 +10,9 @@ quantifying follow-up in studies of failure time. Controlled Clinical Trials 17:
 from __future__ import annotations
 
 import numpy as np
-
-from coordinator.estimators.confidence import pointwise_limits
-from coordinator.estimators.curve import StepCurve
-from protocol.tally import EventTally
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.confidence import pointwise_limits
+from fedsurv.stats.curve import StepCurve
 
 
 def kaplan_meier(tally: EventTally, level: float = 0.95, transform: str = "log-log") -> StepCurve:
@@ -26,7 +25,7 @@ def kaplan_meier(tally: EventTally, level: float = 0.95, transform: str = "log-l
         Var S(t_k)  = S(t_k)^2 * sum_{j <= k} d_j / (n_j (n_j - d_j))  (Greenwood 1926)
 
     ``se = S * sqrt(sum ...)``; the pointwise limits use ``SE(log S) = sqrt(sum ...)`` on the
-    ``transform`` scale (:mod:`coordinator.estimators.confidence`): ``"log-log"`` equals
+    ``transform`` scale (:mod:`fedsurv.stats.confidence`): ``"log-log"`` equals
     lifelines' ``confidence_interval_``, and all three equal R's ``survfit(conf.type=...)``.
 
     Edge cases (NaN-free): a bin with nobody at risk (``n_j = 0``) contributes the factor 1

@@ -1,6 +1,6 @@
 """Fleming-Harrington G(rho, gamma) weighted log-rank test from per-group tallies.
 
-The K-sample log-rank test (:mod:`coordinator.estimators.logrank`) with bin ``j``'s term of
+The K-sample log-rank test (:mod:`fedsurv.stats.logrank`) with bin ``j``'s term of
 ``O - E`` weighted by ``w_j`` and of the hypergeometric variance by ``w_j^2``, where
 
     w_j = S(t_j-)^rho * (1 - S(t_j-))^gamma,
@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from coordinator.estimators.logrank import LogrankTest, logrank_from_terms, logrank_terms
-from protocol.tally import EventTally
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.logrank import LogrankTest, logrank_from_terms, logrank_terms
 
 
 def fleming_harrington_weights(pooled: EventTally, rho: float, gamma: float) -> np.ndarray:

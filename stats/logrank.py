@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from protocol.tally import EventTally
+from fedsurv.protocol.tally import EventTally
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def logrank_terms(
 
     (hypergeometric variance; bins with ``N_j <= 1`` add nothing to ``V``). Terms add over
     strata: the site-stratified test sums each site's ``(O - E, V)``. With per-bin
-    ``weights`` ``w_j`` (:mod:`coordinator.estimators.weighted_logrank`) each bin's term of
+    ``weights`` ``w_j`` (:mod:`fedsurv.stats.weighted_logrank`) each bin's term of
     ``O - E`` is multiplied by ``w_j`` and of ``V`` by ``w_j^2`` (R ``survdiff``, ``rho``).
     """
     at_risk, events = _stack(groups)

@@ -1,7 +1,7 @@
 """Restricted mean survival time (RMST) up to ``tau`` from a tally, with its standard error,
 and the difference and ratio of two RMSTs.
 
-With the Kaplan-Meier curve ``S`` (:func:`coordinator.estimators.kaplan_meier.kaplan_meier`),
+With the Kaplan-Meier curve ``S`` (:func:`fedsurv.stats.kaplan_meier.kaplan_meier`),
 a step function of the bin end times ``t_j``:
 
     RMST(tau)     = int_0^tau S(t) dt
@@ -27,9 +27,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from coordinator.estimators.kaplan_meier import kaplan_meier
-from protocol.tally import EventTally
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.kaplan_meier import kaplan_meier
 
 
 @dataclass(frozen=True)

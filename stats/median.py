@@ -25,10 +25,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from coordinator.estimators.curve import StepCurve
-from coordinator.estimators.kaplan_meier import kaplan_meier, reverse_kaplan_meier
-from protocol.tally import EventTally
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.curve import StepCurve
+from fedsurv.stats.kaplan_meier import kaplan_meier, reverse_kaplan_meier
 
 TOLERANCE = math.sqrt(np.finfo(float).eps)
 
@@ -73,7 +72,7 @@ def median_followup(
 
     ``(median, lower, upper)`` of ``G(t) = prod_{j<=k} (1 - c_j / n_j)``, the Kaplan-Meier
     curve of the censoring times with deaths as censored
-    (:func:`coordinator.estimators.kaplan_meier.reverse_kaplan_meier`), and its
+    (:func:`fedsurv.stats.kaplan_meier.reverse_kaplan_meier`), and its
     Brookmeyer-Crowley interval (:func:`median_ci_of`).
     """
     curve = reverse_kaplan_meier(os_tally, level=level, transform=transform)

@@ -16,7 +16,7 @@ type-1 events, the weighted risk-set sums (Fine and Gray 1999, eq. 2.4)
     I      = sum_k d_k [S_2,k / S_0,k - zbar_k zbar_k'],   zbar_k = S_1,k / S_0,k.
 
 Sites send ``R_k``, ``C_k`` and ``sum z`` over their type-1 events per Newton round
-(:func:`site_node.fine_gray_sums.fine_gray_round_sums`), given ``b`` and ``G(t-)`` per bin.
+(:func:`fedsurv.site_node.fine_gray_sums.fine_gray_round_sums`), given ``b`` and ``G(t-)`` per bin.
 
 Variance: crr's sandwich ``I^-1 (sum_i L_i L_i') I^-1`` with ``L_i = eta_i + psi_i`` (Fine and
 Gray 1999, section 3; cmprsk's ``crrvv``): ``eta_i`` the score residual of the weighted
@@ -31,7 +31,8 @@ where ``A = sum_{k <= b_i} d_k / S_0,k`` and ``B = sum_{k <= b_i} d_k zbar_k / S
 type-2 subjects, the same sums over ``k > b_i`` weighted by ``G(t_k-) / G(t_i-)``), ``c_u`` and
 ``n_u`` the censored and at-risk counts of bin ``u``. ``L_i`` is affine in ``(z_i, w_i, w_i z_i)``
 with coefficients constant within a group (bin, type), so sites send per group the blocks
-``(1, z, zz')`` weighted by ``1, w, w^2`` (:func:`site_node.fine_gray_sums.fine_gray_group_sums`)
+``(1, z, zz')`` weighted by ``1, w, w^2``
+(:func:`fedsurv.site_node.fine_gray_sums.fine_gray_group_sums`)
 and :func:`sandwich_meat` assembles ``sum_i L_i L_i'`` exactly.
 
 References: Fine J.P., Gray R.J. (1999) A proportional hazards model for the subdistribution
@@ -45,11 +46,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from coordinator.results import FineGrayCoefficient, FineGrayResult
-from protocol.cox_spec import CoxRoundRequest, block_size, unpack_tri
-from protocol.spec import FineGrayModelSpec, TimeGrid
-from protocol.tally import EventTally
+from fedsurv.protocol.cox_spec import CoxRoundRequest, block_size, unpack_tri
+from fedsurv.protocol.spec import FineGrayModelSpec, TimeGrid
+from fedsurv.protocol.tally import EventTally
+from fedsurv.stats.fine_gray_result import FineGrayCoefficient, FineGrayResult
 
 TYPES = 3
 """Subject types: 0 censored, 1 the cause of interest, 2 the competing cause."""
@@ -190,16 +190,15 @@ def run_fine_gray_model(
     model: FineGrayModelSpec, grid: TimeGrid, round_fn: Callable[[CoxRoundRequest], np.ndarray],
     tally: EventTally, level: float = 0.95,
 ) -> FineGrayResult:
-    """A whole Fine-Gray fit over secure sums, as :func:`coordinator.estimators.cox.run_cox_model`
+    """A whole Fine-Gray fit over secure sums, as :func:`fedsurv.stats.cox.run_cox_model`
     for Cox: the pooled competing-risks ``tally`` (causes relapse, nrm) gives ``G(t-)`` and the
     event bins; a ``moments`` round the standardisation; ``fine_gray`` rounds the Newton steps;
     one ``fine_gray_meat`` round the sandwich. ``round_fn(request)`` returns the sum of every
-    site's :func:`site_node.cox_sums.cox_round_sums` vector (the same sites every round)."""
+    site's :func:`fedsurv.site_node.cox_sums.cox_round_sums` vector (the same sites every round)."""
+    from fedsurv.protocol.cox_spec import CoxDataError, CoxRoundLayout, MomentSums, PartSums
+    from fedsurv.protocol.layout import INCIDENCE_CAUSE
+    from fedsurv.stats.cox import standardisation
     from scipy.stats import norm
-
-    from coordinator.estimators.cox import standardisation
-    from protocol.cox_spec import CoxDataError, CoxRoundLayout, MomentSums, PartSums
-    from protocol.layout import INCIDENCE_CAUSE
 
     cox_model = model.as_cox_model()
     interest = tally.cause(INCIDENCE_CAUSE[model.endpoint])

@@ -14,7 +14,7 @@ Then (Therneau & Grambsch 2000, section 3.3)
 
 Everything is a sum over bins of sums over subjects, so sites can send the sums and the
 coordinator recovers the pooled fit exactly (up to the fixed-point rounding, bounded in
-:mod:`protocol.cox_spec`). The site-stratified model (a baseline hazard per site) is the sum
+:mod:`fedsurv.protocol.cox_spec`). The site-stratified model (a baseline hazard per site) is the sum
 over sites of each site's own (loglik, U, I).
 
 Newton-Raphson with step halving (:func:`fit_cox`); monotone likelihood (Heinze & Schemper
@@ -28,10 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import linalg, stats
-
-from coordinator.cox_result import CoxCoefficient, CoxNumerics, CoxResult, CoxTest
-from protocol.cox_spec import (
+from fedsurv.protocol.cox_spec import (
     FIXED_POINT_BITS,
     CoxDataError,
     CoxModelSpec,
@@ -45,8 +42,10 @@ from protocol.cox_spec import (
     block_size,
     unpack_tri,
 )
-from protocol.errors import FedsurvError
-from protocol.spec import TimeGrid
+from fedsurv.protocol.errors import FedsurvError
+from fedsurv.protocol.spec import TimeGrid
+from fedsurv.stats.cox_result import CoxCoefficient, CoxNumerics, CoxResult, CoxTest
+from scipy import linalg, stats
 
 LP_SD_LIMIT = 10.0
 """Monotone likelihood is declared once the linear predictor's pooled SD, ``sqrt(b'Cb)``,
@@ -121,7 +120,7 @@ def robust_meat(sums: RobustSums, risk: np.ndarray, tied: np.ndarray, d: np.ndar
                 ties: str, p: int) -> np.ndarray:
     """``M = sum_i L_i L_i'`` over the pooled cohort from a ``pooled_robust`` round.
 
-    Within a group (see :func:`site_node.cox_sums.robust_group_sums`)
+    Within a group (see :func:`fedsurv.site_node.cox_sums.robust_group_sums`)
     ``L_i = e (z_i - c) - w_i (alpha z_i - beta)`` with constant ``alpha, beta, c``, so with
     ``n_r, m_r, Q_r`` the group's sums of ``w^r (1, z, zz')``:
 
@@ -519,7 +518,7 @@ def run_cox_model(
     """A whole federated Cox fit: moments round, then Newton-Raphson rounds.
 
     ``round_fn(request)`` must return the (secure) sum of every site's
-    :func:`site_node.cox_sums.cox_site_vector` for that request; the same sites must answer
+    :func:`fedsurv.site_node.cox_sums.cox_site_vector` for that request; the same sites must answer
     every round (checked through the ``sites`` count).
     """
     p = model.p

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from coordinator.estimators.confidence import z_value
+from fedsurv.stats.confidence import z_value
 
 METHODS: tuple[str, ...] = ("wilson", "wald", "clopper-pearson")
 
