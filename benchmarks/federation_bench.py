@@ -38,19 +38,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fedsurv.coordinator.commands.demo import DEMO_POLICY, model_study_spec
-from fedsurv.coordinator.deployment import bare_secagg
-from fedsurv.coordinator.deployment.audit_setup import audited_sites
 from fedsurv.coordinator.deployment.fab import write_bundle
-from fedsurv.coordinator.deployment.federation import (
+from fedsurv.coordinator.deployment.processes import descendants
+from fedsurv.coordinator.deployment.submit import ProgressTail
+from fedsurv.harness.audit_setup import audited_sites
+from fedsurv.harness.demo_cohort import write_demo_sites
+from fedsurv.harness.federation import (
     DEFAULT_PRELOAD,
     DEFAULT_SERVER_PRELOAD,
     LocalFederation,
 )
-from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis, sites_from_files
-from fedsurv.coordinator.deployment.processes import descendants
+from fedsurv.harness.local_run import run_analysis, sites_from_files
 from fedsurv.protocol.layout import TallyLayout
-from fedsurv.site_node.demo_cohort import write_demo_sites
+
+from benchmarks import bare_secagg
+from fedsurv.commands.demo import DEMO_POLICY, model_study_spec
 
 BENCH_POLICY = {**DEMO_POLICY, "max_releases_per_analysis": 100}
 """The demo's policy, plus a release budget: the benchmark asks the same analysis of the same

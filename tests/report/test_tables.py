@@ -110,8 +110,8 @@ def test_landmark_at_risk_on_an_event_day_matches_the_life_table(
     """At a landmark that is an event day, the number at risk includes that day's events:
     the life-table row of that day (R's ``summary(fit, times)$n.risk``), as in the plots."""
     from fedsurv.coordinator.report.curves import at_risk_at
-    from fedsurv.coordinator.simulation import simulate_plain
-    from fedsurv.site_node.demo_cohort import write_demo_sites
+    from fedsurv.harness.demo_cohort import write_demo_sites
+    from fedsurv.harness.simulation import simulate_plain
 
     spec, results = study
     os_table = results.survival["os"].table

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.spec import AnalysisSpec
-from fedsurv.site_node.cli import app
-from fedsurv.site_node.commands import start_site, supernode_command, tls_handshake
 from fedsurv.site_node.config import load_site_config
 from fedsurv.site_node.policy import PolicyContext, evaluate_policy
 from typer.testing import CliRunner
+
+from fedsurv.commands.site import app
+from fedsurv.commands.site_actions import start_site, supernode_command, tls_handshake
 
 runner = CliRunner()
 

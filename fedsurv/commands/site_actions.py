@@ -1,6 +1,6 @@
 """What ``fedsurv site check --config``, ``site start`` and ``site approve`` do.
 
-:mod:`fedsurv.site_node.cli` holds the typer wiring; the functions here take plain arguments, print
+:mod:`fedsurv.commands.site` holds the typer wiring; the functions here take plain arguments, print
 with :func:`typer.echo`, and return an exit code (0 = all good), so tests call them directly.
 Nothing here sends site data anywhere: ``check`` only opens a TLS handshake to the coordinator.
 """
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+
 from fedsurv.protocol.config_file import split_address
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.site_node.approvals import RequestLedger, RequestRecord
