@@ -10,7 +10,6 @@ always keeps the integers.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +25,7 @@ from fedsurv.coordinator.report.labels import (
     pct,
     pct_ci,
     proportion_label,
+    slug,
 )
 from fedsurv.coordinator.report.small_cells import (
     SUPPRESSED,
@@ -122,12 +122,6 @@ def curve_csv_name(endpoint: str, stratum: str) -> str:
     if stratum == "all":
         return f"curve_{endpoint}.csv"
     return f"curve_{endpoint}__{slug(stratum)}.csv"
-
-
-def slug(text: str) -> str:
-    """Filename-safe form of a label: letters, digits, ``-`` and ``_`` only."""
-    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
-    return cleaned or "x"
 
 
 def write_csv_tables(results: Results, out_dir: Path,
