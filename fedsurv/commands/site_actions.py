@@ -272,9 +272,9 @@ def node_config(config: SiteConfig) -> dict[str, str]:
 
 def supernode_command(config: SiteConfig, executable: str | None = None) -> list[str]:
     """The SuperNode argv for this site: ``flower-supernode`` with TLS and node authentication
-    always on, started through :mod:`fedsurv.site_node.flower.pinning` so that the node runs only
-    the
-    ClientApp installed here (a run shipping any other code is refused, ``code_not_approved``).
+    always on, started through :mod:`fedsurv.site_node.flower.pinning` so that the node runs
+    only the ClientApp installed here (a run shipping any other code is refused,
+    ``code_not_approved``).
 
     ``executable``: the Python interpreter (default: this one).
     """

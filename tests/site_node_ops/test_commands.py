@@ -158,6 +158,14 @@ def test_start_dry_run_prints_the_supernode_command(file_config: Path) -> None:
     }
 
 
+def test_the_site_node_never_polls_fast(file_config: Path) -> None:
+    """Fast polling patches Flower internals: production sites never use it."""
+    argv = supernode_command(load_site_config(file_config))
+    marks = ("fastpoll", "FEDSURV_POLL_INTERVAL", "FEDSURV_WAKE_DIR")
+    assert not any(mark in arg for arg in argv for mark in marks)
+    assert argv[1:3] == ["-m", "fedsurv.site_node.flower.pinning"]
+
+
 def test_start_execs_supernode(file_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLWR_HOME", str(Path.home() / ".flwr"))
     calls: list[tuple[str, list[str]]] = []
