@@ -20,7 +20,7 @@ NOTHING_SENT = "Nothing was sent: this check reads the file on this machine only
 def check(
     datafile: Annotated[Path | None, typer.Argument(
         show_default=False,
-        help="Site data file: CSV, XLSX or Parquet, one row per patient (DESIGN section 3).",
+        help="Site data file: CSV, XLSX or Parquet, one row per patient (docs/design.md §3).",
     )] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", show_default=False,
@@ -104,7 +104,7 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed of the demo cohort.")] = 2024,
     fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet.")] = "csv",
 ) -> None:
-    """Write the invented 9-site, 43-patient demo cohort (model study of DESIGN section 1)."""
+    """Write the invented 9-site, 43-patient demo cohort (model study of docs/design.md §1)."""
     from fedsurv.harness.demo_cohort import write_demo_sites
 
     if fmt not in ("csv", "xlsx", "parquet"):

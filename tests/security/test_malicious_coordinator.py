@@ -1,4 +1,4 @@
-"""A malicious coordinator learns no single site's data (DESIGN section 6, issue 11).
+"""A malicious coordinator learns no single site's data (docs/design.md §6, issue 11).
 
 Each test plays one attack with the real ClientApp, Flower's SecAgg+ workflow and mod (the
 in-process engine: the boundary here is the protocol, not a process) and a coordinator that

@@ -1,4 +1,4 @@
-"""Outsider attacks on the coordinator (DESIGN section 6, docs/security.md "Perimeter").
+"""Outsider attacks on the coordinator (docs/design.md §6, docs/security.md "Perimeter").
 
 One federation for the module, started as README "For the coordinator operator" says:
 ``fedsurv coordinator start`` (nginx on the site-facing ``listen`` address forwarding only the
