@@ -2,7 +2,7 @@
 
 For each site count it starts one federation and times, on the same processes:
 
-* (a) ``bare``: a bare Flower SecAgg+ round (``fedsurv.coordinator.deployment.bare_secagg``) of a
+* (a) ``bare``: a bare Flower SecAgg+ round (``benchmarks.bare_secagg``) of a
   vector as long as the spec's tally vector;
 * (b) ``fedsurv``: fedsurv's full analysis of the spec (query round, SecAgg+ round, pooled
   estimates, ``results.json`` published), then, as ``fedsurv run``/``demo`` do once the run
@@ -38,20 +38,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fedsurv.coordinator.commands.demo import DEMO_POLICY, model_study_spec
-from fedsurv.coordinator.deployment import bare_secagg
-from fedsurv.coordinator.deployment.audit_setup import audited_sites
 from fedsurv.coordinator.deployment.fab import write_bundle
-from fedsurv.coordinator.deployment.federation import (
+from fedsurv.coordinator.deployment.processes import descendants
+from fedsurv.coordinator.deployment.submit import ProgressTail
+from fedsurv.harness.audit_setup import audited_sites
+from fedsurv.harness.demo_cohort import write_demo_sites
+from fedsurv.harness.federation import (
     DEFAULT_PRELOAD,
     DEFAULT_SERVER_PRELOAD,
     LocalFederation,
 )
-from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis, sites_from_files
-from fedsurv.coordinator.deployment.processes import descendants
+from fedsurv.harness.local_run import run_analysis, sites_from_files
 from fedsurv.protocol.layout import TallyLayout
-from fedsurv.site_node.demo_cohort import write_demo_sites
 
+from benchmarks import bare_secagg
+from fedsurv.commands.demo import DEMO_POLICY, model_study_spec
+
+ROOT = Path(__file__).resolve().parents[1]
 BENCH_POLICY = {**DEMO_POLICY, "max_releases_per_analysis": 100}
 """The demo's policy, plus a release budget: the benchmark asks the same analysis of the same
 sites once per repeat, which the default differencing guard refuses after the first release."""
@@ -185,7 +188,7 @@ def run_mode(n_sites: int, mode: str, repeat: int, poll: float | None) -> dict[s
     files = site_files(work, n_sites)
     record: dict[str, Any] = {"sites": n_sites, "mode": mode, "length": length,
                               "bare": [], "fedsurv": [], "startup_s": []}
-    bare = ("fedsurv.coordinator.deployment.bare_secagg",)
+    bare = ("benchmarks.bare_secagg",)
     for kind, preload, server_preload in (("bare", bare, bare),
                                           ("fedsurv", DEFAULT_PRELOAD, DEFAULT_SERVER_PRELOAD)):
         sites = sites_from_files(files, work / kind / "state", policy=BENCH_POLICY)
@@ -257,6 +260,10 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=None, help="short poll interval, s")
     parser.add_argument("--json", type=Path, default=None, help="write all figures here")
     args = parser.parse_args()
+    # the bare app (benchmarks/bare_secagg.py) is not installed: every Flower process this
+    # benchmark starts imports it from the repository
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     load = os.getloadavg()
     print(f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     cost = import_cost()

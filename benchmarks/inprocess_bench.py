@@ -1,12 +1,12 @@
 """In-process engine at scale: the real ServerApp and ClientApp code, N simulated sites.
 
-``fedsurv simulate`` runs this engine (:func:`fedsurv.coordinator.inprocess.simulate_federation`):
+``fedsurv simulate`` runs this engine (:func:`fedsurv.harness.inprocess.simulate_federation`):
 the
 query round, the four SecAgg+ stages with the ChaCha20 mask generator and the exact limb
 encoding, each simulated site loading, validating and tallying its own CSV file, all in one
 process (messages are delivered one after the other; no network, no TLS). Spec: the model
 study (1-day grid, 10-year horizon, 40,178 slots). Each site holds ``--patients`` synthetic
-patients (:func:`fedsurv.site_node.demo_cohort.synthetic_cohort`, one seed per site). The pooled
+patients (:func:`fedsurv.harness.demo_cohort.synthetic_cohort`, one seed per site). The pooled
 sum is
 checked against the plain numpy sum of the same tallies.
 
@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fedsurv.coordinator.inprocess import simulate_federation
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import SecureSumOptions
-from fedsurv.coordinator.simulation import site_tallies, sum_vectors
+from fedsurv.harness.demo_cohort import synthetic_cohort, write_site_file
+from fedsurv.harness.inprocess import simulate_federation
+from fedsurv.harness.simulation import site_tallies, sum_vectors
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.protocol.spec_file import load_spec
-from fedsurv.site_node.demo_cohort import synthetic_cohort, write_site_file
 
 REPO = Path(__file__).resolve().parents[1]
 DENSE_UP_TO = 100

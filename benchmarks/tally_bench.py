@@ -12,6 +12,7 @@ import argparse
 import time
 from collections.abc import Callable
 
+from fedsurv.harness.demo_cohort import synthetic_cohort
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import (
     ALL_INCIDENCE,
@@ -20,7 +21,6 @@ from fedsurv.protocol.spec import (
     AnalysisSpec,
     TimeGrid,
 )
-from fedsurv.site_node.demo_cohort import synthetic_cohort
 from fedsurv.site_node.endpoints import derive_endpoints
 from fedsurv.site_node.tally import tally_site
 

@@ -1,4 +1,4 @@
-"""The result contract (DESIGN section 7): what ``results.json`` holds.
+"""The result contract (docs/design.md §7): what ``results.json`` holds.
 
 Outside checks read the documented keys; extra keys (warnings, follow-up, log-rank, methods)
 are additions, never renames.

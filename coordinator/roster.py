@@ -1,4 +1,4 @@
-"""The roster: which Flower node is which enrolled site (DESIGN section 6, issue 10).
+"""The roster: which Flower node is which enrolled site (docs/design.md §6, issue 10).
 
 A site's name everywhere (results, progress, audit, report) is the name its node key was
 enrolled under on the coordinator's allow-list (``fedsurv keys enrol``), never a name the

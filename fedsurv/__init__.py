@@ -1,4 +1,5 @@
-"""fedsurv: the command line. The work lives in protocol/, site_node/ and coordinator/."""
+"""fedsurv: the command line (cli.py, commands/). The work lives in protocol/, stats/,
+site_node/, coordinator/ and harness/ (docs/architecture.md)."""
 
 from fedsurv.protocol.version import SOFTWARE_VERSION as __version__
 

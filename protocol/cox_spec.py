@@ -116,7 +116,7 @@ weighted risk-set and competing sums at ``risk_bins`` given ``weights`` = G(t-) 
 and once the (type, bin) group sums of the sandwich variance
 (:mod:`fedsurv.stats.fine_gray`). They disclose what a ``pooled`` round does."""
 CoxEndpoint = Literal["os", "efs", "os_remission", "efs_remission", "cir", "nrm"]
-"""Survival endpoints (DESIGN section 4), or a cause-specific hazard among remitters: ``cir``
+"""Survival endpoints (docs/design.md §4), or a cause-specific hazard among remitters: ``cir``
 (relapse; death without relapse censors) and ``nrm`` (death without relapse; relapse censors),
 as in Prentice et al. (1978). These are cause-specific, not Fine-Gray subdistribution, models."""
 

@@ -19,12 +19,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from fedsurv.protocol.errors import ProtocolMismatch
-from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.protocol.tally import EventTally, ProportionTally, TallySet
 from fedsurv.protocol.version import PROTOCOL_VERSION
+
+if TYPE_CHECKING:  # spec.py imports this module to bound the vector length
+    from fedsurv.protocol.spec import AnalysisSpec
 
 FIXED_POINT_BITS = 32
 """Fixed-point scale for float sums: ``x`` travels as ``round(x * 2**32)``."""

@@ -111,7 +111,7 @@ class ReportOptions(_Strict):
 
 
 class AnalysisSpec(_Strict):
-    """One federated request. See DESIGN.md sections 4, 5 and 7."""
+    """One federated request. See docs/design.md §4, §5 and §7."""
 
     protocol_version: str = PROTOCOL_VERSION
     title: str = "fedsurv analysis"

@@ -5,7 +5,7 @@ of events of each cause and the number censored. Tallies add: the sum of site ta
 tally of the pooled cohort, which is why pooled estimates from summed tallies equal a pooled
 analysis of the raw data.
 
-Tie rule (DESIGN section 5): within a bin, events come before censorings, so the censored of a
+Tie rule (docs/design.md §5): within a bin, events come before censorings, so the censored of a
 bin are still at risk at that bin's events (as in Kaplan and Meier 1958, and in lifelines and
 R's survfit).
 """

@@ -78,7 +78,7 @@ class KeysConfig(StrictConfig):
 
 
 class FileSource(StrictConfig):
-    """A CSV, XLSX or Parquet file (DESIGN section 3)."""
+    """A CSV, XLSX or Parquet file (docs/design.md §3)."""
 
     kind: Literal["file"] = "file"
     path: ConfigPath

@@ -3,7 +3,7 @@
 For a round at coefficients ``b`` (standardised units, :mod:`fedsurv.protocol.cox_spec`) a site
 forms
 ``z_i = (x_i - c) / s`` and ``w_i = exp(z_i'b - shift)`` for its patients and, with the grid's
-binning (``bin_i = ceil(min(t_i, H) / w)``, events at ``t >= H`` censored; DESIGN section 5),
+binning (``bin_i = ceil(min(t_i, H) / w)``, events at ``t >= H`` censored; docs/design.md §5),
 
     R_k = sum_{i: bin_i >= k} (w_i, w_i z_i, w_i z_i z_i')       (at risk at bin k)
     T_k = sum_{i: bin_i = k, event_i} (w_i, w_i z_i, w_i z_i z_i') (the bin's tied events)

@@ -1,4 +1,4 @@
-"""Endpoints of DESIGN section 4, derived from a validated site table.
+"""Endpoints of docs/design.md §4, derived from a validated site table.
 
 Times are whole days from ``infusion_date``. Everything here is vectorised over patients.
 """
@@ -54,7 +54,7 @@ def derive_endpoints(frame: pd.DataFrame) -> Endpoints:
     :func:`fedsurv.site_node.data.load_site_data`:
     canonical column names, datetime64 dates, upper-case response, lower-case death_cause).
 
-    Rules (DESIGN section 4): a relapse on the day of death counts as relapse (it came first
+    Rules (docs/design.md §4): a relapse on the day of death counts as relapse (it came first
     clinically); NRM is death with no relapse recorded at or before it.
     """
     start = frame["infusion_date"]

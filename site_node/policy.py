@@ -122,7 +122,7 @@ class ReleasePolicy(BaseModel):
     )
     allowed_endpoints: list[str] = Field(
         default_factory=lambda: list(ALL_ENDPOINTS),
-        description="Endpoints the site answers for (default: all of DESIGN section 4).",
+        description="Endpoints the site answers for (default: all of docs/design.md §4).",
     )
     allowed_strata_columns: list[str] = Field(
         default_factory=list, description="Columns a spec may stratify by (default: none)."

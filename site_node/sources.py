@@ -42,7 +42,7 @@ class SourceError(FedsurvError):
 
 
 def read_source(config: SiteConfig) -> pd.DataFrame:
-    """The site's validated, typed frame (DESIGN section 3); raises on any problem."""
+    """The site's validated, typed frame (docs/design.md §3); raises on any problem."""
     frame, findings, row_note = check_source(config)
     if findings or frame is None:
         raise DataValidationError(findings, row_note)

@@ -1,6 +1,6 @@
 """Local tallies: a site's endpoints counted per time bin, vectorised (one bincount per block).
 
-Binning rule (DESIGN section 5, :class:`fedsurv.protocol.spec.TimeGrid`): time ``t`` goes to bin
+Binning rule (docs/design.md §5, :class:`fedsurv.protocol.spec.TimeGrid`): time ``t`` goes to bin
 ``ceil(min(t, H) / w)``; an event at ``t >= H`` is counted as censored.
 """
 

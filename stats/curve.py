@@ -1,4 +1,15 @@
-"""The step curve every survival estimator returns: one entry per bin of the tally's grid."""
+"""The step curve every survival estimator returns: one entry per bin of the tally's grid, and
+the one rule for "value and number at risk at day t" (:func:`step_value`, :func:`at_risk_on`)
+that results, tables and plots use.
+
+The rule is R's ``summary(survfit(...), times = t, extend = TRUE)`` (the R fixture
+``km_landmarks.csv``): the value at ``t`` is the step in force at ``t`` (last time ``<= t``;
+before the first time, the start value), carried forward past the last time; the number at
+risk at ``t`` is the at-risk count of the first time ``>= t`` (on an event day that day's
+events are still counted), and 0 past the last time. The rule reads any increasing ``times``
+with the values after each step: the full grid of a :class:`StepCurve` or only the life-table
+rows of a published curve (between rows neither changes).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,21 @@ from typing import Literal
 import numpy as np
 
 CurveKind = Literal["survival", "incidence"]
+
+
+def step_value(times: np.ndarray, values: np.ndarray, day: float, start: float) -> float:
+    """The right-continuous step function ``values`` (after each of ``times``) at ``day``:
+    ``values[k]`` for the last ``times[k] <= day``, ``start`` before ``times[0]``, the last
+    value past the last time (module rule)."""
+    k = int(np.searchsorted(times, day, side="right")) - 1
+    return float(values[k]) if k >= 0 else float(start)
+
+
+def at_risk_on(times: np.ndarray, at_risk: np.ndarray, day: float) -> int:
+    """Number at risk at ``day``, ``Y(day)``: ``at_risk`` of the first ``times[k] >= day``
+    (everyone whose time is ``>= day``), 0 past the last time (module rule)."""
+    k = int(np.searchsorted(times, day, side="left"))
+    return int(at_risk[k]) if k < len(times) else 0
 
 
 @dataclass(frozen=True)
@@ -44,32 +70,23 @@ class StepCurve:
     kind: CurveKind = "survival"
 
     def value_at(self, day: float) -> tuple[float, float, float, float]:
-        """``(estimate, se, lower, upper)`` at ``day``: the value at the last bin with time <= day.
-
-        Before the first bin the curve is at its start value: ``(1, 0, 1, 1)`` for a survival
-        curve, ``(0, 0, 0, 0)`` for a cumulative incidence. Past the last bin the last value
-        is carried forward.
+        """``(estimate, se, lower, upper)`` at ``day`` (:func:`step_value`): the last bin with
+        time <= day; before the first bin the start value, ``(1, 0, 1, 1)`` for a survival
+        curve and ``(0, 0, 0, 0)`` for a cumulative incidence; past the last bin the last value.
         """
-        k = int(np.searchsorted(self.time, day, side="right")) - 1
-        if k < 0:
-            start = 1.0 if self.kind == "survival" else 0.0
-            return (start, 0.0, start, start)
+        start = 1.0 if self.kind == "survival" else 0.0
         return (
-            float(self.estimate[k]),
-            float(self.se[k]),
-            float(self.lower[k]),
-            float(self.upper[k]),
+            step_value(self.time, self.estimate, day, start),
+            step_value(self.time, self.se, day, 0.0),
+            step_value(self.time, self.lower, day, start),
+            step_value(self.time, self.upper, day, start),
         )
 
     def at_risk_at(self, day: float) -> int:
-        """Number at risk at ``day``, ``Y(day)``: everyone whose time is ``>= day``, i.e. the
-        at-risk count of the first bin ending at or after ``day``; 0 past the last bin.
-
-        R's rule (``summary(survfit(...), times = day)$n.risk``) and the plots' number-at-risk
-        row: on an event day the patients with that event are still counted.
-        """
-        k = int(np.searchsorted(self.time, day, side="left"))
-        return int(self.at_risk[k]) if k < self.time.size else 0
+        """Number at risk at ``day`` (:func:`at_risk_on`): the at-risk count of the first bin
+        ending at or after ``day``; 0 past the last bin. R's rule
+        (``summary(survfit(...), times = day)$n.risk``) and the plots' number-at-risk row."""
+        return at_risk_on(self.time, self.at_risk, day)
 
     def rows(self) -> list[int]:
         """Indices of the bins where someone leaves the risk set (an event of any cause or a

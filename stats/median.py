@@ -88,7 +88,7 @@ def survivor_followup(
     Computed from the censored histogram ``c_k``: the sample median of the multiset that holds
     ``time[k]`` ``c_k`` times (mean of the two middle values when ``n`` is even), its minimum
     and maximum (whole days, bin ends). Events at or past the horizon are tallied as censored
-    in the last bin (DESIGN section 5), so they count here as survivors followed to the
+    in the last bin (docs/design.md §5), so they count here as survivors followed to the
     horizon.
     ``(0, None, None, None)`` when nobody is censored.
     """

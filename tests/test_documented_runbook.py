@@ -350,9 +350,10 @@ def test_story_runs_as_typed(story: Story) -> None:
                             "--json"], cwd=story.coord, env=story.env, capture_output=True,
                            text=True, timeout=120, check=True)
     assert [row["site"] for row in json.loads(after.stdout)] == ["site-01", "site-02"]
-    from fedsurv.coordinator.commands.coordinator import coordinator_env
     from fedsurv.coordinator.config import load_coordinator_config
     from fedsurv.coordinator.deployment.runner import list_nodes
+
+    from fedsurv.commands.coordinator import coordinator_env
 
     config = load_coordinator_config(story.coord / "coordinator.toml")
     keys = {row["site"]: row["fingerprint"] for row in sites}

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.simulation import simulate_plain
+from fedsurv.harness.simulation import simulate_plain
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec
 from pydantic import ValidationError

@@ -1,6 +1,6 @@
 """The wheel installs one top-level package, ``fedsurv`` (issue 13): ``fedsurv.protocol``,
-``fedsurv.stats``, ``fedsurv.site_node`` and ``fedsurv.coordinator`` come from the repository's
-folders of the same names (``package-dir`` in pyproject.toml)."""
+``fedsurv.stats``, ``fedsurv.site_node``, ``fedsurv.coordinator`` and ``fedsurv.harness`` come
+from the repository's folders of the same names (``package-dir`` in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"fedsurv": "fedsurv", "protocol": "fedsurv.protocol", "stats": "fedsurv.stats",
-           "site_node": "fedsurv.site_node", "coordinator": "fedsurv.coordinator"}
+           "site_node": "fedsurv.site_node", "coordinator": "fedsurv.coordinator",
+           "harness": "fedsurv.harness"}
 
 
 def _declared() -> dict:
@@ -31,7 +32,8 @@ def test_every_package_folder_is_declared_under_the_fedsurv_namespace() -> None:
 
 def test_no_module_of_the_repository_is_imported_by_its_bare_folder_name() -> None:
     bare = subprocess.run(
-        ["git", "grep", "-nE", r"^\s*(from|import) (coordinator|site_node|protocol|stats)\b",
+        ["git", "grep", "-nE",
+         r"^\s*(from|import) (coordinator|site_node|protocol|stats|harness)\b",
          "--", "*.py"], cwd=ROOT, capture_output=True, text=True).stdout
     assert bare == ""
 

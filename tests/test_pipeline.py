@@ -4,13 +4,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fedsurv.coordinator.commands.simulate import site_files
-from fedsurv.coordinator.simulation import TooFewSites, simulate_plain, site_tallies
+from fedsurv.harness.simulation import TooFewSites, simulate_plain, site_tallies
 from fedsurv.protocol.spec_file import load_spec
 from fedsurv.site_node.data import load_site_data
 from fedsurv.site_node.endpoints import derive_endpoints
 from fedsurv.stats.logrank import stratified_logrank_test
 from lifelines import KaplanMeierFitter
+
+from fedsurv.commands.simulate import site_files
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "demo_sites"
@@ -101,7 +102,7 @@ def test_simulate_engines_agree_and_print_table1(tmp_path: Path, capsys) -> None
     """`fedsurv simulate` (real apps + SecAgg+ in process) equals the numpy engine exactly."""
     import json
 
-    from fedsurv.coordinator.commands.simulate import simulate
+    from fedsurv.commands.simulate import simulate
 
     spec = ROOT / "examples" / "model_study.yaml"
     simulate(data=DEMO, spec_path=spec, out=tmp_path / "secure", engine="secure")

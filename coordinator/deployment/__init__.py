@@ -1,5 +1,7 @@
-"""Real Flower deployment on loopback: PKI, SuperLink/SuperNode processes, thin app bundle, runs.
+"""The coordinator's process launcher: SuperLink, SuperExec and the Fleet-only nginx proxy
+(:mod:`~.stack`), the thin app bundle (:mod:`~.fab`), ``flwr`` CLI calls and node registration
+(:mod:`~.runner`), run submission (:mod:`~.submit`), opt-in fast polling (:mod:`~.fastpoll`).
 
-Used by ``fedsurv demo``, the integration tests and the federation benchmark. Every server
-binds to 127.0.0.1; every process started is stopped (with its descendants) on exit.
+Used by ``fedsurv coordinator start`` and ``fedsurv run``, and by the loopback federation of
+:mod:`fedsurv.harness`. Every process started is stopped (with its descendants) on exit.
 """

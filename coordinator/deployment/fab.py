@@ -3,7 +3,7 @@
 The SuperNodes load the ServerApp/ClientApp from the fedsurv they installed; the bundle only
 names the components and the run-config keys. Flower puts a FAB's directory first on
 ``sys.path``, so any Python module in the bundle would shadow installed code: such a bundle
-is refused (DESIGN section 6: the coordinator sends data, never code).
+is refused (docs/design.md §6: the coordinator sends data, never code).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from fedsurv.coordinator.results import CurveResult
+from fedsurv.stats.curve import at_risk_on, step_value
 
 DAYS_PER_MONTH = 365.25 / 12
 """Days per month used for the months axis (30.4375)."""
@@ -63,29 +64,23 @@ def censor_marks(curve: CurveResult) -> CensorMarks:
 
 
 def at_risk_at(curve: CurveResult, times: Sequence[float]) -> list[int]:
-    """Number at risk at each of ``times``.
-
-    ``at_risk(t)`` is the ``at_risk`` of the first row with ``time >= t``; past the last row
-    it is that row's ``at_risk - events - censored`` (usually 0). An empty table gives ``n``.
-    """
-    rows = curve.table
-    if not rows:
-        return [curve.n for _ in times]
-    row_times = np.array([r.time for r in rows], dtype=float)
-    last = rows[-1]
-    after_last = last.at_risk - last.events - last.censored
-    out: list[int] = []
-    for t in times:
-        i = int(np.searchsorted(row_times, float(t), side="left"))
-        out.append(rows[i].at_risk if i < len(rows) else after_last)
-    return out
+    """Number at risk at each of ``times`` from the life table
+    (:func:`fedsurv.stats.curve.at_risk_on`: the first row with ``time >= t``, 0 past the
+    last row)."""
+    row_times = np.array([r.time for r in curve.table], dtype=float)
+    at_risk = np.array([r.at_risk for r in curve.table], dtype=int)
+    return [at_risk_on(row_times, at_risk, float(t)) for t in times]
 
 
 def value_at(curve: CurveResult, day: float, *, start: float) -> tuple[float, float, float]:
-    """(estimate, lower, upper) of the step function at ``day`` (last row with time <= day)."""
-    steps = curve_steps(curve, start=start)
-    i = int(np.searchsorted(steps.x, float(day), side="right")) - 1
-    return float(steps.y[i]), float(steps.lower[i]), float(steps.upper[i])
+    """(estimate, lower, upper) at ``day`` from the life table
+    (:func:`fedsurv.stats.curve.step_value`: the last row with ``time <= day``, ``start``
+    before the first, the last row's value past the last)."""
+    row_times = np.array([r.time for r in curve.table], dtype=float)
+    return tuple(  # type: ignore[return-value]
+        step_value(row_times, np.array([getattr(r, field) for r in curve.table], dtype=float),
+                   float(day), start)
+        for field in ("estimate", "lower", "upper"))
 
 
 def combine_steps(a: Steps, b: Steps) -> Steps:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedsurv.coordinator.report.cox import cox_heading
-from fedsurv.coordinator.report.labels import curve_label, p_clause
+from fedsurv.coordinator.report.labels import curve_label, p_clause, slug
 from fedsurv.coordinator.report.plots import (
     DrawnPlot,
     plot_forest,
@@ -14,7 +14,6 @@ from fedsurv.coordinator.report.plots import (
     plot_survival,
     save_figure,
 )
-from fedsurv.coordinator.report.tables import slug
 from fedsurv.coordinator.results import Results
 from matplotlib.figure import Figure
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from fedsurv.coordinator.report.labels import curve_label, format_p
+from fedsurv.coordinator.report.labels import curve_label, format_p, slug
 from fedsurv.coordinator.report.small_cells import mask_count
 from fedsurv.coordinator.results import Results
 
@@ -59,7 +59,7 @@ def inference_csv_frames(results: Results) -> dict[str, pd.DataFrame]:
             g.endpoint, g.cause, " vs ".join(g.groups), g.statistic, g.df, g.p_value,
             g.stratified_by_site] for g in results.gray], columns=GRAY_COLUMNS)
     for name, fit in results.fine_gray.items():
-        frames[f"fine_gray_{_slug(name)}.csv"] = pd.DataFrame([[
+        frames[f"fine_gray_{slug(name)}.csv"] = pd.DataFrame([[
             term, c.coef, c.se, c.shr, c.shr_lower, c.shr_upper, c.p_value]
             for term, c in fit.coefficients.items()], columns=FINE_GRAY_COLUMNS)
     if results.cox_zph:
@@ -119,10 +119,6 @@ def _fine_gray_table(fit, pct: str, min_cell_count: int | None) -> pd.DataFrame:
     } for term, c in fit.coefficients.items()])
 
 
-def _slug(text: str) -> str:
-    from fedsurv.coordinator.report.tables import slug
-
-    return slug(text)
 
 
 def zph_sections(results: Results) -> list[InferenceSection]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 PROPORTION_LABELS: dict[str, str] = {
     "remission": "Complete remission (CR/CRi)",
@@ -100,3 +101,9 @@ def format_p(p: float) -> str:
     if p < 0.001:
         return "< 0.001"
     return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
+def slug(text: str) -> str:
+    """Filename-safe form of a label: letters, digits, ``-`` and ``_`` only."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+    return cleaned or "x"

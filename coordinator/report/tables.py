@@ -10,7 +10,6 @@ always keeps the integers.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +25,7 @@ from fedsurv.coordinator.report.labels import (
     pct,
     pct_ci,
     proportion_label,
+    slug,
 )
 from fedsurv.coordinator.report.small_cells import (
     SUPPRESSED,
@@ -124,12 +124,6 @@ def curve_csv_name(endpoint: str, stratum: str) -> str:
     return f"curve_{endpoint}__{slug(stratum)}.csv"
 
 
-def slug(text: str) -> str:
-    """Filename-safe form of a label: letters, digits, ``-`` and ``_`` only."""
-    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
-    return cleaned or "x"
-
-
 def write_csv_tables(results: Results, out_dir: Path,
                      min_cell_count: int | None = None) -> dict[str, Path]:
     """Write proportions.csv, landmarks.csv, logrank.csv and cox_<model>.csv (if any),
@@ -165,7 +159,8 @@ def table1(results: Results, *, day: int = TABLE1_DAY, level: float = 0.95,
     Proportions ``"34/43 | 79% (95% CI 66–92%)"``, then ``day``-landmark OS/EFS (all, then
     among remitters), CIR and NRM, and median follow-up (reverse Kaplan-Meier; survivors with
     range). ``level`` is the proportions' confidence level. Landmark values come from the
-    curve's ``landmarks`` or, if ``day`` is not one of them, from the step function at ``day``.
+    curve's ``landmarks`` or, if ``day`` is not one of them, from the life table by the same
+    rule (:func:`fedsurv.stats.curve.step_value`: past the last row, the last value).
     Counts follow the small-cell rule of ``min_cell_count``.
     """
     k = min_cell_count
@@ -198,12 +193,10 @@ def table1(results: Results, *, day: int = TABLE1_DAY, level: float = 0.95,
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
 
-def _landmark(curve: CurveResult, day: int, kind: str) -> tuple[float | None, ...]:
+def _landmark(curve: CurveResult, day: int, kind: str) -> tuple[float, float, float]:
     lm = curve.landmarks.get(str(day))
     if lm is not None:
         return lm.estimate, lm.lower, lm.upper
-    if not curve.table or curve.table[-1].time < day:
-        return None, None, None
     return value_at(curve, day, start=start_value(kind))
 
 

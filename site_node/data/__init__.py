@@ -1,4 +1,4 @@
-"""Site data loading and validation: a site file -> the typed frame of DESIGN section 3.
+"""Site data loading and validation: a site file -> the typed frame of docs/design.md §3.
 
 ``load_site_data(path)`` returns the frame or raises :class:`DataValidationError` listing
 every broken rule (file, row, column, rule id; the first 50 findings of a rule, then its total;

@@ -1,4 +1,4 @@
-"""The site data contract of DESIGN section 3, as data: columns, kinds, allowed values, rules.
+"""The site data contract of docs/design.md §3, as data: columns, kinds, allowed values, rules.
 
 Every other module of :mod:`fedsurv.site_node.data` reads its rules from here, so the contract
 lives in
@@ -38,7 +38,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("death_cause", "cause", False),
     Column("last_followup_date", "date", True),
 )
-"""Required columns, in the order of DESIGN section 3 (the loaded frame keeps this order)."""
+"""Required columns, in the order of docs/design.md §3 (the loaded frame keeps this order)."""
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 DATE_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.kind == "date")

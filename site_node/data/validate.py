@@ -1,4 +1,4 @@
-"""Check a raw site table against the contract (DESIGN section 3) and build the typed frame.
+"""Check a raw site table against the contract (docs/design.md §3) and build the typed frame.
 
 The raw table is checked chunk by chunk (bounded memory, whatever the file's length); every
 rule is a vectorised mask over a chunk's rows. Every finding is counted, per rule; the first
@@ -278,7 +278,7 @@ def validate(
     """All findings of ``raw`` (the first ``shown`` per rule, then totals), and the typed frame
     when there are none.
 
-    The frame has the canonical columns (DESIGN section 3 order) then the extra columns:
+    The frame has the canonical columns (docs/design.md §3 order) then the extra columns:
     dates datetime64[ns] (NaT when empty), grades int64, response upper case (CR, CRI, PR,
     NR), death_cause lower case or None, patient_id text. Typed chunks are kept only while no
     finding has been met, so a broken file is checked in bounded memory.

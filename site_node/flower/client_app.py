@@ -1,6 +1,6 @@
 """fedsurv's Flower ClientApp: the hospital's side of a request.
 
-A request is one query round then one SecAgg+ round (DESIGN section 5, issue 3), then, for
+A request is one query round then one SecAgg+ round (docs/design.md §5, issue 3), then, for
 each Cox model of the spec, further SecAgg+ rounds whose round record names the model
 (:mod:`fedsurv.site_node.flower.cox_round`: own ledger keys, round cap, ``cox_*`` refusals):
 

@@ -1,8 +1,8 @@
 """Code pinning: the site's SuperNode runs only ClientApp code installed at the site.
 
 ``flwr run`` ships an app bundle (FAB) with every run, and the ClientApp process puts it first
-on ``sys.path``: code in a bundle would run at the hospital, whoever submitted it (DESIGN
-section 6: the coordinator sends data, a spec, never code). The site therefore checks every
+on ``sys.path``: code in a bundle would run at the hospital, whoever submitted it
+(docs/design.md §6: the coordinator sends data, a spec, never code). The site therefore checks every
 run's bundle *in the SuperNode process, before it creates a task for the run*, so no
 ``flwr-clientapp`` process ever starts for a refused bundle and none of its code is imported.
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fedsurv.coordinator.audit_provision import FederationAudit, provision_audit
 from fedsurv.coordinator.flower.server_app import run_request_and_publish
-from fedsurv.coordinator.inprocess import InProcessGrid, federation_grid
+from fedsurv.harness.inprocess import InProcessGrid, federation_grid
 from fedsurv.protocol.audit import AuditRecord, verify_log
 from fedsurv.protocol.spec import AnalysisSpec
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from fedsurv.coordinator.audit_provision import FederationAudit
-from fedsurv.coordinator.simulation import site_tallies
+from fedsurv.harness.simulation import site_tallies
 from fedsurv.protocol.audit import file_sha256, vector_sha256
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec

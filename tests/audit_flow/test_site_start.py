@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from fedsurv.coordinator.audit_provision import FederationAudit
-from fedsurv.coordinator.inprocess import InProcessGrid, SimulatedSite
+from fedsurv.harness.inprocess import InProcessGrid, SimulatedSite
 from fedsurv.protocol import secure_prg
 from fedsurv.protocol.audit import verify_log
 from fedsurv.protocol.layout import TallyLayout
@@ -15,12 +15,12 @@ from fedsurv.protocol.secure_encoding import ANSWER_RECORD, ENCODING_ID, QUERY_R
 from fedsurv.protocol.signing import load_signing_key, public_pem
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.protocol.version import PROTOCOL_VERSION
-from fedsurv.site_node.commands import supernode_command
 from fedsurv.site_node.config import load_site_config
 from fedsurv.site_node.flower.client_app import app as client_app
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.common.config import parse_config_args
 
+from fedsurv.commands.site_actions import supernode_command
 from tests.audit_flow.conftest import kinds
 from tests.site_node_ops.conftest import DEMO_CSV, MAPPING, write_config
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fedsurv.coordinator.simulation import in_process_cox_zph, site_endpoints
+from fedsurv.harness.simulation import in_process_cox_zph, site_endpoints
 from fedsurv.protocol.cox_spec import CategoricalCovariate, CoxModelSpec, NumericCovariate
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.site_node.cox_sums import in_process_round_fn

@@ -17,10 +17,10 @@ ANY_COX = '{"cox_models": "any"}'
 
 def write_cohort_sites(directory: Path, sizes: Sequence[int] = (70, 90, 80),
                        seed: int = 11) -> list[Path]:
-    """One CSV per site from :func:`fedsurv.site_node.demo_cohort.synthetic_cohort` (age,
+    """One CSV per site from :func:`fedsurv.harness.demo_cohort.synthetic_cohort` (age,
     donor_type,
     mrd_negative; the crs_severe flag comes from crs_grade)."""
-    from fedsurv.site_node.demo_cohort import synthetic_cohort, write_site_file
+    from fedsurv.harness.demo_cohort import synthetic_cohort, write_site_file
 
     directory.mkdir(parents=True, exist_ok=True)
     return [write_site_file(synthetic_cohort(n, seed=seed + i), directory / f"site_{i + 1}.csv")

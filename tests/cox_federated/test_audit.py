@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fedsurv.coordinator.audit_provision import provision_audit
 from fedsurv.coordinator.flower.server_app import run_request_and_publish
-from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.harness.inprocess import federation_grid
 from fedsurv.protocol.audit import verify_log
 
 from tests.cox_federated.helpers import cox_models, cox_spec

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from fedsurv.coordinator.cox_rounds import fit_cox_models
-from fedsurv.coordinator.inprocess import federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
-from fedsurv.coordinator.simulation import simulate_plain
+from fedsurv.harness.inprocess import federation_grid
+from fedsurv.harness.simulation import simulate_plain
 from fedsurv.protocol.cox_spec import CoxModelSpec, NumericCovariate
 from fedsurv.protocol.cox_wire import is_cox_round
 from fedsurv.protocol.secure_encoding import ROUND_RECORD

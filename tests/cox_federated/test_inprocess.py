@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from fedsurv.coordinator.flower.server_app import run_request_and_publish
-from fedsurv.coordinator.inprocess import federation_grid
-from fedsurv.coordinator.simulation import simulate_plain
+from fedsurv.harness.inprocess import federation_grid
+from fedsurv.harness.simulation import simulate_plain
 
 from tests.cox_federated.helpers import (
     ANY_COX,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from fedsurv.protocol.errors import FedsurvError
-from fedsurv.site_node.commands import start_site
 from fedsurv.site_node.health import SuperNodeProcess, check_health, supernode_processes
+
+from fedsurv.commands.site_actions import start_site
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
@@ -88,8 +89,9 @@ def test_start_passes_extra_args_to_the_supernode(
 
 
 def test_cli_start_forwards_args_after_double_dash(site_toml: Path) -> None:
-    from fedsurv.site_node.cli import app
     from typer.testing import CliRunner
+
+    from fedsurv.commands.site import app
 
     result = CliRunner().invoke(app, ["start", "--config", str(site_toml), "--dry-run", "--",
                                       "--port", "9101"])
@@ -102,8 +104,9 @@ def test_check_files_reports_an_unsearchable_key_folder(
     site_toml: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A key folder the node's uid cannot search (e.g. 0700, other owner) is a FAIL line."""
-    from fedsurv.site_node.commands import check_files
     from fedsurv.site_node.config import load_site_config
+
+    from fedsurv.commands.site_actions import check_files
 
     config = load_site_config(site_toml)
     real_is_file = Path.is_file

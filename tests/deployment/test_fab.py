@@ -6,8 +6,8 @@ import tomllib
 
 import pytest
 from fedsurv.coordinator.deployment.fab import BundleError, check_bundle, write_bundle
-from fedsurv.coordinator.deployment.federation import render_node_config
 from fedsurv.coordinator.deployment.runner import render_run_config
+from fedsurv.coordinator.deployment.stack import render_node_config
 
 
 def test_bundle_names_installed_apps_and_config_keys(tmp_path):

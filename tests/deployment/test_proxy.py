@@ -8,8 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.deployment.federation import write_superexec_secret
-from fedsurv.coordinator.deployment.pki_setup import setup_pki
 from fedsurv.coordinator.deployment.proxy import (
     FLEET_PATHS,
     ProxySettings,
@@ -20,6 +18,8 @@ from fedsurv.coordinator.deployment.proxy import (
     upstream_tls_name,
     write_nginx_conf,
 )
+from fedsurv.coordinator.deployment.stack import write_superexec_secret
+from fedsurv.harness.pki_setup import setup_pki
 from fedsurv.protocol.pki import create_server_certificate
 
 

@@ -83,7 +83,7 @@ def test_spec_to_results_on_the_demo_sites() -> None:
     """inference.fine_gray on the demo sites (plain engine) equals crr on the pooled rows."""
     from pathlib import Path
 
-    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.harness.simulation import simulate_plain
     from fedsurv.protocol.spec import AnalysisSpec
 
     root = Path(__file__).resolve().parents[2]

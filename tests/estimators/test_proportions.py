@@ -13,7 +13,7 @@ Z = 1.959963984540054
 
 
 def test_wald_against_published_and_hand_formula() -> None:
-    # Model study (DESIGN section 1, Wald): CR 34/43 "66-92%", CRS 38/43 "78-98%",
+    # Model study (docs/design.md §1, Wald): CR 34/43 "66-92%", CRS 38/43 "78-98%",
     # ICANS 9/43 "8-34%": the standard Wald limits rounded outwards to whole percent.
     for (count, n), published in {(34, 43): (66, 92), (38, 43): (78, 98),
                                   (9, 43): (8, 34)}.items():

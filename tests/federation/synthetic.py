@@ -1,4 +1,4 @@
-"""Synthetic site tables (DESIGN section 3) for federation tests; consistent by construction."""
+"""Synthetic site tables (docs/design.md §3) for federation tests; consistent by construction."""
 
 from __future__ import annotations
 

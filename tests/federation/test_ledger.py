@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedsurv.coordinator.inprocess import simulate_federation
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import TooFewSites
+from fedsurv.harness.inprocess import simulate_federation
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node.ledger import AlreadyContributed, ContributionLedger
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedsurv.coordinator.inprocess import simulate_federation
+from fedsurv.harness.inprocess import simulate_federation
 from fedsurv.protocol import secure_prg
 from fedsurv.protocol.secure_encoding import MODULUS_RANGE, SumIntegrityError
 from fedsurv.protocol.secure_prg import secure_pseudo_rand_gen

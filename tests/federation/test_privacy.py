@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from fedsurv.coordinator.inprocess import InProcessGrid, simulate_federation
-from fedsurv.coordinator.simulation import site_tallies
+from fedsurv.harness.inprocess import InProcessGrid, simulate_federation
+from fedsurv.harness.simulation import site_tallies
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.secure_encoding import ANSWER_RECORD, MODULUS_RANGE, SecureEncoding
 from fedsurv.protocol.spec import AnalysisSpec

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedsurv.coordinator.inprocess import simulate_federation
-from fedsurv.coordinator.simulation import sum_vectors
+from fedsurv.harness.inprocess import simulate_federation
+from fedsurv.harness.simulation import sum_vectors
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node import answer

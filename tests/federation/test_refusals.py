@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fedsurv.coordinator.inprocess import simulate_federation
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import TooFewSites
+from fedsurv.harness.inprocess import simulate_federation
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.secure_encoding import LIMB_MASK
 from fedsurv.protocol.spec import AnalysisSpec
@@ -114,7 +114,7 @@ def test_sites_refuse_a_secure_round_without_an_accepted_query(
 ) -> None:
     """A coordinator that skips the query round gets no masked vector (site guard)."""
     from fedsurv.coordinator import secure_sum
-    from fedsurv.coordinator.inprocess import InProcessGrid, SimulatedSite
+    from fedsurv.harness.inprocess import InProcessGrid, SimulatedSite
     from fedsurv.site_node.flower.client_app import app as client_app
 
     sites = [SimulatedSite({"site-id": f"s{i}", "data-path": str(p),

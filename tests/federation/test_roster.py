@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from fedsurv.coordinator.flower.server_app import app as server_app
-from fedsurv.coordinator.inprocess import federation_grid
 from fedsurv.coordinator.roster import (
     RosterError,
     parse_roster,
@@ -18,6 +17,7 @@ from fedsurv.coordinator.roster import (
     roster_json,
 )
 from fedsurv.coordinator.secure_sum import _Answer, _as_enrolled
+from fedsurv.harness.inprocess import federation_grid
 from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context, RecordDict
 

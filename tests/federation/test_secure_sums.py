@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
-from fedsurv.coordinator.inprocess import simulate_federation
-from fedsurv.coordinator.simulation import site_tallies, sum_vectors
+from fedsurv.harness.inprocess import simulate_federation
+from fedsurv.harness.simulation import site_tallies, sum_vectors
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.secure_encoding import LIMB_MASK, SecureEncoding
 from fedsurv.protocol.spec import AnalysisSpec

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fedsurv.coordinator.flower.server_app import app as server_app
-from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.harness.inprocess import federation_grid
 from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context, RecordDict
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fedsurv.coordinator.deployment.audit_setup import audited_sites
-from fedsurv.coordinator.deployment.federation import LocalFederation
-from fedsurv.coordinator.deployment.local_run import sites_from_files
+from fedsurv.harness.audit_setup import audited_sites
+from fedsurv.harness.federation import LocalFederation
+from fedsurv.harness.local_run import sites_from_files
 
 DEMO_SITES = Path(__file__).resolve().parents[2] / "examples" / "demo_sites"
 REPLY_SENT = "Sent successfully"

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.deployment.federation import LocalFederation
-from fedsurv.coordinator.deployment.local_run import run_analysis, sites_from_files
+from fedsurv.harness.federation import LocalFederation
+from fedsurv.harness.local_run import run_analysis, sites_from_files
 
 from tests.cox_federated.helpers import (
     cox_models,
@@ -73,7 +73,7 @@ def test_fine_gray_over_secagg_equals_in_process(cox_federation: LocalFederation
                                                  tmp_path: Path):
     """Issue 14: a Fine-Gray model (relapse, NRM competing; 7-day grid, ties) over SecAgg+
     rounds of the real Flower path equals the in-process fit of the same site files."""
-    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.harness.simulation import simulate_plain
     from fedsurv.protocol.spec import AnalysisSpec
 
     covariates = [c.model_dump() for c in cox_models()[0].covariates]

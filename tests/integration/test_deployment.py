@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedsurv.coordinator.commands.demo import model_study_spec
-from fedsurv.coordinator.deployment.federation import LocalFederation
-from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis
 from fedsurv.coordinator.deployment.runner import RunFailed
+from fedsurv.coordinator.deployment.submit import ProgressTail
+from fedsurv.harness.federation import LocalFederation
+from fedsurv.harness.local_run import run_analysis
 from fedsurv.site_node.data import load_site_data
 from fedsurv.site_node.endpoints import derive_endpoints
 from lifelines import KaplanMeierFitter
+
+from fedsurv.commands.demo import model_study_spec
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +80,8 @@ def test_node_trusting_another_ca_cannot_connect(federation3, tmp_path):
     """A SuperNode with the wrong CA never gets past the TLS handshake, so never joins."""
     import time
 
-    from fedsurv.coordinator.deployment.federation import SUPERNODE_READY, Site
-    from fedsurv.coordinator.deployment.pki_setup import add_node_keys
+    from fedsurv.harness.federation import SUPERNODE_READY, Site
+    from fedsurv.harness.pki_setup import add_node_keys
     from fedsurv.protocol.pki import create_ca
 
     other_ca, _ = create_ca(tmp_path / "other-ca", "not the study CA")

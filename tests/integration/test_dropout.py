@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedsurv.coordinator.commands.demo import model_study_spec
-from fedsurv.coordinator.deployment.federation import LocalFederation
-from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis
-from fedsurv.coordinator.simulation import simulate_plain
+from fedsurv.coordinator.deployment.submit import ProgressTail
+from fedsurv.harness.federation import LocalFederation
+from fedsurv.harness.local_run import run_analysis
+from fedsurv.harness.simulation import simulate_plain
 
+from fedsurv.commands.demo import model_study_spec
 from tests.integration.conftest import killed_after_share_keys
 
 pytestmark = pytest.mark.integration

@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.deployment.audit_setup import audited_sites
-from fedsurv.coordinator.deployment.federation import LocalFederation
-from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis, sites_from_files
 from fedsurv.coordinator.deployment.runner import RunFailed
+from fedsurv.coordinator.deployment.submit import ProgressTail
 from fedsurv.coordinator.roster import ROSTER_KEY, roster_json
+from fedsurv.harness.audit_setup import audited_sites
+from fedsurv.harness.federation import LocalFederation
+from fedsurv.harness.local_run import run_analysis, sites_from_files
 from fedsurv.protocol.audit.verify import verify_log
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node.approvals import RequestLedger

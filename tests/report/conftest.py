@@ -27,9 +27,9 @@ def hand_spec() -> AnalysisSpec:
 @pytest.fixture(scope="session")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[AnalysisSpec, Results]:
     """The model-study spec stratified by MRD status, run on the 9 demo sites (1-day grid)."""
-    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.harness.demo_cohort import write_demo_sites
+    from fedsurv.harness.simulation import simulate_plain
     from fedsurv.protocol.spec_file import load_spec
-    from fedsurv.site_node.demo_cohort import write_demo_sites
 
     base = load_spec(REPO / "examples" / "model_study.yaml").model_dump()
     base["strata"] = {"column": "mrd_negative", "levels": ["no", "yes"]}

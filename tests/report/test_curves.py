@@ -43,9 +43,9 @@ def test_censor_marks_sit_on_post_event_value() -> None:
     assert m.count.tolist() == [3, 1]
 
 
-def test_at_risk_first_row_at_or_after_t_else_remaining() -> None:
+def test_at_risk_first_row_at_or_after_t_else_zero() -> None:
     assert at_risk_at(CURVE, [0, 5, 6, 12, 13, 20]) == [10, 10, 8, 8, 5, 5]
-    assert at_risk_at(CURVE, [21, 1000]) == [3, 3]  # 5 - 1 - 1
+    assert at_risk_at(CURVE, [21, 1000]) == [0, 0]  # R: n.risk past the last time is 0
     assert at_risk_at(_curve([]), [0, 10]) == [0, 0]
 
 
@@ -79,3 +79,37 @@ def test_regular_ticks(max_days: float, unit: str, step: float) -> None:
     assert ticks[0] == 0
     assert np.allclose(np.diff(ticks), step)
     assert ticks[-1] <= max_days < ticks[-1] + step
+
+
+@pytest.mark.parametrize("cohort", ["all", "group_a", "half", "allcens"])
+def test_results_tables_and_plots_read_a_curve_by_one_rule_r_summary_survfit(
+    cohort: str,
+) -> None:
+    """The estimator's curve (results.json landmarks), and the published life table (tables,
+    plots' number-at-risk row) give R's ``summary(survfit, times, extend = TRUE)`` at every
+    fixture day, past the last observation included (value carried, 0 at risk), and agree
+    with each other on every day of the grid and past it."""
+    from types import SimpleNamespace
+
+    from fedsurv.coordinator.analysis import _curve_result
+    from fedsurv.stats.kaplan_meier import kaplan_meier
+
+    from tests.estimators.cohorts import number, read_csv, summed_tally
+    from tests.estimators.test_kaplan_meier import _r_cohort
+
+    sites, grid = _r_cohort(cohort)
+    curve = kaplan_meier(summed_tally(sites, grid))
+    published = _curve_result(SimpleNamespace(landmarks=[]), curve, 0, int(curve.at_risk[0]),
+                              "all", None, None)
+    rows = [r for r in read_csv("km_landmarks.csv") if r["cohort"] == cohort]
+    assert any(int(r["time"]) > published.table[-1].time for r in rows)  # past the last row
+    for row in rows:
+        day = int(row["time"])
+        assert curve.at_risk_at(day) == at_risk_at(published, [day])[0] == int(row["n_risk"])
+        assert curve.value_at(day)[0] == pytest.approx(number(row["surv"]), abs=1e-9)
+        assert value_at(published, day, start=1.0)[0] == pytest.approx(number(row["surv"]),
+                                                                       abs=1e-9)
+    for day in range(-1, grid.horizon_days + 30):
+        estimate, _, lower, upper = curve.value_at(day)
+        assert value_at(published, day, start=1.0) == pytest.approx((estimate, lower, upper))
+        assert at_risk_at(published, [day]) == [curve.at_risk_at(day)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fedsurv.coordinator.outputs import write_outputs
-from fedsurv.coordinator.simulation import simulate_plain
+from fedsurv.harness.simulation import simulate_plain
 from fedsurv.protocol.spec import AnalysisSpec
 
 REPO = Path(__file__).resolve().parents[2]

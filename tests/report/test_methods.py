@@ -60,9 +60,9 @@ def test_methods_name_the_day_a_landmark_is_read(hand_results: Results) -> None:
 def test_methods_describe_every_cox_model(tmp_path) -> None:
     from pathlib import Path
 
-    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.harness.demo_cohort import write_demo_sites
+    from fedsurv.harness.simulation import simulate_plain
     from fedsurv.protocol.spec_file import load_spec
-    from fedsurv.site_node.demo_cohort import write_demo_sites
 
     spec = load_spec(Path(__file__).resolve().parents[2] / "examples" / "cox_os.yaml")
     results = simulate_plain(spec, write_demo_sites(tmp_path))

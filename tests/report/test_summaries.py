@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.commands.summary import print_table1
 from fedsurv.coordinator.outputs import publish_results, write_report
 from fedsurv.coordinator.report.figures import draw_figures, logrank_note
 from fedsurv.coordinator.report.plots import plot_survival
@@ -15,14 +14,16 @@ from fedsurv.coordinator.results import Results
 from fedsurv.protocol.spec import AnalysisSpec
 from rich.console import Console
 
+from fedsurv.commands.summary import print_table1
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def cox_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[AnalysisSpec, Results, Path]:
-    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.harness.demo_cohort import write_demo_sites
+    from fedsurv.harness.simulation import simulate_plain
     from fedsurv.protocol.spec_file import load_spec
-    from fedsurv.site_node.demo_cohort import write_demo_sites
 
     spec = load_spec(REPO / "examples" / "cox_os.yaml")
     results = simulate_plain(spec, write_demo_sites(tmp_path_factory.mktemp("sites")))

@@ -105,13 +105,30 @@ def test_table1_falls_back_to_step_value(hand_results: Results) -> None:
     assert "Day 300 OS" in t1.index
 
 
+def test_table1_past_the_last_row_shows_what_the_results_rule_gives(
+        hand_results: Results) -> None:
+    """Past the last life-table row Table 1 reads the curve as results.json landmarks do
+    (the last value carried forward, R's ``summary(survfit, times, extend = TRUE)``), not
+    "NE"."""
+    from fedsurv.coordinator.report.curves import value_at
+    from fedsurv.coordinator.report.labels import pct_ci
+
+    curve = hand_results.survival["os"]
+    day = curve.table[-1].time + 100
+    t1 = table1(hand_results, day=day).set_index("Outcome")
+    (label,) = [name for name in t1.index if name.endswith(" OS")]
+    last = curve.table[-1]
+    assert value_at(curve, day, start=1.0) == (last.estimate, last.lower, last.upper)
+    assert t1.loc[label].iloc[-1] == pct_ci(last.estimate, last.lower, last.upper, curve.level)
+
+
 def test_landmark_at_risk_on_an_event_day_matches_the_life_table(
         study: tuple[AnalysisSpec, Results], tmp_path: Path) -> None:
     """At a landmark that is an event day, the number at risk includes that day's events:
     the life-table row of that day (R's ``summary(fit, times)$n.risk``), as in the plots."""
     from fedsurv.coordinator.report.curves import at_risk_at
-    from fedsurv.coordinator.simulation import simulate_plain
-    from fedsurv.site_node.demo_cohort import write_demo_sites
+    from fedsurv.harness.demo_cohort import write_demo_sites
+    from fedsurv.harness.simulation import simulate_plain
 
     spec, results = study
     os_table = results.survival["os"].table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedsurv.coordinator.deployment.pki_setup import NodeKeys
+from fedsurv.harness.pki_setup import NodeKeys
 from typer.testing import CliRunner
 
 from fedsurv.cli import app

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.deployment.federation import LocalFederation, Site
-from fedsurv.coordinator.deployment.pki_setup import FederationPKI
 from fedsurv.coordinator.deployment.processes import flower_env, free_port
+from fedsurv.harness.federation import LocalFederation, Site
+from fedsurv.harness.pki_setup import FederationPKI
 from fedsurv.protocol.audit import verify_log
 
 from tests.integration.conftest import merged_sites

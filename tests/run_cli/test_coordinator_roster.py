@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.commands.coordinator import _log_removals, site_rows
+from fedsurv.coordinator.allow_list import EnrolmentError, read_allow_list
 from fedsurv.coordinator.config import CoordinatorUnavailable, load_coordinator_config
 from fedsurv.coordinator.deployment.processes import free_port
 from fedsurv.coordinator.deployment.runner import RegisteredNode
@@ -17,7 +17,7 @@ from fedsurv.protocol.audit.records import RecordKind
 from typer.testing import CliRunner
 
 from fedsurv.cli import app
-from fedsurv.keys_cli import EnrolmentError, read_allow_list
+from fedsurv.commands.coordinator import _log_removals, site_rows
 from tests.run_cli.helpers import make_study
 
 SITES = ["site-01", "site-02", "site-03"]

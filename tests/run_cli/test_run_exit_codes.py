@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedsurv.coordinator.commands import run as run_command
-from fedsurv.coordinator.deployment.local_run import ProgressTail, analysis_run_config
+from fedsurv.coordinator.deployment.submit import ProgressTail, analysis_run_config
 from fedsurv.coordinator.flower.server_app import run_request_and_publish
-from fedsurv.coordinator.inprocess import federation_grid
+from fedsurv.harness.inprocess import federation_grid
 from fedsurv.protocol.errors import FedsurvError
 
 from fedsurv import cli
+from fedsurv.commands import run as run_command
 from tests.federation.synthetic import write_sites
 from tests.run_cli.helpers import make_study
 

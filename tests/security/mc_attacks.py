@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fedsurv.coordinator.inprocess import InProcessGrid
+from fedsurv.harness.inprocess import InProcessGrid
 from fedsurv.protocol.roster import KEYSIGS_RECORD
 from fedsurv.protocol.secure_encoding import MODULUS_RANGE
 from fedsurv.protocol.secure_prg import secure_pseudo_rand_gen as pseudo_rand_gen
@@ -285,7 +285,7 @@ class SubstituteKeys(Attack):
 
 def site_vector_limbs(path: Path, spec: Any) -> np.ndarray:
     """The limbs a site's masked vector carries (its encoded tally, shifted to ``[0, 2c]``)."""
-    from fedsurv.coordinator.simulation import site_tallies
+    from fedsurv.harness.simulation import site_tallies
     from fedsurv.protocol.layout import TallyLayout
     from fedsurv.protocol.secure_encoding import SecureEncoding
 

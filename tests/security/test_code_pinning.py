@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.commands.demo import model_study_spec
-from fedsurv.coordinator.deployment.federation import LocalFederation
-from fedsurv.coordinator.deployment.local_run import run_analysis
+from fedsurv.harness.federation import LocalFederation
+from fedsurv.harness.local_run import run_analysis
 from flwr.cli.build import build_fab_from_disk
 
+from fedsurv.commands.demo import model_study_spec
 from tests.integration.conftest import GROUPS_3, start_federation
 from tests.security.hostile_app import SOURCE, write_hostile_app
 

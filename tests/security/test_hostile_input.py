@@ -237,7 +237,7 @@ def hostile_outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import json
 
     import pandas as pd
-    from fedsurv.site_node.demo_cohort import write_demo_sites
+    from fedsurv.harness.demo_cohort import write_demo_sites
 
     root = tmp_path_factory.mktemp("hostile")
     levels = {"yes": FORMULA, "no": "-2+3"}

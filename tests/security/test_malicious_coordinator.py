@@ -1,4 +1,4 @@
-"""A malicious coordinator learns no single site's data (DESIGN section 6, issue 11).
+"""A malicious coordinator learns no single site's data (docs/design.md §6, issue 11).
 
 Each test plays one attack with the real ClientApp, Flower's SecAgg+ workflow and mod (the
 in-process engine: the boundary here is the protocol, not a process) and a coordinator that
@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from fedsurv.coordinator.audit_provision import FederationAudit, provision_audit
 from fedsurv.coordinator.audit_trail import CoordinatorAudit
-from fedsurv.coordinator.inprocess import InProcessGrid, federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import RequestOutcome, SecureSumOptions, run_request
-from fedsurv.coordinator.simulation import site_tallies
+from fedsurv.harness.inprocess import InProcessGrid, federation_grid
+from fedsurv.harness.simulation import site_tallies
 from fedsurv.protocol.audit import verify_log
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.layout import TallyLayout

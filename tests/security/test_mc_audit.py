@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fedsurv.coordinator.audit_provision import FederationAudit, provision_audit
-from fedsurv.coordinator.inprocess import simulate_federation
+from fedsurv.harness.inprocess import simulate_federation
 from fedsurv.protocol.audit import AuditLog, verify_log
 from fedsurv.protocol.audit.head import head_path
 from fedsurv.protocol.audit.records import COORDINATOR

@@ -15,9 +15,9 @@ import pytest
 from fedsurv.coordinator.audit_provision import provision_audit
 from fedsurv.coordinator.audit_trail import CoordinatorAudit
 from fedsurv.coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost, fit_cox_models
-from fedsurv.coordinator.inprocess import federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
+from fedsurv.harness.inprocess import federation_grid
 from fedsurv.protocol.audit import verify_log
 from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundRequest, NumericCovariate
 from fedsurv.protocol.cox_wire import is_cox_round

@@ -1,4 +1,4 @@
-"""Outsider attacks on the coordinator (DESIGN section 6, docs/security.md "Perimeter").
+"""Outsider attacks on the coordinator (docs/design.md §6, docs/security.md "Perimeter").
 
 One federation for the module, started as README "For the coordinator operator" says:
 ``fedsurv coordinator start`` (nginx on the site-facing ``listen`` address forwarding only the
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.deployment.federation import LocalFederation, Site
-from fedsurv.coordinator.deployment.pki_setup import FederationPKI, NodeKeys, add_node_keys
 from fedsurv.coordinator.deployment.processes import flower_env, free_port, venv_bin
 from fedsurv.coordinator.deployment.proxy import FLEET_PATHS
+from fedsurv.harness.federation import LocalFederation, Site
+from fedsurv.harness.pki_setup import FederationPKI, NodeKeys, add_node_keys
 
 from tests.integration.conftest import GROUPS_3, merged_sites
 from tests.run_cli.helpers import make_study

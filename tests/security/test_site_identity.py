@@ -24,12 +24,13 @@ from pathlib import Path
 
 import pytest
 from fedsurv.coordinator.audit_provision import provision_audit
-from fedsurv.coordinator.commands.demo import model_study_spec
-from fedsurv.coordinator.deployment.federation import LocalFederation, Site
-from fedsurv.coordinator.deployment.local_run import ProgressTail, run_analysis
-from fedsurv.coordinator.deployment.pki_setup import add_node_keys
 from fedsurv.coordinator.deployment.runner import register_nodes
+from fedsurv.coordinator.deployment.submit import ProgressTail
+from fedsurv.harness.federation import LocalFederation, Site
+from fedsurv.harness.local_run import run_analysis
+from fedsurv.harness.pki_setup import add_node_keys
 
+from fedsurv.commands.demo import model_study_spec
 from tests.integration.conftest import GROUPS_3, start_federation
 
 pytestmark = pytest.mark.integration

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fedsurv.site_node.data import DataValidationError, load_site_data
-from fedsurv.site_node.demo_cohort import (
+from fedsurv.harness.demo_cohort import (
     SITE_SIZES,
     demo_cohort,
     synthetic_cohort,
     write_demo_sites,
     write_site_file,
 )
+from fedsurv.site_node.data import DataValidationError, load_site_data
 from fedsurv.site_node.endpoints import derive_endpoints
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

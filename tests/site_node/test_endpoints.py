@@ -1,4 +1,4 @@
-"""derive_endpoints on validated frames: DESIGN section 4, patient by patient."""
+"""derive_endpoints on validated frames: docs/design.md §4, patient by patient."""
 
 from __future__ import annotations
 

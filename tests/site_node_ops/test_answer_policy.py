@@ -13,8 +13,9 @@ import pytest
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node.approvals import RequestLedger
-from fedsurv.site_node.commands import node_config
 from fedsurv.site_node.config import load_site_config
+
+from fedsurv.commands.site_actions import node_config
 
 from .conftest import DEMO_CSV, MAPPING, write_config
 

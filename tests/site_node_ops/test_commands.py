@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.spec import AnalysisSpec
-from fedsurv.site_node.cli import app
-from fedsurv.site_node.commands import start_site, supernode_command, tls_handshake
 from fedsurv.site_node.config import load_site_config
 from fedsurv.site_node.policy import PolicyContext, evaluate_policy
 from typer.testing import CliRunner
+
+from fedsurv.commands.site import app
+from fedsurv.commands.site_actions import start_site, supernode_command, tls_handshake
 
 runner = CliRunner()
 
@@ -155,6 +156,14 @@ def test_start_dry_run_prints_the_supernode_command(file_config: Path) -> None:
         "audit-key": str(folder / "keys" / "audit_key.pem"), "min-participants": 3,
         "data-path": str(folder / "demo_site.csv"),
     }
+
+
+def test_the_site_node_never_polls_fast(file_config: Path) -> None:
+    """Fast polling patches Flower internals: production sites never use it."""
+    argv = supernode_command(load_site_config(file_config))
+    marks = ("fastpoll", "FEDSURV_POLL_INTERVAL", "FEDSURV_WAKE_DIR")
+    assert not any(mark in arg for arg in argv for mark in marks)
+    assert argv[1:3] == ["-m", "fedsurv.site_node.flower.pinning"]
 
 
 def test_start_execs_supernode(file_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,7 @@
 """End to end in one process: site.toml policies refuse, and the coordinator reports the codes.
 
 Runs the real ServerApp request logic and ClientApps over the in-process grid
-(:func:`fedsurv.coordinator.inprocess.simulate_federation`); each site's node config names its
+(:func:`fedsurv.harness.inprocess.simulate_federation`); each site's node config names its
 ``site.toml``, as ``fedsurv site start`` does.
 """
 
@@ -15,14 +15,14 @@ from fedsurv.site_node.approvals import RequestLedger
 
 from .conftest import write_config
 
-inprocess = pytest.importorskip("fedsurv.coordinator.inprocess")
+inprocess = pytest.importorskip("fedsurv.harness.inprocess")
 secure_sum = pytest.importorskip("fedsurv.coordinator.secure_sum")
 
 
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The first six demo sites: 11, 8, 6, 5, 4 and 3 patients."""
-    from fedsurv.site_node.demo_cohort import write_demo_sites
+    from fedsurv.harness.demo_cohort import write_demo_sites
 
     return [Path(p) for p in write_demo_sites(tmp_path_factory.mktemp("demo"))[:6]]
 

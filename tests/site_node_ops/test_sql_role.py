@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
-from fedsurv.site_node.commands import check_site, start_site
+
+from fedsurv.commands.site_actions import check_site, start_site
 
 from .conftest import ADMIN, ADMIN_PASSWORD, SQL_MAPPING, SQL_QUERY, PgServer, write_config
 

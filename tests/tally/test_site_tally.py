@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 
 def _reference_tally(days, cause, grid: TimeGrid, n_causes: int):
-    """Per-patient loop straight from the rule in DESIGN section 5."""
+    """Per-patient loop straight from the rule in docs/design.md §5."""
     events = np.zeros((n_causes, grid.n_bins), dtype=np.int64)
     censored = np.zeros(grid.n_bins, dtype=np.int64)
     for t, c in zip(days, cause, strict=True):

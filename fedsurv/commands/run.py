@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
 from fedsurv.protocol.errors import FedsurvError
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ def run_options(config: CoordinatorConfig | None, expected_sites: int | None,
     defaults = config.run if config is not None else RunDefaults()
     expected = defaults.expected_sites if expected_sites is None else expected_sites
     if expected == 0 and config is not None:
-        from fedsurv.keys_cli import read_allow_list
+        from fedsurv.coordinator.allow_list import read_allow_list
 
         expected = len(read_allow_list(config.allow_list))
     options: dict[str, Any] = {
@@ -295,9 +296,9 @@ def completed_request(config: CoordinatorConfig, spec: AnalysisSpec) -> str | No
 def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir: Path,
            options: dict[str, Any], on_event: Any, timeout: float) -> str | None:
     """Run the analysis through ``flwr run``; None when it completed, else why it failed."""
-    from fedsurv.coordinator.deployment import local_run
     from fedsurv.coordinator.deployment.processes import Supervisor, flower_env
     from fedsurv.coordinator.deployment.runner import RunFailed
+    from fedsurv.coordinator.deployment.submit import submit_analysis
     from fedsurv.coordinator.roster import ROSTER_KEY, roster_from_registrations, roster_json
 
     # sites are named by the enrolled names of their node keys, never by what they report
@@ -305,8 +306,8 @@ def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir
     options = {**options, ROSTER_KEY: roster_json(roster)}
     supervisor = Supervisor(workdir / "logs", flower_env(FLWR_HOME=str(config.flwr_home)))
     try:
-        local_run.submit_analysis(supervisor, workdir, spec, out_dir, options=options,
-                                  on_event=on_event, timeout=timeout)
+        submit_analysis(supervisor, workdir, spec, out_dir, options=options,
+                        on_event=on_event, timeout=timeout)
     except RunFailed as exc:
         if "did not finish within" in str(exc):  # --timeout: do not leave the run going
             _stop_run(supervisor)
@@ -438,7 +439,7 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
         sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
         sys.stdout.flush()
     elif code == EXIT_OK:
-        from fedsurv.coordinator.commands.summary import print_table1
+        from fedsurv.commands.summary import print_table1
 
         console = Console()
         print_table1(out_dir / "results.json", console)
@@ -458,8 +459,9 @@ def execute(config: CoordinatorConfig, spec: AnalysisSpec, out_dir: Path,
 
 def _missing_sites_banner(results_path: Path, err: Any) -> None:
     """Say prominently which enrolled sites are not behind the published result."""
-    from fedsurv.coordinator.results import Results
     from rich.markup import escape
+
+    from fedsurv.coordinator.results import Results
 
     results = Results.model_validate_json(results_path.read_text(encoding="utf-8"))
     sites = results.sites

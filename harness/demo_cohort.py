@@ -1,6 +1,6 @@
 """Synthetic site data: the bundled 9-site demo cohort and large cohorts for benchmarks.
 
-The demo cohort resembles the model study of DESIGN section 1 (43 patients, 9 centres): the
+The demo cohort resembles the model study of docs/design.md §1 (43 patients, 9 centres): the
 published counts are hit exactly (CR 34/43, CRS 38/43 with 7 grade >= 3, ICANS 9/43 all
 <= grade 2, aGvHD 2/43 <= grade 2) and the survival figures approximately (1-year OS and EFS
 about 43%, 1-year CIR among remitters about 41%, survivors followed 6-47 months, median 18).

@@ -1,19 +1,18 @@
-"""One fedsurv analysis over a loopback federation: sites from data files, spec, outputs.
+"""Submit one fedsurv analysis to a running SuperLink (``flwr run``) and follow its progress.
 
-Shared by ``fedsurv demo``, the integration tests and the federation benchmark.
+Used by ``fedsurv run`` and by the loopback federation (:mod:`fedsurv.harness.local_run`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fedsurv.coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, RunConfigValue, write_bundle
-from fedsurv.coordinator.deployment.federation import LocalFederation, NodeConfigValue, Site
 from fedsurv.coordinator.deployment.processes import Supervisor
 from fedsurv.coordinator.deployment.runner import RunOutcome, run_app
 from fedsurv.protocol.spec import AnalysisSpec
@@ -21,67 +20,11 @@ from fedsurv.protocol.spec import AnalysisSpec
 PROGRESS_FILE = "progress.jsonl"
 
 
-def site_id_of(path: Path) -> str:
-    """``site_03.csv`` -> ``03``; any other file name -> its stem."""
-    stem = path.stem
-    return stem.removeprefix("site_") or stem
-
-
-def sites_from_files(
-    files: Sequence[Path],
-    state_root: Path,
-    min_participants: int = 3,
-    policy: dict[str, Any] | None = None,
-) -> list[Site]:
-    """One :class:`Site` per data file, each with its own state directory (audit, ledger).
-
-    ``policy`` (a release policy as a dict) is passed to every site as node config ``policy``.
-    """
-    sites = []
-    for path in files:
-        site_id = site_id_of(path)
-        config: dict[str, NodeConfigValue] = {
-            "data-path": str(path.resolve()),
-            "state-dir": str((state_root / f"site-{site_id}").resolve()),
-            "min-participants": min_participants,
-        }
-        if policy is not None:
-            config["policy"] = json.dumps(policy, separators=(",", ":"))
-        sites.append(Site(site_id, config))
-    if len({s.site_id for s in sites}) != len(sites):
-        raise ValueError("two data files map to the same site id; rename them")
-    return sites
-
-
 def analysis_run_config(
     spec: AnalysisSpec, out_dir: Path, options: dict[str, RunConfigValue] | None = None
 ) -> dict[str, RunConfigValue]:
     """Run config of a fedsurv ServerApp run: the spec text, the output dir, options."""
     return {"spec": spec.model_dump_json(), "out-dir": str(out_dir.resolve()), **(options or {})}
-
-
-def run_analysis(
-    federation: LocalFederation,
-    spec: AnalysisSpec,
-    out_dir: Path,
-    *,
-    options: dict[str, RunConfigValue] | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
-    timeout: float = 900.0,
-    render_report: bool = True,
-) -> RunOutcome:
-    """Submit the fedsurv apps with ``spec`` to a running federation; wait for the outputs.
-
-    The run config names the federation's roster (sites by their enrolled names).
-    ``on_event`` receives every new line of ``<out_dir>/progress.jsonl`` as it appears, then
-    the local ``report_written`` / ``report_failed`` event (see :func:`submit_analysis`).
-    """
-    from fedsurv.coordinator.roster import ROSTER_KEY, roster_json
-
-    options = {ROSTER_KEY: roster_json(federation.roster()), **(options or {})}
-    return submit_analysis(federation.supervisor, federation.workdir, spec, out_dir,
-                           options=options, on_event=on_event, timeout=timeout,
-                           wake=federation.submission_wake(), render_report=render_report)
 
 
 def submit_analysis(
@@ -96,7 +39,7 @@ def submit_analysis(
     wake: Path | None = None,
     render_report: bool = True,
 ) -> RunOutcome:
-    """:func:`run_analysis` against any SuperLink the supervisor's ``FLWR_HOME`` connects to.
+    """One analysis against any SuperLink the supervisor's ``FLWR_HOME`` connects to.
 
     The thin bundle is written under ``workdir``; ``flwr run`` runs under ``supervisor``. The
     ServerApp only publishes (run config ``report = false``); the report is rendered here

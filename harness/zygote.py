@@ -155,7 +155,7 @@ def _reap(signum: int, frame: object) -> None:
 
 
 WRAPPER = '''#!{python} -S
-"""{name} via a fedsurv zygote (see coordinator/deployment/zygote.py)."""
+"""{name} via a fedsurv zygote (see harness/zygote.py)."""
 import array, json, os, signal, socket, struct, sys
 REAL = {real!r}
 NAME = {name!r}
@@ -196,7 +196,7 @@ def write_wrapper(bin_dir: Path, socket_path: Path, name: str = "flwr-clientapp"
 
 
 def main(argv: list[str]) -> None:
-    """``python -m fedsurv.coordinator.deployment.zygote serve SOCKET [--entry M:F] [--patch C]
+    """``python -m fedsurv.harness.zygote serve SOCKET [--entry M:F] [--patch C]
     MOD...``"""
     import argparse
 

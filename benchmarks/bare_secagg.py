@@ -2,7 +2,9 @@
 
 The baseline of ``benchmarks/federation_bench.py`` (what Flower itself costs for one secure
 sum of a vector as long as fedsurv's) and a smoke test of the deployment engine while the
-fedsurv apps are not involved. Installed with fedsurv so the thin bundle ships no code.
+fedsurv apps are not involved. Benchmark code, not installed: the federation benchmark puts
+the repository first on ``PYTHONPATH`` of every Flower process, so the thin bundle ships no
+code.
 
 Run config: ``length`` (vector length), ``nodes`` (sites to wait for), ``out-dir``.
 Each site sends ``value_vector(site_id, length)``; the server writes ``bare_result.json``
@@ -22,8 +24,8 @@ MAX_VALUE = 50
 CLIP = MAX_VALUE // 2
 MODULUS_RANGE = 1 << 40
 
-SERVERAPP = "fedsurv.coordinator.deployment.bare_secagg:server_app"
-CLIENTAPP = "fedsurv.coordinator.deployment.bare_secagg:client_app"
+SERVERAPP = "benchmarks.bare_secagg:server_app"
+CLIENTAPP = "benchmarks.bare_secagg:client_app"
 
 
 def value_vector(site_id: str, length: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedsurv.coordinator.audit_provision import AuditVerdict, FederationAudit, provision_audit
-from fedsurv.coordinator.deployment.federation import Site
+from fedsurv.harness.federation import Site
 
 
 def audited_sites(sites: list[Site], key_dir: Path, log_dir: Path) -> FederationAudit:

@@ -5,7 +5,7 @@ hardened mask generator, Cox rounds) over an in-process grid; ``--engine plain``
 encoded tally vectors with numpy instead (no Flower at all). Both give identical results.
 
 Every simulated site applies one release policy: the stated local policy
-(:func:`fedsurv.coordinator.simulated_policy.local_policy`) or, with ``--policy FILE``, a site's
+(:func:`fedsurv.harness.simulated_policy.local_policy`) or, with ``--policy FILE``, a site's
 ``[policy]``. Each refusing site is printed with its reason code and message, as ``fedsurv
 run`` does, whether or not enough sites remain to publish.
 """
@@ -38,7 +38,7 @@ def site_files(data_dir: Path) -> list[Path]:
 def simulate_secure(spec_path: Path, files: list[Path], out: Path, policy_json: str) -> Path:
     """The real ServerApp/ClientApp code over an in-process grid; returns results.json."""
     from fedsurv.coordinator.flower.server_app import run_request_and_publish
-    from fedsurv.coordinator.inprocess import federation_grid
+    from fedsurv.harness.inprocess import federation_grid
 
     configs = [{"site-id": path.stem, "policy": policy_json} for path in files]
     # Local files, no audit trail and no Flower chatter: only errors reach the terminal.
@@ -55,7 +55,7 @@ def simulate_plain_files(spec_path: Path, files: list[Path], out: Path, policy_j
     """Decide and tally each file, add the encoded vectors with numpy, analyse."""
     from fedsurv.coordinator.outputs import write_outputs
     from fedsurv.coordinator.progress import Progress
-    from fedsurv.coordinator.simulation import simulate_plain
+    from fedsurv.harness.simulation import simulate_plain
     from fedsurv.protocol.spec_file import load_spec
 
     spec = load_spec(spec_path)
@@ -96,8 +96,8 @@ def simulate(
     )] = None,
 ) -> None:
     """Run an analysis on local site files (one per site) and write every pooled estimate."""
-    from fedsurv.coordinator.commands.summary import print_table1
-    from fedsurv.coordinator.simulated_policy import (
+    from fedsurv.commands.summary import print_table1
+    from fedsurv.harness.simulated_policy import (
         LOCAL_POLICY_TEXT,
         load_policy_file,
         local_policy,

@@ -20,7 +20,7 @@ NOTHING_SENT = "Nothing was sent: this check reads the file on this machine only
 def check(
     datafile: Annotated[Path | None, typer.Argument(
         show_default=False,
-        help="Site data file: CSV, XLSX or Parquet, one row per patient (DESIGN section 3).",
+        help="Site data file: CSV, XLSX or Parquet, one row per patient (docs/design.md §3).",
     )] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", show_default=False,
@@ -37,7 +37,7 @@ def check(
     from fedsurv.site_node.data.summary import print_summary
 
     if config is not None or (datafile is None and os.environ.get(ENV_CONFIG)):
-        from fedsurv.site_node.commands import check_site
+        from fedsurv.commands.site_actions import check_site
 
         if datafile is not None:
             raise typer.BadParameter("give DATAFILE or --config, not both", param_hint="DATAFILE")
@@ -67,7 +67,7 @@ def start(
 
     Options after `--` go to flower-supernode, e.g. `-- --port 9101` (own runtime port).
     """
-    from fedsurv.site_node.commands import start_site
+    from fedsurv.commands.site_actions import start_site
 
     raise typer.Exit(start_site(config, dry_run=dry_run, extra_args=list(ctx.args)))
 
@@ -92,7 +92,7 @@ def approve(
     note: Annotated[str | None, typer.Option(help="Reason, kept with the decision.")] = None,
 ) -> None:
     """List pending requests (manual approval mode), or approve / decline one."""
-    from fedsurv.site_node.commands import approve_requests
+    from fedsurv.commands.site_actions import approve_requests
 
     raise typer.Exit(approve_requests(config, request, approve=approve_it, decline=decline,
                                       show_all=show_all, note=note))
@@ -104,8 +104,8 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed of the demo cohort.")] = 2024,
     fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet.")] = "csv",
 ) -> None:
-    """Write the invented 9-site, 43-patient demo cohort (model study of DESIGN section 1)."""
-    from fedsurv.site_node.demo_cohort import write_demo_sites
+    """Write the invented 9-site, 43-patient demo cohort (model study of docs/design.md §1)."""
+    from fedsurv.harness.demo_cohort import write_demo_sites
 
     if fmt not in ("csv", "xlsx", "parquet"):
         raise typer.BadParameter("use csv, xlsx or parquet", param_hint="--format")

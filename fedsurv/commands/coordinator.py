@@ -34,10 +34,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from fedsurv.coordinator.allow_list import AllowListEntry
     from fedsurv.coordinator.config import CoordinatorConfig
     from fedsurv.coordinator.deployment.runner import RegisteredNode
-
-    from fedsurv.keys_cli import AllowListEntry
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run the coordinator's SuperLink; register enrolled sites.")
@@ -63,7 +62,7 @@ def coordinator_env(config: CoordinatorConfig) -> dict[str, str]:
 
 def superlink_argv(config: CoordinatorConfig) -> list[str]:
     """The ``flower-superlink`` command for ``config`` (on the loopback ``control`` address)."""
-    from fedsurv.coordinator.deployment.federation import SUPEREXEC_SECRET, superlink_command
+    from fedsurv.coordinator.deployment.stack import SUPEREXEC_SECRET, superlink_command
 
     return superlink_command(config.tls.ca_cert, config.tls.server_cert, config.tls.server_key,
                              config.database, config.control_host, config.control_port,
@@ -71,20 +70,20 @@ def superlink_argv(config: CoordinatorConfig) -> list[str]:
 
 
 def _allow_list(config: CoordinatorConfig) -> list[AllowListEntry]:
-    from fedsurv.keys_cli import read_allow_list
+    from fedsurv.coordinator.allow_list import read_allow_list
 
     return read_allow_list(config.allow_list)
 
 
 def dry_run_lines(config: CoordinatorConfig) -> list[str]:
     """The commands ``start`` would run, one per line (nothing is started)."""
-    from fedsurv.coordinator.deployment.federation import (
+    from fedsurv.coordinator.deployment.proxy import ProxySettings, proxy_command
+    from fedsurv.coordinator.deployment.runner import CONNECTION
+    from fedsurv.coordinator.deployment.stack import (
         PROXY_DIR,
         SUPEREXEC_SECRET,
         superexec_command,
     )
-    from fedsurv.coordinator.deployment.proxy import ProxySettings, proxy_command
-    from fedsurv.coordinator.deployment.runner import CONNECTION
 
     secret = config.state_dir / SUPEREXEC_SECRET
     proxy = ProxySettings(config.host, config.port, config.control_port, config.tls.server_cert,
@@ -269,10 +268,9 @@ def _short_time(value: str) -> str:
 def revoke_site(config: CoordinatorConfig, name: str, echo: Echo) -> None:
     """Take ``name`` off the allow-list, unregister its node (when the coordinator runs),
     drop it from ``registered-nodes.json`` and record the removal."""
+    from fedsurv.coordinator.allow_list import EnrolmentError, write_allow_list
     from fedsurv.coordinator.config import CoordinatorUnavailable
     from fedsurv.coordinator.deployment.runner import CONNECTION, flwr_cli
-
-    from fedsurv.keys_cli import EnrolmentError, write_allow_list
 
     entries = _allow_list(config)
     entry = next((e for e in entries if e.name == name), None)
@@ -333,10 +331,10 @@ def start_coordinator(config: CoordinatorConfig, echo: Echo = typer.echo,
         check_files,
         perimeter_problems,
     )
-    from fedsurv.coordinator.deployment.federation import start_coordinator_stack
     from fedsurv.coordinator.deployment.processes import Supervisor, port_open
     from fedsurv.coordinator.deployment.proxy import nginx_binary
     from fedsurv.coordinator.deployment.runner import write_connection
+    from fedsurv.coordinator.deployment.stack import start_coordinator_stack
 
     exposed = perimeter_problems(config)
     if exposed:

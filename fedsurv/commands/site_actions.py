@@ -1,6 +1,6 @@
 """What ``fedsurv site check --config``, ``site start`` and ``site approve`` do.
 
-:mod:`fedsurv.site_node.cli` holds the typer wiring; the functions here take plain arguments, print
+:mod:`fedsurv.commands.site` holds the typer wiring; the functions here take plain arguments, print
 with :func:`typer.echo`, and return an exit code (0 = all good), so tests call them directly.
 Nothing here sends site data anywhere: ``check`` only opens a TLS handshake to the coordinator.
 """
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+
 from fedsurv.protocol.config_file import split_address
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.site_node.approvals import RequestLedger, RequestRecord
@@ -271,9 +272,9 @@ def node_config(config: SiteConfig) -> dict[str, str]:
 
 def supernode_command(config: SiteConfig, executable: str | None = None) -> list[str]:
     """The SuperNode argv for this site: ``flower-supernode`` with TLS and node authentication
-    always on, started through :mod:`fedsurv.site_node.flower.pinning` so that the node runs only
-    the
-    ClientApp installed here (a run shipping any other code is refused, ``code_not_approved``).
+    always on, started through :mod:`fedsurv.site_node.flower.pinning` so that the node runs
+    only the ClientApp installed here (a run shipping any other code is refused,
+    ``code_not_approved``).
 
     ``executable``: the Python interpreter (default: this one).
     """

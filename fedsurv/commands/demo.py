@@ -66,17 +66,18 @@ def demo(
     import shutil
     import tempfile
 
-    from fedsurv.coordinator.commands.simulate import site_files
+    from rich.console import Console
+
+    from fedsurv.commands.simulate import site_files
     from fedsurv.protocol.errors import FedsurvError
     from fedsurv.protocol.spec_file import load_spec
-    from rich.console import Console
 
     console = Console()
     started = time.monotonic()
     spec = load_spec(spec_path) if spec_path else model_study_spec()
     work = Path(tempfile.mkdtemp(prefix="fedsurv-demo-"))
     if data is None:
-        from fedsurv.site_node.demo_cohort import write_demo_sites
+        from fedsurv.harness.demo_cohort import write_demo_sites
 
         files = write_demo_sites(work / "data")
     else:
@@ -105,7 +106,7 @@ def demo(
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - started
     if (out / "results.json").exists():
-        from fedsurv.coordinator.commands.summary import print_table1
+        from fedsurv.commands.summary import print_table1
 
         print_table1(out / "results.json", console)
     console.print(f"[green]done[/green] in {elapsed:.1f} s: {len(files)} sites")
@@ -118,9 +119,9 @@ def demo(
 
 def _run(console: Any, work: Path, files: list[Path], spec: AnalysisSpec, out: Path,
          timeout: float) -> None:
-    from fedsurv.coordinator.deployment.audit_setup import audit_report, audited_sites
-    from fedsurv.coordinator.deployment.federation import LocalFederation
-    from fedsurv.coordinator.deployment.local_run import run_analysis, sites_from_files
+    from fedsurv.harness.audit_setup import audit_report, audited_sites
+    from fedsurv.harness.federation import LocalFederation
+    from fedsurv.harness.local_run import run_analysis, sites_from_files
     from fedsurv.protocol.errors import FedsurvError
 
     sites = sites_from_files(files, work / "state", policy=DEMO_POLICY)

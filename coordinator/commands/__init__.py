@@ -1,1 +1,0 @@
-"""One module per coordinator command; each exposes ``register(app)``."""
