@@ -15,12 +15,8 @@ COMMAND_MODULES = ("simulate", "demo", "run", "report", "spec", "coordinator")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach every command module that exists to the root app."""
+    """Attach every command module to the root app; a module that fails to import raises (a
+    command never disappears silently from the CLI)."""
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"fedsurv.coordinator.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"fedsurv.coordinator.commands.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"fedsurv.coordinator.commands.{name}")
         module.register(app)
