@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from fedsurv.coordinator.inprocess import simulate_federation
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import SecureSumOptions
+from fedsurv.coordinator.request.options import SecureSumOptions
 from fedsurv.coordinator.simulation import site_tallies, sum_vectors
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec

@@ -2,7 +2,7 @@
 
 Each line: ``{"time": ISO-8601, "elapsed": seconds since start, "event": name, ...fields}``;
 the same event goes to the ``fedsurv.progress`` logger, so a CLI can tail the file or attach a
-logging handler. Events emitted by :mod:`fedsurv.coordinator.secure_sum`:
+logging handler. Events emitted by :mod:`fedsurv.coordinator.request.driver`:
 
 ``request_started`` (request_id, spec_sha256), ``waiting_for_sites`` (connected, expected,
 missing: enrolled names not connected, seconds_left; at once and every 10 s while waiting),

@@ -5,11 +5,11 @@ enrolled under on the coordinator's allow-list (``fedsurv keys enrol``), never a
 site reports. ``fedsurv coordinator start/register`` registers the allow-listed keys and
 writes ``registrations.json`` (name -> node id and key fingerprint); ``fedsurv run`` turns it
 into the run-config key ``roster`` (JSON ``{"<node id>": "<enrolled name>"}``), which the
-ServerApp reads (:class:`fedsurv.coordinator.secure_sum.SecureSumOptions`).
+ServerApp reads (:class:`fedsurv.coordinator.request.options.SecureSumOptions`).
 
-With a roster, :func:`fedsurv.coordinator.secure_sum.run_request` queries only enrolled nodes (any
-other connected node is a sybil: excluded, reported ``not_enrolled``), tells each site its
-enrolled name, and refuses a site that answers under another name (``site_name_mismatch``).
+With a roster, :func:`fedsurv.coordinator.request.driver.run_request` queries only enrolled
+nodes (any other connected node is a sybil: excluded, reported ``not_enrolled``), tells each
+site its enrolled name, and refuses a site that answers under another name (``site_name_mismatch``).
 """
 
 from __future__ import annotations

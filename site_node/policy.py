@@ -33,7 +33,7 @@ reason code                 refused when
 ``awaiting_approval``       ``approval = "manual"`` and no data steward has approved it yet
                             (``fedsurv site approve``); the coordinator re-queries the site
                             while its ``approval-wait`` lasts, so an approval in that window
-                            joins this request (:mod:`fedsurv.coordinator.secure_sum`)
+                            joins this request (:mod:`fedsurv.coordinator.request.driver`)
 ``declined``                a data steward declined it
 ==========================  ================================================================
 

@@ -8,7 +8,7 @@ Run config (``flwr run . --run-config '...'`` or ``[tool.flwr.app.config]``):
   the report go (default ``fedsurv-out``);
 * ``report`` (default true): render tables, plots and report after publishing; ``fedsurv
   run`` and ``fedsurv demo`` set it false and render on their side once the run has ended;
-* options of :class:`fedsurv.coordinator.secure_sum.SecureSumOptions`: ``query-timeout``,
+* options of :class:`fedsurv.coordinator.request.options.SecureSumOptions`: ``query-timeout``,
   ``stage-timeout``, ``node-wait-timeout``, ``expected-sites``, ``share-fraction``,
   ``reconstruction-threshold``, ``max-retries``.
 * ``audit-log`` and ``audit-key``: the coordinator's signed audit log and its Ed25519 key
@@ -18,8 +18,8 @@ Run config (``flwr run . --run-config '...'`` or ``[tool.flwr.app.config]``):
   ``result_published`` record cannot be written.
 
 Importing this module installs the ChaCha20 mask generator in Flower's SecAgg+ workflow
-(:func:`fedsurv.protocol.secure_prg.install`), in every ``flwr-serverapp`` process that runs this
-app.
+(:func:`fedsurv.coordinator.flower.secure_prg.install`), in every ``flwr-serverapp`` process
+that runs this app.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fedsurv.protocol import secure_prg
+from fedsurv.coordinator.flower import secure_prg as flower_prg
 from fedsurv.protocol.errors import SpecError
 from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-secure_prg.install(client=False, server=True)
+flower_prg.install()
 
 app = ServerApp()
 logger = logging.getLogger("fedsurv.server")
@@ -51,9 +51,10 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     """Secure sum, analysis and outputs for one request; returns the output directory."""
     from fedsurv.coordinator.analysis import analyse
     from fedsurv.coordinator.audit_trail import CoordinatorAudit
+    from fedsurv.coordinator.flower.federation import run_request
     from fedsurv.coordinator.outputs import publish_results
     from fedsurv.coordinator.progress import Progress
-    from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
+    from fedsurv.coordinator.request.options import SecureSumOptions
 
     spec = spec_from_run_config(run_config)
     out_dir = Path(str(run_config.get("out-dir", "") or "fedsurv-out"))

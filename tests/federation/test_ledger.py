@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fedsurv.coordinator.inprocess import simulate_federation
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import TooFewSites
+from fedsurv.coordinator.request.errors import TooFewSites
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node.ledger import AlreadyContributed, ContributionLedger
 
