@@ -157,3 +157,15 @@ def test_roster_names_win_over_what_sites_say(
     assert sites.queries[0][3]["site-name"] == "c"
     assert outcome.sites.contributor_ids == ["a", "b", "d"]
     assert outcome.sites.refused["c"].startswith("site_name_mismatch")
+
+
+def test_the_request_core_runs_without_flower() -> None:
+    """Importing the core (and the protocol's PRG) loads no flwr module (issue 13)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fedsurv.coordinator.request.driver, fedsurv.protocol.secure_prg; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'flwr'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
