@@ -1,6 +1,8 @@
 """Progress events of a request: one JSON object per line in ``<out-dir>/progress.jsonl``.
 
 Each line: ``{"time": ISO-8601, "elapsed": seconds since start, "event": name, ...fields}``;
+every event is checked against its typed model (:mod:`fedsurv.coordinator.progress_events`,
+shared with the readers) before it is written: an unknown name or field raises.
 the same event goes to the ``fedsurv.progress`` logger, so a CLI can tail the file or attach a
 logging handler. Events emitted by :mod:`fedsurv.coordinator.request.driver`:
 
@@ -38,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fedsurv.coordinator.progress_events import parse_event
+
 PROGRESS_FILE = "progress.jsonl"
 logger = logging.getLogger("fedsurv.progress")
 
@@ -55,7 +59,9 @@ class Progress:
             self.path.write_text("", encoding="utf-8")
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
-        """Record one event (fields must be JSON-serialisable)."""
+        """Record one event; ``event`` and ``fields`` must match its model in
+        :mod:`fedsurv.coordinator.progress_events` (else ``pydantic.ValidationError``)."""
+        parse_event({"event": event, **fields})
         record = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "elapsed": round(time.monotonic() - self.start, 3),
