@@ -53,20 +53,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from fedsurv.protocol.spec import (
-    ALL_INCIDENCE,
-    ALL_PROPORTIONS,
-    ALL_SURVIVAL,
-    MAX_VECTOR_LENGTH,
-    AnalysisSpec,
-)
+from fedsurv.protocol.endpoints import ALL_ENDPOINTS
+from fedsurv.protocol.spec import MAX_VECTOR_LENGTH, AnalysisSpec
 from fedsurv.site_node.approvals import RequestLedger
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     from fedsurv.site_node.endpoints import Endpoints
 
-ALL_ENDPOINTS: tuple[str, ...] = ALL_PROPORTIONS + ALL_SURVIVAL + ALL_INCIDENCE
 
 ReasonCode = Literal[
     "ok",
