@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from fedsurv.protocol.errors import FedsurvError
 
@@ -49,12 +48,6 @@ def parse_roster(text: str) -> dict[int, str]:
     if len(set(roster.values())) != len(roster):
         raise RosterError(f"run config '{ROSTER_KEY}': a site name is enrolled twice")
     return roster
-
-
-def roster_from_run_config(config: Mapping[str, Any]) -> dict[int, str] | None:
-    """The roster of a run, ``None`` when the run config has none (in-process harnesses)."""
-    text = str(config.get(ROSTER_KEY, "") or "").strip()
-    return parse_roster(text) if text else None
 
 
 def roster_json(roster: Mapping[int, str]) -> str:

@@ -225,22 +225,23 @@ def run_options(config: CoordinatorConfig | None, expected_sites: int | None,
         from fedsurv.keys_cli import read_allow_list
 
         expected = len(read_allow_list(config.allow_list))
-    options: dict[str, Any] = {
-        "expected-sites": int(expected),
-        "stage-timeout": float(stage_timeout or defaults.stage_timeout),
-        "query-timeout": float(query_timeout or defaults.query_timeout),
-        "node-wait-timeout": float(defaults.node_wait_timeout if node_wait_timeout is None
-                                   else node_wait_timeout),
-        "approval-wait": float(defaults.approval_wait if approval_wait is None
-                               else approval_wait),
-    }
+    from fedsurv.coordinator.run_config import RunConfig
+
+    audit: dict[str, str] = {}
     if config is not None and config.audit is not None:
         import getpass
 
-        options["audit-log"] = str(config.audit.log)
-        options["audit-key"] = str(config.audit.signing_key)
-        options["requester"] = getpass.getuser()
-    return options
+        audit = {"audit_log": str(config.audit.log), "audit_key": str(config.audit.signing_key),
+                 "requester": getpass.getuser()}
+    return RunConfig(
+        expected_sites=int(expected),
+        stage_timeout=float(stage_timeout or defaults.stage_timeout),
+        query_timeout=float(query_timeout or defaults.query_timeout),
+        node_wait_timeout=float(defaults.node_wait_timeout if node_wait_timeout is None
+                                else node_wait_timeout),
+        approval_wait=float(defaults.approval_wait if approval_wait is None else approval_wait),
+        **audit,
+    ).flower()
 
 
 def default_out_dir(config: CoordinatorConfig | None, spec: AnalysisSpec, spec_path: Path) -> Path:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
 class SecureSumOptions:
-    """Timeouts and SecAgg+ settings (run config keys in brackets).
+    """Timeouts and SecAgg+ settings (run config keys in brackets, parsed by
+    :class:`fedsurv.coordinator.run_config.RunConfig`).
 
     Attributes:
         query_timeout: seconds to wait for query answers [``query-timeout``].
@@ -40,20 +40,3 @@ class SecureSumOptions:
     """Node id -> enrolled site name [``roster``, :mod:`fedsurv.coordinator.roster`]; ``None``:
     names
     as the sites report them (in-process harnesses only)."""
-
-    @classmethod
-    def from_run_config(cls, config: Mapping[str, Any]) -> SecureSumOptions:
-        keys = {
-            "query-timeout": ("query_timeout", float),
-            "stage-timeout": ("stage_timeout", float),
-            "node-wait-timeout": ("node_wait_timeout", float),
-            "expected-sites": ("expected_sites", int),
-            "share-fraction": ("share_fraction", float),
-            "reconstruction-threshold": ("reconstruction_threshold", float),
-            "max-retries": ("max_retries", int),
-            "approval-wait": ("approval_wait", float),
-        }
-        values = {attr: kind(config[key]) for key, (attr, kind) in keys.items() if key in config}
-        from fedsurv.coordinator.roster import roster_from_run_config
-
-        return cls(**values, roster=roster_from_run_config(config))
