@@ -2,8 +2,8 @@
 
 Each line: ``{"time": ISO-8601, "elapsed": seconds since start, "event": name, ...fields}``;
 every event is checked against its typed model (:mod:`fedsurv.coordinator.progress_events`,
-shared with the readers) before it is written: an unknown name or field raises.
-the same event goes to the ``fedsurv.progress`` logger, so a CLI can tail the file or attach a
+shared with the readers) before it is written: an unknown name or field raises. The same
+event goes to the ``fedsurv.progress`` logger, so a CLI can tail the file or attach a
 logging handler. The events and their fields are declared once, as pydantic models, in
 :mod:`fedsurv.coordinator.progress_events` (the request: ``request_started`` ...
 ``request_done``/``request_failed``; the Cox and Fine-Gray models: ``cox_*``; publication:
