@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import SecureSumOptions
+from fedsurv.coordinator.request.options import SecureSumOptions
 from fedsurv.harness.demo_cohort import synthetic_cohort, write_site_file
 from fedsurv.harness.inprocess import simulate_federation
 from fedsurv.harness.simulation import site_tallies, sum_vectors

@@ -27,7 +27,7 @@ from typing import Any
 
 from fedsurv.coordinator.audit_provision import provision_audit
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import SecureSumOptions
+from fedsurv.coordinator.request.options import SecureSumOptions
 from fedsurv.harness.inprocess import simulate_federation
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec

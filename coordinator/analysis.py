@@ -23,7 +23,7 @@ from fedsurv.coordinator.results import (
     SiteCounts,
     TableRow,
 )
-from fedsurv.protocol.layout import COMPETING_BLOCK, INCIDENCE_CAUSE
+from fedsurv.protocol.endpoints import COMPETING_BLOCK, INCIDENCE_CAUSE, OS
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.protocol.tally import EventTally, TallySet
 from fedsurv.protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
@@ -81,8 +81,8 @@ def analyse(spec: AnalysisSpec, tallies: TallySet, sites: SiteCounts, *,
                 level: _incidence(spec, tallies.events[(COMPETING_BLOCK, level)], cause, level)
                 for level in spec.strata_levels
             }
-    if "os" in spec.survival:
-        results.followup = _followup(spec, tallies.pooled_events("os"))
+    if OS in spec.survival:
+        results.followup = _followup(spec, tallies.pooled_events(OS))
     if spec.inference is not None:
         _inference(spec, tallies, results)
     return results

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedsurv.protocol.audit import (
     COORDINATOR,
@@ -44,12 +44,12 @@ from fedsurv.protocol.audit.requests import analyses_of, audit_request_id
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.spec import AnalysisSpec
 
-AUDIT_LOG_KEY = "audit-log"
-AUDIT_KEY_KEY = "audit-key"
-REQUESTER_KEY = "requester"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _CODE = re.compile(r"\[([a-z][a-z0-9_]{0,63})\]")
 logger = logging.getLogger("fedsurv.server")
+
+if TYPE_CHECKING:
+    from fedsurv.coordinator.run_config import RunConfig
 
 
 class AuditUnavailable(FedsurvError):
@@ -76,10 +76,9 @@ class CoordinatorAudit:
                                    " nothing was sent") from None
 
     @classmethod
-    def from_run_config(cls, run_config: Mapping[str, Any]) -> CoordinatorAudit | None:
+    def from_run_config(cls, config: RunConfig) -> CoordinatorAudit | None:
         """The log named by ``audit-log``/``audit-key``; ``None`` (warning) when unset."""
-        path = str(run_config.get(AUDIT_LOG_KEY, "") or "").strip()
-        key = str(run_config.get(AUDIT_KEY_KEY, "") or "").strip()
+        path, key = config.audit_log.strip(), config.audit_key.strip()
         if not path and not key:
             logger.warning("no audit log configured (run config 'audit-log' and 'audit-key'):"
                            " this request is not audited")
@@ -87,7 +86,7 @@ class CoordinatorAudit:
         if not path or not key:
             raise AuditUnavailable("run config sets only one of 'audit-log'/'audit-key': "
                                    "refusing to run unaudited")
-        requester = str(run_config.get(REQUESTER_KEY, "") or "").strip()
+        requester = config.requester.strip()
         return cls.open(Path(path).expanduser(), Path(key).expanduser(),
                         requester or "coordinator operator")
 

@@ -1,32 +1,14 @@
 """Progress events of a request: one JSON object per line in ``<out-dir>/progress.jsonl``.
 
 Each line: ``{"time": ISO-8601, "elapsed": seconds since start, "event": name, ...fields}``;
-the same event goes to the ``fedsurv.progress`` logger, so a CLI can tail the file or attach a
-logging handler. Events emitted by :mod:`fedsurv.coordinator.secure_sum`:
-
-``request_started`` (request_id, spec_sha256), ``waiting_for_sites`` (connected, expected,
-missing: enrolled names not connected, seconds_left; at once and every 10 s while waiting),
-``nodes_connected`` (nodes, expected), ``site_offline`` (site, reason_code ``offline``,
-message: enrolled but not connected), ``query_sent`` (sites),
-``site_awaiting_approval`` (site, request_id, command: the steward's ``fedsurv site approve``
-line, seconds_left; while the query waits for manual approval, ``approval-wait``),
-``site_accepted`` / ``site_refused`` (site, reason_code, message), ``site_no_answer`` (site),
-``site_excluded`` (site ``node-<id>``, reason_code ``not_enrolled``, message: a node not on
-the allow-list, never queried),
-``secagg_started`` (attempt, participants), ``stage_done`` (attempt, stage, sent, replied,
-seconds), ``site_dropped`` (attempt, stage, site, reason, seconds: into the stage),
-``attempt_aborted`` (attempt, stage, reason), ``secagg_done`` (attempt, contributed, seconds),
-``request_done`` (contributed, seconds) and ``request_failed`` (reason; ``required_sites: ...``
-when a required site did not contribute). Cox models (:mod:`fedsurv.coordinator.cox_rounds`)
-add ``cox_model_started`` (model, kind, sites),
-``cox_round_started`` / ``cox_round_done`` (model, round, kind[, seconds]),
-``cox_round_refused`` (model, round, kind, site, reason_code), ``cox_model_done`` (model,
-status, rounds, seconds) and ``cox_model_failed`` (model, reason); each Cox round's SecAgg+
-stages emit the events above too. The ServerApp ends with ``results_published`` (out_dir),
-then, when it renders the report itself (run config ``report``), ``report_written`` (seconds)
-or ``report_failed`` (reason); ``fedsurv run`` and ``fedsurv demo`` render on their side and
-show the same two events (:func:`fedsurv.coordinator.outputs.render_published_report`). Never data:
-only protocol fields.
+every event is checked against its typed model (:mod:`fedsurv.coordinator.progress_events`,
+shared with the readers) before it is written: an unknown name or field raises. The same
+event goes to the ``fedsurv.progress`` logger, so a CLI can tail the file or attach a
+logging handler. The events and their fields are declared once, as pydantic models, in
+:mod:`fedsurv.coordinator.progress_events` (the request: ``request_started`` ...
+``request_done``/``request_failed``; the Cox and Fine-Gray models: ``cox_*``; publication:
+``results_published``, ``report_written``/``report_failed``). Never data: only protocol
+fields.
 """
 
 from __future__ import annotations
@@ -37,6 +19,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from fedsurv.coordinator.progress_events import parse_event
 
 PROGRESS_FILE = "progress.jsonl"
 logger = logging.getLogger("fedsurv.progress")
@@ -55,7 +39,9 @@ class Progress:
             self.path.write_text("", encoding="utf-8")
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
-        """Record one event (fields must be JSON-serialisable)."""
+        """Record one event; ``event`` and ``fields`` must match its model in
+        :mod:`fedsurv.coordinator.progress_events` (else ``pydantic.ValidationError``)."""
+        parse_event({"event": event, **fields})
         record = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "elapsed": round(time.monotonic() - self.start, 3),

@@ -5,11 +5,11 @@ enrolled under on the coordinator's allow-list (``fedsurv keys enrol``), never a
 site reports. ``fedsurv coordinator start/register`` registers the allow-listed keys and
 writes ``registrations.json`` (name -> node id and key fingerprint); ``fedsurv run`` turns it
 into the run-config key ``roster`` (JSON ``{"<node id>": "<enrolled name>"}``), which the
-ServerApp reads (:class:`fedsurv.coordinator.secure_sum.SecureSumOptions`).
+ServerApp reads (:class:`fedsurv.coordinator.request.options.SecureSumOptions`).
 
-With a roster, :func:`fedsurv.coordinator.secure_sum.run_request` queries only enrolled nodes (any
-other connected node is a sybil: excluded, reported ``not_enrolled``), tells each site its
-enrolled name, and refuses a site that answers under another name (``site_name_mismatch``).
+With a roster, :func:`fedsurv.coordinator.request.driver.run_request` queries only enrolled
+nodes (any other connected node is a sybil: excluded, reported ``not_enrolled``), tells each
+site its enrolled name, and refuses a site that answers under another name (``site_name_mismatch``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from fedsurv.protocol.errors import FedsurvError
 
@@ -49,12 +48,6 @@ def parse_roster(text: str) -> dict[int, str]:
     if len(set(roster.values())) != len(roster):
         raise RosterError(f"run config '{ROSTER_KEY}': a site name is enrolled twice")
     return roster
-
-
-def roster_from_run_config(config: Mapping[str, Any]) -> dict[int, str] | None:
-    """The roster of a run, ``None`` when the run config has none (in-process harnesses)."""
-    text = str(config.get(ROSTER_KEY, "") or "").strip()
-    return parse_roster(text) if text else None
 
 
 def roster_json(roster: Mapping[int, str]) -> str:

@@ -61,7 +61,7 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
 """fedsurv's ClientApp and the modules it imports lazily when it tallies or answers a Cox
 round (scipy, through the Cox terms: about 1.3 s per process otherwise) (zygote preload)."""
 DEFAULT_SERVER_PRELOAD: tuple[str, ...] = (
-    "fedsurv.coordinator.flower.server_app", "fedsurv.coordinator.secure_sum",
+    "fedsurv.coordinator.flower.server_app", "fedsurv.coordinator.flower.federation",
     "fedsurv.coordinator.analysis", "fedsurv.coordinator.outputs",
     "fedsurv.coordinator.report.warnings", "fedsurv.coordinator.audit_trail",
     "fedsurv.coordinator.cox_rounds", "fedsurv.stats.cox",

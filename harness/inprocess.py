@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
+from fedsurv.coordinator.flower.federation import run_request
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import RequestOutcome, SecureSumOptions, run_request
+from fedsurv.coordinator.request.options import SecureSumOptions
+from fedsurv.coordinator.request.trace import RequestOutcome
 from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp

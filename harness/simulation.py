@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 from fedsurv.coordinator.analysis import analyse
 from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.request.errors import TooFewSites
 from fedsurv.coordinator.results import (
     CoxZphResult,
     Results,
     SiteCounts,
     ZphRow,
 )
-from fedsurv.coordinator.secure_sum import TooFewSites
 from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundRequest
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec, TimeGrid

@@ -22,6 +22,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+from fedsurv.protocol.endpoints import (  # noqa: F401  (INCIDENCE_CAUSE re-exported)
+    COMPETING_BLOCK,
+    COMPETING_CAUSES,
+    INCIDENCE_CAUSE,
+)
 from fedsurv.protocol.errors import ProtocolMismatch
 from fedsurv.protocol.tally import EventTally, ProportionTally, TallySet
 from fedsurv.protocol.version import PROTOCOL_VERSION
@@ -32,10 +37,6 @@ if TYPE_CHECKING:  # spec.py imports this module to bound the vector length
 FIXED_POINT_BITS = 32
 """Fixed-point scale for float sums: ``x`` travels as ``round(x * 2**32)``."""
 
-COMPETING_CAUSES: tuple[str, ...] = ("relapse", "nrm")
-COMPETING_BLOCK = "cir_nrm"
-INCIDENCE_CAUSE: dict[str, str] = {"cir": "relapse", "nrm": "nrm"}
-"""The cause of the competing-risks tally that each incidence endpoint estimates."""
 
 
 @dataclass(frozen=True)

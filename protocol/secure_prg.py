@@ -12,41 +12,34 @@ stream cipher instead:
 The arrays of ``dimensions_list`` take consecutive words, in order.
 
 Flower's workflow and mod import ``pseudo_rand_gen`` *by name*, so replacing it in
-``secaggplus_utils`` alone would change nothing. :func:`install` rebinds the name in
-``secaggplus_mod`` (site side), ``secaggplus_workflow`` (coordinator side) and
-``secaggplus_utils`` (anyone importing it later). ``fedsurv.site_node.flower.client_app`` and
-``fedsurv.coordinator.flower.server_app`` call it at import, so it applies in every process that
-loads
-our apps (``flwr-clientapp``, ``flwr-serverapp``, the in-process engine). Both sides must run
-the same generator, or unmasking yields garbage; the coordinator announces :data:`PRG_ID` and a
-site refuses any other, and the decoded sum is cross-checked (``sites`` slot) before use.
+``secaggplus_utils`` alone would change nothing. This module is the contract and imports no
+Flower; :func:`rebind` rebinds the name in the modules an adapter hands it: the site adapter
+(:mod:`fedsurv.site_node.flower.secure_prg`) ``secaggplus_mod`` and ``secaggplus_utils``, the
+coordinator adapter (:mod:`fedsurv.coordinator.flower.secure_prg`) ``secaggplus_workflow`` and
+``secaggplus_utils`` (anyone importing it later). The apps install it at import, so it applies
+in every process that loads them (``flwr-clientapp``, ``flwr-serverapp``, the in-process
+engine). Both sides must run the same generator, or unmasking yields garbage; the coordinator
+announces :data:`PRG_ID` and a site refuses any other, and the decoded sum is cross-checked
+(``sites`` slot) before use.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from types import ModuleType
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flwr.common.secure_aggregation import secaggplus_utils as _flower_utils
 
 PRG_ID = "hkdf-sha256-chacha20-v1"
 """Announced by the coordinator and checked by sites: both must expand masks the same way."""
 PRG_INFO = b"fedsurv secagg+ mask " + PRG_ID.encode()
-FLOWER_PSEUDO_RAND_GEN = (
-    _flower_utils.pseudo_rand_gen
-    if _flower_utils.pseudo_rand_gen.__module__ == _flower_utils.__name__ else None
-)
-"""Flower's own generator (MT19937 on a 32-bit folded seed), kept for comparison in tests."""
 _NONCE = bytes(16)  # 4-byte block counter + 12-byte nonce; the key is unique per seed
-_TARGETS = (
-    "flwr.common.secure_aggregation.secaggplus_utils",
-    "flwr.client.mod.secure_aggregation.secaggplus_mod",
-    "flwr.server.workflow.secure_aggregation.secaggplus_workflow",
-)
+_REPLACED: dict[str, Callable[..., list[np.ndarray]]] = {}
+"""Module name -> the ``pseudo_rand_gen`` :func:`rebind` replaced there (for tests)."""
 
 
 def secure_pseudo_rand_gen(
@@ -79,28 +72,22 @@ def secure_pseudo_rand_gen(
     return output
 
 
-def install(*, client: bool = True, server: bool = True) -> None:
-    """Rebind ``pseudo_rand_gen`` in Flower's SecAgg+ modules to :func:`secure_pseudo_rand_gen`.
-
-    ``client`` patches the mod (site), ``server`` the workflow (coordinator). Idempotent.
-    """
-    import importlib
-
-    for name in _TARGETS:
-        if (name.endswith("_mod") and not client) or (name.endswith("_workflow") and not server):
-            continue
-        module = importlib.import_module(name)
+def rebind(modules: Iterable[ModuleType]) -> None:
+    """Bind ``pseudo_rand_gen`` in each of ``modules`` (Flower's SecAgg+ modules, handed over
+    by an adapter) to :func:`secure_pseudo_rand_gen`. Idempotent."""
+    for module in modules:
+        current = module.pseudo_rand_gen
+        if current is not secure_pseudo_rand_gen:
+            _REPLACED.setdefault(module.__name__, current)
         module.pseudo_rand_gen = secure_pseudo_rand_gen  # type: ignore[attr-defined]
 
 
-def installed(*, client: bool = True, server: bool = True) -> bool:
-    """True when the modules Flower calls resolve ``pseudo_rand_gen`` to ours."""
-    import sys
+def bound(modules: Iterable[ModuleType]) -> bool:
+    """True when every one of ``modules`` resolves ``pseudo_rand_gen`` to ours."""
+    return all(getattr(m, "pseudo_rand_gen", None) is secure_pseudo_rand_gen for m in modules)
 
-    for name in _TARGETS:
-        if (name.endswith("_mod") and not client) or (name.endswith("_workflow") and not server):
-            continue
-        module = sys.modules.get(name)
-        if module is None or module.pseudo_rand_gen is not secure_pseudo_rand_gen:
-            return False
-    return True
+
+def replaced(module_name: str) -> Callable[..., list[np.ndarray]] | None:
+    """The generator :func:`rebind` replaced in ``module_name`` (Flower's own, MT19937 on a
+    32-bit folded seed), kept for comparison in tests; None before any rebind there."""
+    return _REPLACED.get(module_name)

@@ -13,27 +13,20 @@ import math
 from typing import Literal
 
 from fedsurv.protocol.cox_spec import Covariate, CoxModelSpec, DesignTerms
+from fedsurv.protocol.endpoints import (  # noqa: F401  (re-exported: the spec's vocabulary)
+    ALL_INCIDENCE,
+    ALL_PROPORTIONS,
+    ALL_SURVIVAL,
+    IncidenceName,
+    ProportionName,
+    SurvivalName,
+)
 from fedsurv.protocol.version import PROTOCOL_VERSION
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ProportionName = Literal[
-    "remission",
-    "crs_any",
-    "crs_severe",
-    "icans_any",
-    "icans_severe",
-    "agvhd_any",
-    "agvhd_severe",
-    "crs_mof_death",
-]
-SurvivalName = Literal["os", "efs", "os_remission", "efs_remission"]
-IncidenceName = Literal["cir", "nrm"]
 ProportionMethod = Literal["wilson", "wald", "clopper-pearson"]
 SurvivalTransform = Literal["log-log", "log", "plain"]
 
-ALL_PROPORTIONS: tuple[str, ...] = ProportionName.__args__  # type: ignore[attr-defined]
-ALL_SURVIVAL: tuple[str, ...] = SurvivalName.__args__  # type: ignore[attr-defined]
-ALL_INCIDENCE: tuple[str, ...] = IncidenceName.__args__  # type: ignore[attr-defined]
 
 # -- size limits (issue 12): a spec cannot make a site allocate without bound ----------------
 MAX_STRATA_LEVELS = 50
@@ -248,7 +241,7 @@ class FineGrayModelSpec(DesignTerms, _Strict):
     ``cir`` (relapse; NRM competes) or ``nrm`` (NRM; relapse competes), among remitters."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    endpoint: Literal["cir", "nrm"]
+    endpoint: IncidenceName
     covariates: list[Covariate] = Field(min_length=1, max_length=20)
 
     def as_cox_model(self) -> CoxModelSpec:

@@ -53,7 +53,7 @@ from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.secure_encoding import SecureEncoding, ValueOutOfRange
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node.ledger import ContributionLedger
-from fedsurv.site_node.policy import Decision
+from fedsurv.site_node.policy import Decision, PolicyContext, evaluate_policy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -283,14 +283,14 @@ def _decide(
     _check_release_budget(spec, settings)
     endpoints = site_endpoints(settings)
     policy_decision = _policy(spec, settings, endpoints)
-    if policy_decision is not None and not policy_decision.accept:
+    if not policy_decision.accept:
         return policy_decision
     vector = _tally(endpoints, spec)
     try:
         SecureEncoding.for_layout(layout).check_range(vector)
     except ValueOutOfRange as exc:
         raise _range_refusal(exc) from None
-    decision = policy_decision or Decision.ok()
+    decision = policy_decision
     if keep is not None and decision.accept:
         keep["vector"] = vector
     return decision
@@ -311,12 +311,9 @@ def _check_release_budget(spec: AnalysisSpec, settings: SiteSettings) -> None:
         raise Refusal(conflict.reason_code, str(conflict))
 
 
-def _policy(spec: AnalysisSpec, settings: SiteSettings, endpoints: Endpoints) -> Decision | None:
-    """The release policy hook (:mod:`fedsurv.site_node.policy`); None when it is not installed."""
-    try:
-        from fedsurv.site_node.policy import PolicyContext, evaluate_policy
-    except ImportError:
-        return None
+def _policy(spec: AnalysisSpec, settings: SiteSettings, endpoints: Endpoints) -> Decision:
+    """The release policy (:mod:`fedsurv.site_node.policy`, imported with this module: a
+    missing or broken policy module fails the import, never the policy check: fail closed)."""
     from fedsurv.site_node.tally import StrataError
 
     try:

@@ -33,7 +33,7 @@ reason code                 refused when
 ``awaiting_approval``       ``approval = "manual"`` and no data steward has approved it yet
                             (``fedsurv site approve``); the coordinator re-queries the site
                             while its ``approval-wait`` lasts, so an approval in that window
-                            joins this request (:mod:`fedsurv.coordinator.secure_sum`)
+                            joins this request (:mod:`fedsurv.coordinator.request.driver`)
 ``declined``                a data steward declined it
 ==========================  ================================================================
 
@@ -53,20 +53,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from fedsurv.protocol.spec import (
-    ALL_INCIDENCE,
-    ALL_PROPORTIONS,
-    ALL_SURVIVAL,
-    MAX_VECTOR_LENGTH,
-    AnalysisSpec,
-)
+from fedsurv.protocol.endpoints import ALL_ENDPOINTS
+from fedsurv.protocol.spec import MAX_VECTOR_LENGTH, AnalysisSpec
 from fedsurv.site_node.approvals import RequestLedger
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     from fedsurv.site_node.endpoints import Endpoints
 
-ALL_ENDPOINTS: tuple[str, ...] = ALL_PROPORTIONS + ALL_SURVIVAL + ALL_INCIDENCE
 
 ReasonCode = Literal[
     "ok",

@@ -7,17 +7,25 @@ Binning rule (docs/design.md §5, :class:`fedsurv.protocol.spec.TimeGrid`): time
 from __future__ import annotations
 
 import numpy as np
+from fedsurv.protocol.endpoints import (
+    COMPETING_BLOCK,
+    COMPETING_CAUSES,
+    EFS,
+    EFS_REMISSION,
+    OS,
+    OS_REMISSION,
+)
 from fedsurv.protocol.errors import FedsurvError
-from fedsurv.protocol.layout import COMPETING_BLOCK, COMPETING_CAUSES, TallyLayout
+from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec, TimeGrid
 from fedsurv.protocol.tally import EventTally, ProportionTally, TallySet
 from fedsurv.site_node.endpoints import Endpoints
 
 SURVIVAL_SOURCES = {
-    "os": ("os_days", "os_event", False),
-    "efs": ("efs_days", "efs_event", False),
-    "os_remission": ("os_days", "os_event", True),
-    "efs_remission": ("efs_days", "efs_event", True),
+    OS: ("os_days", "os_event", False),
+    EFS: ("efs_days", "efs_event", False),
+    OS_REMISSION: ("os_days", "os_event", True),
+    EFS_REMISSION: ("efs_days", "efs_event", True),
 }
 """Survival endpoint -> (days attribute, event attribute, restricted to remitters)."""
 

@@ -131,7 +131,7 @@ def site_gray_terms(tallies: TallySet, spec: AnalysisSpec) -> dict[str, np.ndarr
     """One site's ``gray_site:<endpoint>`` statistics: ``s`` then ``V`` (row-major) of
     :func:`gray_terms` over the strata levels; their sum over sites is the score and variance
     of Gray's test stratified by site (cmprsk ``cuminc(..., strata = site)``)."""
-    from fedsurv.protocol.layout import COMPETING_BLOCK, INCIDENCE_CAUSE
+    from fedsurv.protocol.endpoints import COMPETING_BLOCK, INCIDENCE_CAUSE
 
     groups = [tallies.events[(COMPETING_BLOCK, level)] for level in spec.strata_levels]
     terms = {}

@@ -24,7 +24,10 @@ def analysis_run_config(
     spec: AnalysisSpec, out_dir: Path, options: dict[str, RunConfigValue] | None = None
 ) -> dict[str, RunConfigValue]:
     """Run config of a fedsurv ServerApp run: the spec text, the output dir, options."""
-    return {"spec": spec.model_dump_json(), "out-dir": str(out_dir.resolve()), **(options or {})}
+    from fedsurv.coordinator.run_config import RunConfig
+
+    return {**RunConfig(spec=spec.model_dump_json(), out_dir=str(out_dir.resolve())).flower(),
+            **(options or {})}
 
 
 def submit_analysis(

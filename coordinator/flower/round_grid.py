@@ -13,21 +13,24 @@ Wraps the real Grid handed to ``SecAggPlusWorkflow``:
 * passes the stage timeout;
 * after each stage, compares who was sent a message with who replied without error, and emits
   progress events;
-* a site lost during ``setup`` or ``share_keys`` raises :class:`SetupDropout` *before* any
+* a site lost during ``setup`` or ``share_keys`` raises
+  :class:`~fedsurv.coordinator.request.errors.SetupDropout` *before* any
   masked vector is requested (Flower would otherwise carry on and fail at unmasking, after
   sites had spent their one contribution); the caller retries without it;
 * after ``collect_masked_vectors``, fewer survivors than ``min_contributors`` raises
-  :class:`TooFewContributors` before unmasking, so that sum is never revealed; the audit
-  receipts the sites returned with their masked vectors are kept (:attr:`RoundGrid.receipts`).
+  :class:`~fedsurv.coordinator.request.errors.TooFewContributors` before unmasking, so that
+  sum is never revealed; the audit receipts the sites returned with their masked vectors are
+  kept (:attr:`RoundGrid.receipts`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
+from fedsurv.coordinator.request.errors import SetupDropout, TooFewContributors
+from fedsurv.coordinator.request.port import StageCallback
 from fedsurv.protocol.audit.receipt import read_receipt
-from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.roster import KEYSIG_RECORD, KEYSIGS_RECORD, key_digest
 from fedsurv.protocol.secure_encoding import ROUND_RECORD
 from flwr.app import ConfigRecord, Message, RecordDict
@@ -35,29 +38,6 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from flwr.proto.node_pb2 import NodeInfo  # pylint: disable=E0611
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
-
-
-class SetupDropout(FedsurvError):
-    """Sites lost before masked vectors were collected; the attempt can be retried."""
-
-    def __init__(self, stage: str, lost: dict[int, str]) -> None:
-        super().__init__(f"{len(lost)} site(s) lost during SecAgg+ {stage}")
-        self.stage = stage
-        self.lost = lost
-
-
-class TooFewContributors(FedsurvError):
-    """Fewer masked vectors than required were collected; the sum is not unmasked."""
-
-    exit_code = 3
-
-    def __init__(self, contributors: set[int], lost: dict[int, str], required: int) -> None:
-        super().__init__(
-            f"only {len(contributors)} site(s) contributed a masked vector, the spec requires "
-            f"{required}; the sum was not unmasked"
-        )
-        self.contributors = contributors
-        self.lost = lost
 
 
 class RoundGrid(Grid):
@@ -69,7 +49,7 @@ class RoundGrid(Grid):
         tag: Mapping[str, str | int],
         timeout: float | None,
         min_contributors: int,
-        on_stage: Callable[[str, set[int], set[int], dict[int, str], float], None] | None = None,
+        on_stage: StageCallback | None = None,
     ) -> None:
         self.inner = inner
         self.tag = dict(tag)

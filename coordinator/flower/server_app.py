@@ -1,25 +1,14 @@
 """fedsurv's Flower ServerApp: one request per run (its tally sum, then its Cox models'
 rounds over the same sites, :mod:`fedsurv.coordinator.cox_rounds`).
 
-Run config (``flwr run . --run-config '...'`` or ``[tool.flwr.app.config]``):
-
-* ``spec`` (spec JSON/YAML text) or ``spec-path`` (a spec file); ``spec`` wins when both are set;
-* ``out-dir``: where ``results.json``, ``spec.json``, ``progress.jsonl``, tables, plots and
-  the report go (default ``fedsurv-out``);
-* ``report`` (default true): render tables, plots and report after publishing; ``fedsurv
-  run`` and ``fedsurv demo`` set it false and render on their side once the run has ended;
-* options of :class:`fedsurv.coordinator.secure_sum.SecureSumOptions`: ``query-timeout``,
-  ``stage-timeout``, ``node-wait-timeout``, ``expected-sites``, ``share-fraction``,
-  ``reconstruction-threshold``, ``max-retries``.
-* ``audit-log`` and ``audit-key``: the coordinator's signed audit log and its Ed25519 key
-  (:mod:`fedsurv.coordinator.audit_trail`); optional ``requester`` names who asked. Unset: a
-  warning.
-  A log that cannot be written stops the request; ``results.json`` is removed again if its
-  ``result_published`` record cannot be written.
+Run config: :class:`fedsurv.coordinator.run_config.RunConfig`, parsed once here (an unknown
+key or a bad value stops the run before anything is sent). Without ``audit-log`` and
+``audit-key`` a warning; a log that cannot be written stops the request, and
+``results.json`` is removed again if its ``result_published`` record cannot be written.
 
 Importing this module installs the ChaCha20 mask generator in Flower's SecAgg+ workflow
-(:func:`fedsurv.protocol.secure_prg.install`), in every ``flwr-serverapp`` process that runs this
-app.
+(:func:`fedsurv.coordinator.flower.secure_prg.install`), in every ``flwr-serverapp`` process
+that runs this app.
 """
 
 from __future__ import annotations
@@ -29,13 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fedsurv.protocol import secure_prg
-from fedsurv.protocol.errors import SpecError
-from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.coordinator.flower import secure_prg as flower_prg
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-secure_prg.install(client=False, server=True)
+flower_prg.install()
 
 app = ServerApp()
 logger = logging.getLogger("fedsurv.server")
@@ -51,15 +38,17 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     """Secure sum, analysis and outputs for one request; returns the output directory."""
     from fedsurv.coordinator.analysis import analyse
     from fedsurv.coordinator.audit_trail import CoordinatorAudit
+    from fedsurv.coordinator.flower.federation import run_request
     from fedsurv.coordinator.outputs import publish_results
     from fedsurv.coordinator.progress import Progress
-    from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
+    from fedsurv.coordinator.run_config import RunConfig
 
-    spec = spec_from_run_config(run_config)
-    out_dir = Path(str(run_config.get("out-dir", "") or "fedsurv-out"))
-    audit = CoordinatorAudit.from_run_config(run_config)
+    config = RunConfig.parse(run_config)  # the one place the run config is read
+    spec = config.load_spec()
+    out_dir = config.output_dir()
+    audit = CoordinatorAudit.from_run_config(config)
     progress = Progress(out_dir)
-    options = SecureSumOptions.from_run_config(run_config)
+    options = config.options()
     outcome = run_request(grid, spec, options, progress, audit=audit)
     results = analyse(outcome.spec, outcome.tallies, outcome.sites, engine="secagg+")
     if outcome.spec.cox:  # Cox rounds over the same contributors, before anything is written
@@ -76,15 +65,9 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     if audit is not None:
         _audit_publication(audit, outcome, results_path, progress)
     progress.emit("results_published", out_dir=str(out_dir))
-    if _wants_report(run_config):
+    if config.report:
         _render_report(out_dir, progress)
     return out_dir
-
-
-def _wants_report(run_config: Mapping[str, Any]) -> bool:
-    value = run_config.get("report", True)
-    return value.strip().lower() not in ("false", "0", "no") if isinstance(value, str) \
-        else bool(value)
 
 
 def _render_report(out_dir: Path, progress: Any) -> None:
@@ -109,16 +92,3 @@ def _audit_publication(audit: Any, outcome: Any, results_path: Path, progress: A
         results_path.unlink(missing_ok=True)
         progress.emit("request_failed", reason=f"{exc}; results.json withdrawn")
         raise
-
-
-def spec_from_run_config(run_config: Mapping[str, Any]) -> AnalysisSpec:
-    """The spec from ``spec`` (text) or ``spec-path`` (file)."""
-    from fedsurv.protocol.spec_file import load_spec, parse_spec
-
-    text = str(run_config.get("spec", "") or "")
-    if text.strip():
-        return parse_spec(text, source="run-config:spec")
-    path = str(run_config.get("spec-path", "") or "")
-    if path.strip():
-        return load_spec(path)
-    raise SpecError("run config needs 'spec' (spec text) or 'spec-path' (a spec file)")

@@ -2,9 +2,8 @@
 
 ``SecAggPlusWorkflow`` asks ``configure_fit`` whom to sample and hands ``aggregate_fit`` the
 dequantized mean over the sites whose masked vectors it summed (every result carries the same
-aggregated parameters). Nothing is averaged again here; :mod:`fedsurv.coordinator.secure_sum` turns
-the
-mean into the exact sum.
+aggregated parameters). Nothing is averaged again here; the request core turns the mean into
+the exact sum (:func:`fedsurv.coordinator.request.driver.decode_secure_sum`).
 """
 
 from __future__ import annotations

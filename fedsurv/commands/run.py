@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-
+from fedsurv.coordinator import progress_events as ev
+from fedsurv.coordinator.progress_events import EventBase, parse_event
 from fedsurv.protocol.errors import FedsurvError
 
 if TYPE_CHECKING:
@@ -77,88 +78,87 @@ class RunProgress:
     done: bool = False
 
     def apply(self, event: dict[str, Any]) -> None:
-        """Fold one ``progress.jsonl`` event into the state."""
+        """Fold one ``progress.jsonl`` event into the state (typed: an unknown event name or
+        field raises, :mod:`fedsurv.coordinator.progress_events`)."""
         self.events.append(event)
-        name, site = event.get("event", ""), str(event.get("site", ""))
-        if name == "request_started":
-            self.stage = "waiting for sites to connect"
-        elif name == "waiting_for_sites":
-            missing = ", ".join(event.get("missing") or []) or "unknown"
-            self.stage = (f"waiting for sites to connect: {event.get('connected')} of "
-                          f"{event.get('expected')} connected; missing {missing} "
-                          f"({event.get('seconds_left')} s left)")
-            for missing_site in event.get("missing") or []:
-                self.sites[str(missing_site)] = SiteStatus("offline", "not connected yet")
-        elif name == "site_offline":
-            self.sites[site] = SiteStatus("offline", str(event.get("message", "")))
-        elif name == "site_awaiting_approval":
-            command = event.get("command", "fedsurv site approve REQUEST --approve")
-            self.sites[site] = SiteStatus(
-                "awaiting approval", f"steward: {command} ({event.get('seconds_left')} s left)")
-            self.stage = f"awaiting approval at {site} (steward: {command})"
-        elif name == "nodes_connected":
-            self.nodes = int(event.get("nodes", 0))
-            self.stage = f"{self.nodes} site(s) connected"
-        elif name == "query_sent":
-            self.stage = f"query sent to {event.get('sites')} site(s); waiting for answers"
-        elif name == "site_accepted":
-            self.sites[site] = SiteStatus("accepted")
-        elif name == "site_refused":
-            code, message = str(event.get("reason_code")), str(event.get("message", ""))
-            self.sites[site] = SiteStatus("refused", f"{code}: {message.removeprefix(code + ': ')}")
-        elif name == "site_no_answer":
-            self.sites[site] = SiteStatus("no answer", "no reply to the query")
-        elif name == "site_excluded":  # a node not on the allow-list (fedsurv.coordinator.roster)
-            self.sites[site] = SiteStatus("excluded", str(event.get("message", "")))
-        elif name == "secagg_started":
-            self.secagg_started = True
-            self.stage = (f"{STAGES['setup']} (attempt {event.get('attempt')}, "
-                          f"{event.get('participants')} sites)")
-        elif name == "stage_done":
-            following = NEXT_STAGE.get(str(event.get("stage")), "")
-            self.stage = STAGES.get(following, following or "decoding")
-        elif name == "site_dropped":
-            self.sites[site] = SiteStatus(
-                "dropped", f"lost during {event.get('stage')}: {event.get('reason', '')}")
-        elif name == "attempt_aborted":
-            self.stage = f"attempt {event.get('attempt')} aborted: {event.get('reason', '')}"
-        elif name == "secagg_done":
-            self.secagg_done = True
-            self.stage = "decoding the secure sum"
-        elif name == "request_done":
-            for status in self.sites.values():
-                if status.status == "accepted":
-                    status.status = "contributed"
-            self.stage = "pooled estimates"
-        elif name == "request_failed":
-            self.failed = str(event.get("reason", ""))
-            if self.failed.startswith("required_sites"):
-                self.required_missing = self.failed
-            self.stage = "failed"
-        elif name.startswith("cox_"):
-            self._cox(name, event)
-        elif name == "results_published":
-            self.stage = "results published; rendering tables, plots and report"
-        elif name == "report_written":
-            self.done = True
-            self.stage = "results and report written"
-        elif name == "report_failed":
-            self.done = True
-            self.report_failed = str(event.get("reason", ""))
-            self.stage = "results published; the report could not be rendered"
+        self._fold(parse_event(event))
 
-    def _cox(self, name: str, event: dict[str, Any]) -> None:
-        """Cox model rounds (after the tally sum): stage text, per-site refusals as notes."""
-        model = event.get("model", "")
-        if name == "cox_round_started":
-            self.stage = f"Cox model {model}: round {event.get('round')} ({event.get('kind')})"
-        elif name in ("cox_model_started", "cox_model_done", "cox_model_failed"):
-            what = {"cox_model_started": "started", "cox_model_done": event.get("status"),
-                    "cox_model_failed": f"failed: {event.get('reason', '')}"}[name]
-            self.stage = f"Cox model {model} {what}"
-        elif name == "cox_round_refused" and (site := str(event.get("site", ""))) in self.sites:
-            status = self.sites[site]
-            status.detail = f"{status.detail}; Cox {model}: {event.get('reason_code')}".lstrip("; ")
+    def _fold(self, event: EventBase) -> None:
+        match event:
+            case ev.RequestStarted():
+                self.stage = "waiting for sites to connect"
+            case ev.WaitingForSites(missing=missing):
+                self.stage = (f"waiting for sites to connect: {event.connected} of "
+                              f"{event.expected} connected; missing "
+                              f"{', '.join(missing) or 'unknown'} ({event.seconds_left} s left)")
+                for missing_site in missing:
+                    self.sites[missing_site] = SiteStatus("offline", "not connected yet")
+            case ev.SiteOffline(site=site):
+                self.sites[site] = SiteStatus("offline", event.message)
+            case ev.SiteAwaitingApproval(site=site, command=command):
+                self.sites[site] = SiteStatus(
+                    "awaiting approval", f"steward: {command} ({event.seconds_left} s left)")
+                self.stage = f"awaiting approval at {site} (steward: {command})"
+            case ev.NodesConnected(nodes=nodes):
+                self.nodes = nodes
+                self.stage = f"{nodes} site(s) connected"
+            case ev.QuerySent(sites=sites):
+                self.stage = f"query sent to {sites} site(s); waiting for answers"
+            case ev.SiteAccepted(site=site):
+                self.sites[site] = SiteStatus("accepted")
+            case ev.SiteRefused(site=site, reason_code=code, message=message):
+                self.sites[site] = SiteStatus("refused",
+                                              f"{code}: {message.removeprefix(code + ': ')}")
+            case ev.SiteNoAnswer(site=site):
+                self.sites[site] = SiteStatus("no answer", "no reply to the query")
+            case ev.SiteExcluded(site=site):  # a node not on the allow-list (coordinator.roster)
+                self.sites[site] = SiteStatus("excluded", event.message)
+            case ev.SecaggStarted():
+                self.secagg_started = True
+                self.stage = (f"{STAGES['setup']} (attempt {event.attempt}, "
+                              f"{event.participants} sites)")
+            case ev.StageDone(stage=stage):
+                following = NEXT_STAGE.get(stage, "")
+                self.stage = STAGES.get(following, following or "decoding")
+            case ev.SiteDropped(site=site):
+                self.sites[site] = SiteStatus("dropped",
+                                              f"lost during {event.stage}: {event.reason}")
+            case ev.AttemptAborted():
+                self.stage = f"attempt {event.attempt} aborted: {event.reason}"
+            case ev.SecaggDone():
+                self.secagg_done = True
+                self.stage = "decoding the secure sum"
+            case ev.RequestDone():
+                for status in self.sites.values():
+                    if status.status == "accepted":
+                        status.status = "contributed"
+                self.stage = "pooled estimates"
+            case ev.RequestFailed(reason=reason):
+                self.failed = reason
+                if reason.startswith("required_sites"):
+                    self.required_missing = reason
+                self.stage = "failed"
+            case ev.CoxRoundStarted():
+                self.stage = f"Cox model {event.model}: round {event.round} ({event.kind})"
+            case ev.CoxModelStarted():
+                self.stage = f"Cox model {event.model} started"
+            case ev.CoxModelDone():
+                self.stage = f"Cox model {event.model} {event.status}"
+            case ev.CoxModelFailed():
+                self.stage = f"Cox model {event.model} failed: {event.reason}"
+            case ev.CoxRoundRefused(site=site) if site in self.sites:
+                status = self.sites[site]
+                status.detail = (f"{status.detail}; Cox {event.model}: "
+                                 f"{event.reason_code}").lstrip("; ")
+            case ev.ResultsPublished():
+                self.stage = "results published; rendering tables, plots and report"
+            case ev.ReportWritten():
+                self.done = True
+                self.stage = "results and report written"
+            case ev.ReportFailed():
+                self.done = True
+                self.report_failed = event.reason
+                self.stage = "results published; the report could not be rendered"
 
     def refused(self) -> dict[str, str]:
         return {s: v.detail for s, v in sorted(self.sites.items()) if v.status == "refused"}
@@ -225,22 +225,23 @@ def run_options(config: CoordinatorConfig | None, expected_sites: int | None,
         from fedsurv.coordinator.allow_list import read_allow_list
 
         expected = len(read_allow_list(config.allow_list))
-    options: dict[str, Any] = {
-        "expected-sites": int(expected),
-        "stage-timeout": float(stage_timeout or defaults.stage_timeout),
-        "query-timeout": float(query_timeout or defaults.query_timeout),
-        "node-wait-timeout": float(defaults.node_wait_timeout if node_wait_timeout is None
-                                   else node_wait_timeout),
-        "approval-wait": float(defaults.approval_wait if approval_wait is None
-                               else approval_wait),
-    }
+    from fedsurv.coordinator.run_config import RunConfig
+
+    audit: dict[str, str] = {}
     if config is not None and config.audit is not None:
         import getpass
 
-        options["audit-log"] = str(config.audit.log)
-        options["audit-key"] = str(config.audit.signing_key)
-        options["requester"] = getpass.getuser()
-    return options
+        audit = {"audit_log": str(config.audit.log), "audit_key": str(config.audit.signing_key),
+                 "requester": getpass.getuser()}
+    return RunConfig(
+        expected_sites=int(expected),
+        stage_timeout=float(stage_timeout or defaults.stage_timeout),
+        query_timeout=float(query_timeout or defaults.query_timeout),
+        node_wait_timeout=float(defaults.node_wait_timeout if node_wait_timeout is None
+                                else node_wait_timeout),
+        approval_wait=float(defaults.approval_wait if approval_wait is None else approval_wait),
+        **audit,
+    ).flower()
 
 
 def default_out_dir(config: CoordinatorConfig | None, spec: AnalysisSpec, spec_path: Path) -> Path:

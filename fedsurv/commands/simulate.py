@@ -38,6 +38,7 @@ def site_files(data_dir: Path) -> list[Path]:
 def simulate_secure(spec_path: Path, files: list[Path], out: Path, policy_json: str) -> Path:
     """The real ServerApp/ClientApp code over an in-process grid; returns results.json."""
     from fedsurv.coordinator.flower.server_app import run_request_and_publish
+    from fedsurv.coordinator.run_config import RunConfig
     from fedsurv.harness.inprocess import federation_grid
 
     configs = [{"site-id": path.stem, "policy": policy_json} for path in files]
@@ -46,8 +47,8 @@ def simulate_secure(spec_path: Path, files: list[Path], out: Path, policy_json: 
         logging.getLogger(name).setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="fedsurv-simulate-") as state:
         grid = federation_grid(files, state_root=state, node_configs=configs)
-        run_config = {"spec-path": str(spec_path), "out-dir": str(out), "node-wait-timeout": 0}
-        run_request_and_publish(grid, run_config)
+        run_config = RunConfig(spec_path=str(spec_path), out_dir=str(out), node_wait_timeout=0)
+        run_request_and_publish(grid, run_config.flower())
     return out / "results.json"
 
 

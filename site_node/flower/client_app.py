@@ -22,8 +22,8 @@ and returns that record's hash as a receipt (``fedsurv.receipt``). A configured 
 cannot be written makes the site refuse (``audit_unavailable``).
 
 Importing this module installs the ChaCha20 mask generator in Flower's mod
-(:func:`fedsurv.protocol.secure_prg.install`); it is imported in every ``flwr-clientapp`` process
-that
+(:func:`fedsurv.site_node.flower.secure_prg.install`); it is imported in every
+``flwr-clientapp`` process that
 runs this app. Heavy modules load only when data is tallied.
 """
 
@@ -46,6 +46,7 @@ from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 from fedsurv.site_node import answer, audit_trail
 from fedsurv.site_node.flower import identity
+from fedsurv.site_node.flower import secure_prg as site_prg
 from fedsurv.site_node.flower.guard import round_guard_mod
 from fedsurv.site_node.flower.release import claim_tally, release_reply, site_audit
 from fedsurv.site_node.flower.state import (
@@ -59,7 +60,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
 
-secure_prg.install(client=True, server=False)
+site_prg.install()
 
 app = ClientApp()
 logger = logging.getLogger("fedsurv.site")

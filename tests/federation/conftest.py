@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node import answer
+from fedsurv.site_node.policy import Decision
 
 from tests.federation.synthetic import write_sites
 
@@ -52,6 +53,6 @@ def fake_vectors(monkeypatch: pytest.MonkeyPatch) -> Callable[[Mapping[str, np.n
         monkeypatch.setattr(answer, "site_endpoints",
                             lambda settings: SimpleNamespace(n=100, path=str(settings.data_path)))
         monkeypatch.setattr(answer, "_tally", lambda endpoints, spec: vectors[endpoints.path])
-        monkeypatch.setattr(answer, "_policy", lambda spec, settings, endpoints: None)
+        monkeypatch.setattr(answer, "_policy", lambda spec, settings, endpoints: Decision.ok())
 
     return install

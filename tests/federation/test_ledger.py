@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import TooFewSites
+from fedsurv.coordinator.request.errors import TooFewSites
 from fedsurv.harness.inprocess import simulate_federation
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node.ledger import AlreadyContributed, ContributionLedger

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fedsurv.coordinator.flower import secure_prg as coordinator_prg
 from fedsurv.harness.inprocess import simulate_federation
 from fedsurv.protocol import secure_prg
 from fedsurv.protocol.secure_encoding import MODULUS_RANGE, SumIntegrityError
 from fedsurv.protocol.secure_prg import secure_pseudo_rand_gen
 from fedsurv.protocol.spec import AnalysisSpec
+from fedsurv.site_node.flower import secure_prg as site_prg
 
 from tests.federation.test_secure_sums import plain_sum
 
@@ -41,13 +43,26 @@ def test_seeds_flower_would_fold_together_differ() -> None:
     b = bytes(4) + bytes([1, 2, 3, 4]) + bytes(24)
     from flwr.common.secure_aggregation import secaggplus_utils
 
-    secure_prg.install()
-    original = secure_prg.FLOWER_PSEUDO_RAND_GEN
+    site_prg.install()
+    coordinator_prg.install()
+    original = secure_prg.replaced(secaggplus_utils.__name__)
     assert original is not None
     assert np.array_equal(original(a, 2**32, [(8,)])[0], original(b, 2**32, [(8,)])[0])
     assert secaggplus_utils.pseudo_rand_gen is secure_pseudo_rand_gen
     assert not np.array_equal(secure_pseudo_rand_gen(a, MODULUS_RANGE, [(8,)])[0],
                               secure_pseudo_rand_gen(b, MODULUS_RANGE, [(8,)])[0])
+
+
+def test_the_contract_imports_no_flower() -> None:
+    """The PRG is the protocol's: only the adapters import and patch Flower (issue 13)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(secure_prg))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(name.split(".")[0] == "flwr" for name in imported), imported
 
 
 def test_deterministic_shapes_and_range() -> None:
@@ -69,7 +84,7 @@ def test_flower_calls_the_patched_generator_on_both_sides(
 ) -> None:
     import fedsurv.site_node.flower.client_app  # noqa: F401  (installs on the site side)
 
-    assert secure_prg.installed()
+    assert site_prg.installed() and coordinator_prg.installed()
     calls = {"mod": 0, "workflow": 0}
 
     def spy(side: str) -> Callable:
@@ -80,7 +95,7 @@ def test_flower_calls_the_patched_generator_on_both_sides(
 
     monkeypatch.setattr(flwr_mod, "pseudo_rand_gen", spy("mod"))
     monkeypatch.setattr(flwr_workflow, "pseudo_rand_gen", spy("workflow"))
-    monkeypatch.setattr(secure_prg, "install", lambda **kw: None)  # keep the spies in place
+    monkeypatch.setattr(coordinator_prg, "install", lambda: None)  # keep the spies in place
     outcome = simulate_federation(spec, site_files, state_root=site_files[0].parent / "st")
     assert calls["mod"] >= 4 * 4  # private mask + 3 pairwise masks per site
     assert calls["workflow"] >= 4  # one private mask per contributor
@@ -94,6 +109,6 @@ def test_generator_mismatch_is_detected_not_published(
         return secure_pseudo_rand_gen(seed[::-1], num_range, dims)
 
     monkeypatch.setattr(flwr_workflow, "pseudo_rand_gen", other_prg)
-    monkeypatch.setattr(secure_prg, "install", lambda **kw: None)
+    monkeypatch.setattr(coordinator_prg, "install", lambda: None)
     with pytest.raises(SumIntegrityError):
         simulate_federation(spec, site_files, state_root=site_files[0].parent / "st")

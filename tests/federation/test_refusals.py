@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import TooFewSites
+from fedsurv.coordinator.request.errors import TooFewSites
 from fedsurv.harness.inprocess import simulate_federation
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.secure_encoding import LIMB_MASK
@@ -113,7 +113,7 @@ def test_sites_refuse_a_secure_round_without_an_accepted_query(
     site_files: list[Path], spec: AnalysisSpec
 ) -> None:
     """A coordinator that skips the query round gets no masked vector (site guard)."""
-    from fedsurv.coordinator import secure_sum
+    from fedsurv.coordinator.flower.federation import GridFederation
     from fedsurv.harness.inprocess import InProcessGrid, SimulatedSite
     from fedsurv.site_node.flower.client_app import app as client_app
 
@@ -123,10 +123,13 @@ def test_sites_refuse_a_secure_round_without_an_accepted_query(
     grid = InProcessGrid(client_app, sites)
     nodes = list(grid.get_node_ids())
     names = {nid: f"n{nid}" for nid in nodes}
-    with pytest.raises(secure_sum.SetupAborted) as lost:
-        secure_sum.secagg_round(grid, nodes, secure_sum.request_tag(spec, "req-1:1"),
-                                min_contributors=spec.min_sites, attempt=1,
-                                options=secure_sum.SecureSumOptions(), progress=Progress(),
-                                names=names, rounds=[])
+    from fedsurv.coordinator.request.driver import request_tag, secagg_round
+    from fedsurv.coordinator.request.errors import SetupAborted
+    from fedsurv.coordinator.request.options import SecureSumOptions
+
+    with pytest.raises(SetupAborted) as lost:
+        secagg_round(GridFederation(grid), nodes, request_tag(spec, "req-1:1"),
+                     min_contributors=spec.min_sites, attempt=1, options=SecureSumOptions(),
+                     progress=Progress(), names=names, rounds=[])
     assert set(lost.value.lost) == set(nodes)
     assert all("not_accepted" in reason for reason in lost.value.lost.values())

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 from fedsurv.coordinator.flower.server_app import app as server_app
+from fedsurv.harness.inprocess import federation_grid
+from fedsurv.coordinator.request.sites import Answer, as_enrolled
 from fedsurv.coordinator.roster import (
     RosterError,
     parse_roster,
     roster_from_registrations,
     roster_json,
 )
-from fedsurv.coordinator.secure_sum import _Answer, _as_enrolled
-from fedsurv.harness.inprocess import federation_grid
 from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context, RecordDict
 
@@ -41,12 +41,12 @@ def test_roster_round_trip_and_errors(tmp_path: Path) -> None:
 def test_an_acceptance_under_another_name_is_refused_by_the_coordinator() -> None:
     """A site without the site-side check (older or modified code) accepting as another
     site is turned into a refusal under its enrolled name."""
-    spoof = _as_enrolled(5, _Answer("site-a", True, "", "", 3), {5: "site-d", 6: "site-a"})
+    spoof = as_enrolled(5, Answer("site-a", True, "", "", 3), {5: "site-d", 6: "site-a"})
     assert (spoof.site, spoof.accept, spoof.reason_code) == ("site-d", False,
                                                               "site_name_mismatch")
-    honest = _as_enrolled(6, _Answer("site-a", True, "", "", 3), {5: "site-d", 6: "site-a"})
+    honest = as_enrolled(6, Answer("site-a", True, "", "", 3), {5: "site-d", 6: "site-a"})
     assert (honest.site, honest.accept) == ("site-a", True)
-    assert _as_enrolled(6, _Answer("x", True, "", "", 3), None).site == "x"
+    assert as_enrolled(6, Answer("x", True, "", "", 3), None).site == "x"
 
 
 def test_roster_names_sites_excludes_sybils_and_refuses_mismatches(tmp_path: Path) -> None:

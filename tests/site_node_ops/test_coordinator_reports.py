@@ -16,7 +16,7 @@ from fedsurv.site_node.approvals import RequestLedger
 from .conftest import write_config
 
 inprocess = pytest.importorskip("fedsurv.harness.inprocess")
-secure_sum = pytest.importorskip("fedsurv.coordinator.secure_sum")
+errors = pytest.importorskip("fedsurv.coordinator.request.errors")
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +67,14 @@ def test_manual_approval_holds_the_request_until_approved(tmp_path: Path, demo_f
     spec = AnalysisSpec(request_id="req-held", survival=["os"], proportions=["remission"])
     state = tmp_path / "state"
     progress = Progress()
-    with pytest.raises(secure_sum.TooFewSites):
+    with pytest.raises(errors.TooFewSites):
         inprocess.simulate_federation(spec, files, state_root=state, node_configs=configs,
                                       progress=progress)
     assert set(_refusals(progress).values()) == {"awaiting_approval"}
 
     for i in range(2):
         RequestLedger(state / f"site{i + 1}").decide("req-held", approve=True, by="steward")
-    with pytest.raises(secure_sum.TooFewSites):  # site3 still holds it: 2 < min_sites
+    with pytest.raises(errors.TooFewSites):  # site3 still holds it: 2 < min_sites
         inprocess.simulate_federation(spec, files, state_root=state, node_configs=configs)
 
     RequestLedger(state / "site3").decide("req-held", approve=True, by="steward")

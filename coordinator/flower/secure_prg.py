@@ -1,0 +1,23 @@
+"""Coordinator side of the mask generator (:mod:`fedsurv.protocol.secure_prg`): rebinds
+``pseudo_rand_gen`` in Flower's SecAgg+ workflow (and ``secaggplus_utils``)."""
+
+from __future__ import annotations
+
+import importlib
+
+from fedsurv.protocol.secure_prg import bound, rebind
+from flwr.common.secure_aggregation import secaggplus_utils
+
+# import_module: the package re-exports names that shadow the submodule
+_MODULES = (secaggplus_utils,
+            importlib.import_module("flwr.server.workflow.secure_aggregation.secaggplus_workflow"))
+
+
+def install() -> None:
+    """Use the ChaCha20 mask generator in this process's SecAgg+ workflow. Idempotent."""
+    rebind(_MODULES)
+
+
+def installed() -> bool:
+    """True when the workflow resolves ``pseudo_rand_gen`` to ours."""
+    return bound(_MODULES)
