@@ -13,8 +13,8 @@ import sys
 import typer
 
 from fedsurv.audit_cli import app as audit_app
-from fedsurv.commands.site import app as site_app
 from fedsurv.commands import register as register_coordinator
+from fedsurv.commands.site import app as site_app
 from fedsurv.keys_cli import app as keys_app
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import typer
+
 import fedsurv.commands as coordinator_cli
 
 

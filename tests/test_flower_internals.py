@@ -10,7 +10,8 @@ pinning or the SecAgg+ mask generator. Who relies on what:
   ``_handle_launch_result``, three console entry points;
 * :mod:`fedsurv.site_node.flower.pinning`: ``_pull_and_store_message`` (keywords) and
   ``_insert_message`` (the deeper source checks are in tests/site_node/test_pinning.py);
-* :mod:`fedsurv.protocol.secure_prg`: ``pseudo_rand_gen`` in Flower's three SecAgg+ modules;
+* :mod:`fedsurv.site_node.flower.secure_prg`, :mod:`fedsurv.coordinator.flower.secure_prg`:
+  ``pseudo_rand_gen`` in Flower's three SecAgg+ modules;
 * :mod:`fedsurv.harness.inprocess` and :mod:`fedsurv.coordinator.flower.round_grid`: the
   ``Grid`` interface, ``flwr.supercore.run.Run``, ``TaskIdentity``, ``flwr.common.serde``;
 * :mod:`fedsurv.harness.zygote`: the ClientApp and ServerApp entry points it forks into;
@@ -113,8 +114,11 @@ def test_the_entry_points_fedsurv_starts_take_no_arguments(entry: str) -> None:
 
 
 def test_secure_prg_replaces_pseudo_rand_gen_where_flower_calls_it() -> None:
-    for module_name in secure_prg._TARGETS:
-        module = importlib.import_module(module_name)
+    from fedsurv.coordinator.flower import secure_prg as coordinator_prg
+    from fedsurv.site_node.flower import secure_prg as site_prg
+
+    for module in {*coordinator_prg._MODULES, *site_prg._MODULES}:
+        module_name = module.__name__
         assert hasattr(module, "pseudo_rand_gen"), f"{module_name} no longer has pseudo_rand_gen"
         assert "pseudo_rand_gen(" in inspect.getsource(module), module_name
     ours = list(inspect.signature(secure_prg.secure_pseudo_rand_gen).parameters)

@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from fedsurv.commands.run import RunProgress
 from fedsurv.coordinator.progress import PROGRESS_FILE, Progress
 from fedsurv.coordinator.progress_events import EVENT_NAMES, SiteRefused, parse_event
 from pydantic import ValidationError
+
+from fedsurv.commands.run import RunProgress
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
 from fedsurv.coordinator import progress_events as ev
 from fedsurv.coordinator.progress_events import EventBase, parse_event
 from fedsurv.protocol.errors import FedsurvError

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedsurv.harness.inprocess import InProcessGrid, simulate_federation
 from fedsurv.coordinator.request.errors import SecureSumFailed, TooFewSites
 from fedsurv.coordinator.request.options import SecureSumOptions
+from fedsurv.harness.inprocess import InProcessGrid, simulate_federation
 from fedsurv.protocol.spec import AnalysisSpec
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 

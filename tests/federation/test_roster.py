@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from fedsurv.coordinator.flower.server_app import app as server_app
-from fedsurv.harness.inprocess import federation_grid
 from fedsurv.coordinator.request.sites import Answer, as_enrolled
 from fedsurv.coordinator.roster import (
     RosterError,
@@ -18,6 +17,7 @@ from fedsurv.coordinator.roster import (
     roster_from_registrations,
     roster_json,
 )
+from fedsurv.harness.inprocess import federation_grid
 from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context, RecordDict
 

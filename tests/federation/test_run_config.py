@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fedsurv.commands.run import run_options
 from fedsurv.coordinator.deployment.submit import analysis_run_config
 from fedsurv.coordinator.flower.server_app import run_request_and_publish
 from fedsurv.coordinator.run_config import RunConfig, RunConfigError
 from fedsurv.protocol.errors import SpecError
 from fedsurv.protocol.spec import AnalysisSpec
+
+from fedsurv.commands.run import run_options
 
 
 def test_hyphenated_keys_parse_into_options() -> None:

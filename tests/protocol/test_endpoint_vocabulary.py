@@ -4,10 +4,10 @@ names endpoints covers exactly it: the spec, the site's endpoints and tallies, t
 from __future__ import annotations
 
 from fedsurv.coordinator.report.labels import CURVE_LABELS, PROPORTION_LABELS, SHORT_LABELS
+from fedsurv.harness.demo_cohort import write_demo_sites
 from fedsurv.protocol import endpoints as vocabulary
 from fedsurv.protocol.spec import AnalysisSpec, FineGrayModelSpec
 from fedsurv.site_node.data import load_site_data
-from fedsurv.harness.demo_cohort import write_demo_sites
 from fedsurv.site_node.endpoints import derive_endpoints
 from fedsurv.site_node.policy import ReleasePolicy
 from fedsurv.site_node.tally import SURVIVAL_SOURCES

@@ -24,10 +24,10 @@ import pytest
 from fedsurv.coordinator.audit_provision import FederationAudit, provision_audit
 from fedsurv.coordinator.audit_trail import CoordinatorAudit
 from fedsurv.coordinator.flower.federation import run_request
-from fedsurv.harness.inprocess import InProcessGrid, federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.request.options import SecureSumOptions
 from fedsurv.coordinator.request.trace import RequestOutcome
+from fedsurv.harness.inprocess import InProcessGrid, federation_grid
 from fedsurv.harness.simulation import site_tallies
 from fedsurv.protocol.audit import verify_log
 from fedsurv.protocol.errors import FedsurvError
