@@ -9,7 +9,9 @@ one SecAgg+ round over **the same sites** that contributed the tally sum:
   the :class:`~fedsurv.protocol.cox_spec.CoxRoundRequest` JSON, the layout fingerprint);
 * each site answers the vector of :func:`fedsurv.site_node.cox_sums.cox_round_sums`, carried by
   ``SecureEncoding(layout.length, layout.wide_mask)`` (counts one limb, fixed point three);
-* the decoded sum must count every participant (its ``sites`` slot), or it is not used.
+* the decoded sum must count every participant (its ``sites`` slot), or it is not used;
+* after a converged fit, the proportional-hazards tests take two more rounds of the same
+  runner (``zph_counts``, ``zph``: :func:`fedsurv.stats.cox_zph.run_cox_zph`).
 
 Failures never yield a partial fit:
 
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 from fedsurv.coordinator.progress import Progress
+from fedsurv.coordinator.results import CoxZphResult, cox_zph_result
 from fedsurv.coordinator.secure_sum import (
     ContributorsLost,
     RequestOutcome,
@@ -181,14 +184,21 @@ def aborted_result(model: CoxModelSpec, sites: int, rounds: int, reason: str) ->
 def fit_cox_models(
     grid: Grid, outcome: RequestOutcome, options: SecureSumOptions | None = None,
     progress: Progress | None = None, audit: CoordinatorAudit | None = None,
+    zph: dict[str, CoxZphResult] | None = None,
 ) -> dict[str, CoxResult]:
     """Fit every Cox model of ``outcome.spec`` over the tally sum's contributors.
 
     With ``audit`` every Cox round is logged like the tally sum: ``round_completed`` (its
     layout fingerprint, the sites' receipts, the aggregate's hash) before the sum is used, or
     ``round_failed``; a log that cannot be written stops the fitting (model ``aborted``).
+
+    With ``zph`` (a dict to fill) every converged model also gets its proportional-hazards
+    tests (R ``cox.zph``: :func:`fedsurv.stats.cox_zph.run_cox_zph`), two more rounds of the
+    same runner (same sites, round indices, cap, audit and progress events); tests that cannot
+    be computed leave the fit as it is, with a warning.
     """
     from fedsurv.stats.cox import run_cox_model
+    from fedsurv.stats.cox_zph import run_cox_zph
 
     spec = outcome.spec
     options = options or SecureSumOptions()
@@ -213,6 +223,12 @@ def fit_cox_models(
         except FedsurvError as exc:  # a lost site, a corrupt sum: stop fitting altogether
             stopped = f"{type(exc).__name__}: {exc}"
             result = aborted_result(model, len(nodes), runner.index, stopped)
+        if zph is not None and result.converged:
+            try:
+                zph[model.name] = cox_zph_result(
+                    model.name, run_cox_zph(model, spec.grid, runner, result))
+            except FedsurvError as exc:
+                result.warnings.append(f"proportional-hazards tests not available: {exc}")
         results[model.name] = result
         if result.status == "aborted":
             progress.emit("cox_model_failed", model=model.name, reason=result.warnings[0])

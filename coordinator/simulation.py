@@ -12,14 +12,9 @@ from pathlib import Path
 import numpy as np
 from fedsurv.coordinator.analysis import analyse
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.results import (
-    CoxZphResult,
-    Results,
-    SiteCounts,
-    ZphRow,
-)
+from fedsurv.coordinator.results import ZPH_FLAG_P, Results, SiteCounts, cox_zph_result
 from fedsurv.coordinator.secure_sum import TooFewSites
-from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundRequest
+from fedsurv.protocol.cox_spec import CoxModelSpec
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec, TimeGrid
 from fedsurv.protocol.tally import TallySet
@@ -27,8 +22,7 @@ from fedsurv.site_node.endpoints import Endpoints
 from fedsurv.stats.cox_result import CoxResult
 from fedsurv.stats.cox_zph import ZphTest
 
-ZPH_FLAG_P = 0.05
-"""Proportional-hazards tests with p below this are flagged in results and report."""
+__all__ = ["ZPH_FLAG_P", "cox_zph_result", "in_process_cox_zph", "simulate_plain"]
 
 
 def site_endpoints(path: Path) -> Endpoints:
@@ -99,15 +93,6 @@ def simulate_plain(
     return results
 
 
-def cox_zph_result(name: str, tables: dict[str, list[ZphTest]]) -> CoxZphResult:
-    """The results.json form of :func:`in_process_cox_zph`, p < 0.05 flagged."""
-    flagged = [f"{t.term} ({transform})" for transform, rows in tables.items() for t in rows
-               if t.p_value < ZPH_FLAG_P]
-    return CoxZphResult(model=name, flagged=flagged, transforms={
-        transform: [ZphRow(term=t.term, statistic=t.statistic, df=t.df, p_value=t.p_value)
-                    for t in rows] for transform, rows in tables.items()})
-
-
 def _query_round(
     spec: AnalysisSpec, files: Sequence[Path], policy_json: str, progress: Progress | None,
 ) -> tuple[list[Path], dict[str, str]]:
@@ -139,43 +124,10 @@ def _query_round(
 def in_process_cox_zph(
     sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid, fit: CoxResult
 ) -> dict[str, list[ZphTest]]:
-    """``cox.zph`` tables (km, identity, rank) of a converged fit, from the sums each site would
-    send at the final coefficients (:mod:`fedsurv.site_node.zph_sums`), added in process.
+    """``cox.zph`` tables (km, identity, rank) of a converged fit: the ``zph_counts`` and ``zph``
+    rounds a federated run takes (:func:`fedsurv.stats.cox_zph.run_cox_zph`), each site's
+    vector (:mod:`fedsurv.site_node.zph_sums`) added in process."""
+    from fedsurv.site_node.cox_sums import in_process_round_fn
+    from fedsurv.stats.cox_zph import run_cox_zph
 
-    Steps, as a federated run would take them: the pooled tally of the model's cohort gives the
-    centred time transforms; at ``beta = `` the fitted coefficients (raw units, centred at the
-    pooled mean) the sites' sums are added; :func:`fedsurv.stats.cox_zph.zph_table`.
-    """
-    import functools
-    import operator
-
-    from fedsurv.site_node.cox_sums import model_cohort, risk_set_sums
-    from fedsurv.site_node.zph_sums import event_time_sums, model_tally, stratum_zph_sums
-    from fedsurv.stats.cox_zph import bin_terms, time_transforms, zph_sums, zph_table
-
-    tally = functools.reduce(operator.add, (model_tally(s, model, grid) for s in sites))
-    g = time_transforms(tally)
-    designs = [model_cohort(s, model, grid)[0] for s in sites]
-    total = np.vstack(designs)
-    request = CoxRoundRequest(
-        model=model.name, kind="stratum" if model.stratify_by_site else "pooled",
-        beta=[fit.coefficients[term].coef for term in model.terms],
-        center=[float(v) for v in total.mean(axis=0)], scale=[1.0] * model.p)
-    if model.stratify_by_site:
-        parts = [stratum_zph_sums(s, model, grid, request, g) for s in sites]
-        sums = {name: functools.reduce(operator.add, (part[name] for part in parts)) for name in g}
-        return zph_table(sums, model)
-    rows = np.flatnonzero(tally.total_events > 0)
-    d = tally.total_events[rows]
-    risk = tied = 0.0
-    for site in sites:
-        x, bins, event = model_cohort(site, model, grid)
-        z = x - np.asarray(request.center)
-        w = np.exp(z @ np.asarray(request.beta))
-        site_risk, site_tied = risk_set_sums(z, w, bins, event, rows, rows)
-        risk, tied = risk + site_risk, tied + site_tied
-    mean_sum, info = bin_terms(np.asarray(risk), np.asarray(tied), d, model.ties, model.p)
-    event_gz = [event_time_sums(s, model, grid, request, g) for s in sites]
-    sums = {name: zph_sums(values[rows], sum(part[name] for part in event_gz), mean_sum, info)
-            for name, values in g.items()}
-    return zph_table(sums, model)
+    return run_cox_zph(model, grid, in_process_round_fn(sites, model, grid), fit)

@@ -109,12 +109,23 @@ MAX_COX_TERMS = 20
 """A site refuses a vector holding ``|v| >= 2**53``: 1023 such vectors still sum inside int64."""
 
 CoxRoundKind = Literal["moments", "pooled", "stratum", "pooled_robust", "fine_gray",
-                       "fine_gray_meat"]
+                       "fine_gray_meat", "zph_counts", "zph"]
 FINE_GRAY_KINDS: tuple[str, ...] = ("fine_gray", "fine_gray_meat")
 """Round kinds of Fine-Gray models (``fedsurv.protocol.spec.FineGrayModelSpec``, issue 14): per-bin
 weighted risk-set and competing sums at ``risk_bins`` given ``weights`` = G(t-) per grid bin,
 and once the (type, bin) group sums of the sandwich variance
 (:mod:`fedsurv.stats.fine_gray`). They disclose what a ``pooled`` round does."""
+ZPH_KINDS: tuple[str, ...] = ("zph_counts", "zph")
+"""Round kinds of the proportional-hazards tests of a converged Cox model (R ``cox.zph``,
+:mod:`fedsurv.stats.cox_zph`): ``zph_counts`` (counts only: ``n``, events and censorings per
+grid bin of the model's cohort, a Kaplan-Meier tally) and ``zph`` at the final coefficients,
+given the pooled counts at the event bins (``transform_counts``), from which *each site* derives
+the time transforms itself: the coordinator sends counts, never free weights, and a site refuses
+counts that no cohort could have (``zph_counts_invalid``, :mod:`fedsurv.site_node.zph_sums`).
+``zph`` sends, per transform (``km``, ``identity``, ``rank``): pooled model, the pooled round's
+risk-set and tie blocks plus ``sum_events g(t_i) z_i``; site-stratified model, ``A, B, C`` of
+its own stratum (and ``I`` once)."""
+ZPH_TRANSFORMS: tuple[str, ...] = ("km", "identity", "rank")
 CoxEndpoint = Literal["os", "efs", "os_remission", "efs_remission", "cir", "nrm"]
 """Survival endpoints (DESIGN section 4), or a cause-specific hazard among remitters: ``cir``
 (relapse; death without relapse censors) and ``nrm`` (death without relapse; relapse censors),
@@ -240,6 +251,24 @@ class CoxModelSpec(DesignTerms, _Strict):
         return self
 
 
+class TransformCounts(_Strict):
+    """Pooled counts of a model's cohort at the event bins (``risk_bins``) of a ``zph`` round:
+    ``n`` patients, and per event bin the number at risk, events and censorings."""
+
+    n: int = Field(ge=0)
+    at_risk: list[int]
+    events: list[int]
+    censored: list[int]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> TransformCounts:
+        if not len(self.at_risk) == len(self.events) == len(self.censored):
+            raise ValueError("at_risk, events and censored need one value per event bin")
+        if any(v < 0 for v in [*self.at_risk, *self.events, *self.censored]):
+            raise ValueError("counts must be >= 0")
+        return self
+
+
 class CoxRoundRequest(_Strict):
     """What the coordinator sends for one round (all floats round-trip exactly through JSON).
 
@@ -257,12 +286,14 @@ class CoxRoundRequest(_Strict):
     tie_bins: list[int] = Field(default_factory=list)
     weights: list[float] = Field(
         default_factory=list, description="fine_gray: G(t-) per grid bin (censoring KM)")
+    transform_counts: TransformCounts | None = Field(
+        None, description="zph: pooled counts at risk_bins, for the time transforms")
 
     @model_validator(mode="after")
     def _consistent(self) -> CoxRoundRequest:
         if any(not (np.isfinite(v) and 0.0 <= v <= 1.0) for v in self.weights):
             raise ValueError("weights (G(t-)) must lie in [0, 1]")
-        if self.kind != "moments":
+        if self.kind not in ("moments", "zph_counts"):
             p = len(self.beta)
             if p == 0 or len(self.center) != p or len(self.scale) != p:
                 raise ValueError("beta, center and scale must have one value per design column")
@@ -270,6 +301,11 @@ class CoxRoundRequest(_Strict):
                 raise ValueError("beta, center and scale must be finite")
             if any(s <= 0 for s in self.scale):
                 raise ValueError("scale values must be > 0")
+        if (self.kind == "zph") != (self.transform_counts is not None):
+            raise ValueError("transform_counts belong to (and only to) a zph round")
+        if self.transform_counts is not None and \
+                len(self.transform_counts.at_risk) != len(self.risk_bins):
+            raise ValueError("transform_counts need one value per risk bin")
         if sorted(set(self.risk_bins)) != list(self.risk_bins):
             raise ValueError("risk_bins must be increasing and distinct")
         if not set(self.tie_bins) <= set(self.risk_bins):
@@ -294,11 +330,13 @@ def longest_round(model: CoxModelSpec, n_bins: int) -> int:
     (every bin a risk and tie bin; :class:`CoxRoundLayout` gives the exact length)."""
     p, q = model.p, block_size(model.p)
     moments = 2 + n_bins + WIDE_WORDS * (p + tri_size(p))
+    counts = 2 + 2 * n_bins
     if model.stratify_by_site:
-        return max(moments, 2 + p + 2 * tri_size(p))
-    pooled = 1 + 2 * n_bins * q + p
+        zph = 1 + len(ZPH_TRANSFORMS) * (p + 2 * tri_size(p)) + tri_size(p)
+        return max(moments, counts, zph, 2 + p + 2 * tri_size(p))
+    pooled = 1 + 2 * n_bins * q + len(ZPH_TRANSFORMS) * p
     robust = 1 + (5 * n_bins + 1) * q if model.robust else 0
-    return max(moments, pooled, robust)
+    return max(moments, counts, pooled, robust)
 
 
 def pack_tri(matrices: np.ndarray) -> np.ndarray:
@@ -424,6 +462,16 @@ class RobustSums:
 
 
 @dataclass(frozen=True)
+class ZphCountSums:
+    """Decoded ``zph_counts`` round: patients, events and censorings per grid bin."""
+
+    sites: int
+    n: int
+    events: np.ndarray  # (n_bins,)
+    censored: np.ndarray  # (n_bins,)
+
+
+@dataclass(frozen=True)
 class PartSums:
     """Decoded Fine-Gray round: its fixed-point parts by name (flat)."""
 
@@ -442,7 +490,7 @@ class CoxRoundLayout:
         if request.model != model.name:
             raise ProtocolMismatch(f"round request is for model {request.model!r}, "
                                    f"not {model.name!r}")
-        if request.kind != "moments" and len(request.beta) != model.p:
+        if request.kind not in ("moments", "zph_counts") and len(request.beta) != model.p:
             raise ProtocolMismatch(f"round request has {len(request.beta)} coefficients, model "
                                    f"{model.name!r} has {model.p} design columns")
         self.model = model
@@ -457,6 +505,22 @@ class CoxRoundLayout:
                           "scatter": WIDE_WORDS * tri_size(self.p)}
             self.bits = FIXED_POINT_BITS
             self.counts = ("sites", "n", "events")
+        elif self.kind == "zph_counts":
+            self.sizes = {"sites": 1, "n": 1, "events": grid.n_bins, "censored": grid.n_bins}
+            self.bits = FIXED_POINT_BITS
+            self.counts = ("sites", "n", "events", "censored")
+        elif self.kind == "zph":
+            if max(request.risk_bins, default=0) >= grid.n_bins:
+                raise ProtocolMismatch("risk_bins reach past the grid")
+            t, tri = len(ZPH_TRANSFORMS), tri_size(self.p)
+            if model.stratify_by_site:
+                self.sizes = {"sites": 1, "a": t * self.p, "b": t * tri, "c": t * tri,
+                              "information": tri}
+            else:
+                self.sizes = {"sites": 1, "risk": len(request.risk_bins) * q,
+                              "ties": len(request.tie_bins) * q, "event_gz": t * self.p}
+            self.bits = FIXED_POINT_BITS
+            self.counts = ("sites",)
         elif self.kind == "pooled_robust":
             if max(request.risk_bins, default=0) >= grid.n_bins:
                 raise ProtocolMismatch("risk_bins reach past the grid")
@@ -550,7 +614,7 @@ class CoxRoundLayout:
 
     def decode(
         self, vector: np.ndarray
-    ) -> MomentSums | PooledSums | StratumSums | RobustSums | PartSums:
+    ) -> MomentSums | PooledSums | StratumSums | RobustSums | PartSums | ZphCountSums:
         """The named parts of a (summed) vector of this layout."""
         vector = np.asarray(vector)
         if vector.shape != (self.length,):
@@ -572,7 +636,11 @@ class CoxRoundLayout:
             q = block_size(self.p)
             return PooledSums(sites, fixed("risk").reshape(-1, q), fixed("ties").reshape(-1, q),
                               fixed("event_z"))
-        if self.kind in FINE_GRAY_KINDS:
+        if self.kind == "zph_counts":
+            return ZphCountSums(sites, int(self._part(vector, "n")[0]),
+                                self._part(vector, "events").copy(),
+                                self._part(vector, "censored").copy())
+        if self.kind in (*FINE_GRAY_KINDS, "zph"):
             return PartSums(sites, {name: fixed(name) for name in self.sizes if name != "sites"})
         if self.kind == "pooled_robust":
             q = block_size(self.p)

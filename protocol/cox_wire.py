@@ -8,7 +8,8 @@ spec's model, the grid and the request alone; the fingerprint checks that they a
 
 Ledger key (at each site): ``(request_id, model, round index)``, at most one masked vector
 each, and at most :func:`round_cap` rounds per ``(request_id, model)``: the moments round,
-``max_rounds`` Newton-Raphson evaluations, one re-evaluation and one robust round.
+``max_rounds`` Newton-Raphson evaluations, one re-evaluation, one robust round and the two
+rounds of the proportional-hazards tests (``zph_counts``, ``zph``).
 """
 
 from __future__ import annotations
@@ -49,5 +50,5 @@ def cox_attempt(request_id: str, model: str, round_index: int, attempt: int = 1)
 
 
 def round_cap(model: CoxModelSpec) -> int:
-    """Secure sums a site joins per ``(request_id, model)``: ``max_rounds + 3``."""
-    return model.max_rounds + 3
+    """Secure sums a site joins per ``(request_id, model)``: ``max_rounds + 5``."""
+    return model.max_rounds + 5

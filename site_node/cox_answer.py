@@ -13,12 +13,15 @@ reason code              refused when
 ``protocol_mismatch``    the request does not parse, names another model, or the layout
                          fingerprint differs from the site's
 ``cox_not_allowed``      the site's policy (``cox_models``) forbids the model
-``cox_round_cap``        the site already joined ``max_rounds + 3`` rounds of the model
+``cox_round_cap``        the site already joined ``max_rounds + 5`` rounds of the model
 ``data_invalid``         the site's data fails validation
 ``cox_data_invalid``     the model cannot be built from the site's data (missing covariate
                          column or value, a level the spec does not list)
 ``cox_overflow``         a value does not fit the exact fixed-point range (the coordinator
                          halves the Newton step)
+``zph_counts_invalid``   the pooled counts of a ``zph`` round are ones no cohort holding the
+                         site's patients can have
+                         (:func:`fedsurv.site_node.zph_sums.check_transform_counts`)
 ======================== ==================================================================
 
 Messages never quote data; details go to the site's log.
@@ -60,7 +63,7 @@ class CoxRound:
 def parse_round(spec: AnalysisSpec, tag: Mapping[str, Any]) -> CoxRound:
     """The round named by a round record, checked against the accepted ``spec``."""
     name = str(tag[COX_MODEL])
-    from fedsurv.protocol.cox_spec import FINE_GRAY_KINDS
+    from fedsurv.protocol.cox_spec import FINE_GRAY_KINDS, ZPH_KINDS
     from fedsurv.protocol.spec import fine_gray_models
 
     fine_gray = fine_gray_models(spec)
@@ -70,6 +73,9 @@ def parse_round(spec: AnalysisSpec, tag: Mapping[str, Any]) -> CoxRound:
     kind = str(CoxRoundRequest.model_validate_json(str(tag[COX_REQUEST])).kind) \
         if COX_REQUEST in tag else ""
     if (kind in FINE_GRAY_KINDS) != (model in fine_gray) and kind != "moments":
+        raise Refusal("protocol_mismatch", f"round kind {kind!r} does not apply to model "
+                                           f"'{name}'")
+    if kind in ZPH_KINDS and model in fine_gray:
         raise Refusal("protocol_mismatch", f"round kind {kind!r} does not apply to model "
                                            f"'{name}'")
     try:
@@ -108,6 +114,7 @@ def round_vector(spec: AnalysisSpec, cox_round: CoxRound, settings: SiteSettings
     from fedsurv.protocol.cox_spec import CoxDataError, CoxOverflow
     from fedsurv.site_node.answer import site_endpoints
     from fedsurv.site_node.cox_sums import cox_round_sums
+    from fedsurv.site_node.zph_sums import TransformCountsRefused
 
     endpoints = site_endpoints(settings)
     name = cox_round.model.name
@@ -118,6 +125,10 @@ def round_vector(spec: AnalysisSpec, cox_round: CoxRound, settings: SiteSettings
         raise Refusal("cox_data_invalid", f"Cox model '{name}' cannot be built from this "
                                           "site's data; the site's log names the problem",
                       str(exc)) from None
+    except TransformCountsRefused as exc:
+        raise Refusal("zph_counts_invalid", f"the pooled counts of the proportional-hazards "
+                                            f"round of '{name}' are ones no cohort holding this "
+                                            "site's patients can have", str(exc)) from None
     except (CoxOverflow, ValueOutOfRange) as exc:
         raise Refusal("cox_overflow", f"a value of Cox model '{name}' at the proposed "
                                       "coefficients exceeds the exact fixed-point range",

@@ -248,6 +248,12 @@ def cox_round_sums(
         from fedsurv.site_node.fine_gray_sums import fine_gray_parts
 
         return layout.encode(fine_gray_parts(endpoints, model, grid, request))
+    if request.kind in ("zph_counts", "zph"):  # proportional-hazards tests (issue 14)
+        from fedsurv.site_node.zph_sums import zph_count_parts, zph_parts
+
+        if request.kind == "zph_counts":
+            return layout.encode(zph_count_parts(endpoints, model, grid))
+        return layout.encode(zph_parts(endpoints, model, grid, request))
     if request.kind == "stratum":
         terms = cox_stratum_terms(endpoints, model, grid, request)
         meat = terms.meat if terms.meat is not None else np.zeros((model.p, model.p))

@@ -65,7 +65,8 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     if outcome.spec.cox:  # Cox rounds over the same contributors, before anything is written
         from fedsurv.coordinator.cox_rounds import fit_cox_models
 
-        results.cox.update(fit_cox_models(grid, outcome, options, progress, audit))
+        results.cox.update(fit_cox_models(grid, outcome, options, progress, audit,
+                                          zph=results.cox_zph))
     if outcome.spec.inference is not None and outcome.spec.inference.fine_gray:
         from fedsurv.coordinator.fine_gray_rounds import fit_fine_gray_models  # issue 14
 

@@ -80,8 +80,8 @@ def test_round_cap_refuses_further_rounds(cohort_files, tmp_path):
     spec = cox_spec(cox_models(max_rounds=2)[:1], request_id="cox-cap")
     root = tmp_path / "state"
     ledger = ContributionLedger(root / "site3")
-    for k in range(5):  # cap = max_rounds + 3 = 5 rounds already claimed at site3
-        ledger.claim_cox_round("cox-cap", "os_pooled", 100 + k, "x", "f", [], cap=5)
+    for k in range(7):  # cap = max_rounds + 5 = 7 rounds already claimed at site3
+        ledger.claim_cox_round("cox-cap", "os_pooled", 100 + k, "x", "f", [], cap=7)
     grid = _grid(cohort_files, root)
     progress = Progress()
     outcome = run_request(grid, spec, OPTIONS, progress)
