@@ -5,7 +5,7 @@ the spec is fitted by :func:`fedsurv.stats.cox.run_cox_model`, whose ``round_fn`
 one SecAgg+ round over **the same sites** that contributed the tally sum:
 
 * the stage messages carry the request's round record (request id, spec hash, mask
-  generator, encoding) plus the Cox fields of :mod:`fedsurv.protocol.cox_wire` (model, round index,
+  generator, encoding) plus the Cox fields of :mod:`fedsurv.protocol.cox_spec` (model, round index,
   the :class:`~fedsurv.protocol.cox_spec.CoxRoundRequest` JSON, the layout fingerprint);
 * each site answers the vector of :func:`fedsurv.site_node.cox_sums.cox_round_sums`, carried by
   ``SecureEncoding(layout.length, layout.wide_mask)`` (counts one limb, fixed point three);
@@ -61,8 +61,10 @@ from fedsurv.protocol.cox_spec import (
     CoxOverflow,
     CoxRoundLayout,
     CoxRoundRequest,
+    cox_attempt,
+    cox_round_fields,
+    round_cap,
 )
-from fedsurv.protocol.cox_wire import cox_attempt, cox_round_fields, round_cap
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.secure_encoding import SecureEncoding
 from fedsurv.protocol.spec import AnalysisSpec

@@ -83,9 +83,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from fedsurv.protocol.errors import FedsurvError, ProtocolMismatch
@@ -649,3 +650,39 @@ class CoxRoundLayout:
         return StratumSums(sites, float(fixed("loglik")[0]), fixed("score"),
                            unpack_tri(fixed("information"), self.p),
                            unpack_tri(fixed("meat"), self.p))
+
+
+# round-record fields (Cox rounds in the SecAgg+ round record)
+COX_MODEL = "cox-model"
+COX_ROUND = "cox-round"
+COX_REQUEST = "cox-request"
+COX_FINGERPRINT = "cox-fingerprint"
+COX_KIND = "cox-kind"
+
+
+def cox_round_fields(
+    request: CoxRoundRequest, round_index: int, fingerprint: str
+) -> dict[str, str | int]:
+    """Round-record fields of Cox round ``round_index`` (0-based, per model)."""
+    return {
+        COX_MODEL: request.model,
+        COX_ROUND: int(round_index),
+        COX_KIND: request.kind,
+        COX_REQUEST: request.model_dump_json(),
+        COX_FINGERPRINT: fingerprint,
+    }
+
+
+def is_cox_round(tag: Mapping[str, Any]) -> bool:
+    """True for the round record of a Cox round (False: the request's tally round)."""
+    return COX_MODEL in tag
+
+
+def cox_attempt(request_id: str, model: str, round_index: int, attempt: int = 1) -> str:
+    """The SecAgg+ attempt label of a Cox round (distinct from the tally round's)."""
+    return f"{request_id}:cox:{model}:{round_index}:{attempt}"
+
+
+def round_cap(model: CoxModelSpec) -> int:
+    """Secure sums a site joins per ``(request_id, model)``: ``max_rounds + 5``."""
+    return model.max_rounds + 5

@@ -34,8 +34,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundLayout, CoxRoundRequest
-from fedsurv.protocol.cox_wire import COX_FINGERPRINT, COX_MODEL, COX_REQUEST, COX_ROUND, round_cap
+from fedsurv.protocol.cox_spec import (
+    COX_FINGERPRINT,
+    COX_MODEL,
+    COX_REQUEST,
+    COX_ROUND,
+    CoxModelSpec,
+    CoxRoundLayout,
+    CoxRoundRequest,
+    round_cap,
+)
 from fedsurv.protocol.errors import ProtocolMismatch
 from fedsurv.protocol.secure_encoding import SecureEncoding, ValueOutOfRange
 from fedsurv.protocol.spec import AnalysisSpec
