@@ -16,7 +16,7 @@ import argparse
 import time
 
 import numpy as np
-from fedsurv.protocol.cox_spec import CoxRoundRequest
+from fedsurv.protocol.cox_wire import CoxRoundRequest
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.site_node.cox_sums import cox_round_sums
 from fedsurv.stats.cox import run_cox_model

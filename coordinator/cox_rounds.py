@@ -5,8 +5,8 @@ the spec is fitted by :func:`fedsurv.stats.cox.run_cox_model`, whose ``round_fn`
 one SecAgg+ round over **the same sites** that contributed the tally sum:
 
 * the stage messages carry the request's round record (request id, spec hash, mask
-  generator, encoding) plus the Cox fields of :mod:`fedsurv.protocol.cox_spec` (model, round index,
-  the :class:`~fedsurv.protocol.cox_spec.CoxRoundRequest` JSON, the layout fingerprint);
+  generator, encoding) plus the Cox fields of :mod:`fedsurv.protocol.cox_wire` (model, round index,
+  the :class:`~fedsurv.protocol.cox_wire.CoxRoundRequest` JSON, the layout fingerprint);
 * each site answers the vector of :func:`fedsurv.site_node.cox_sums.cox_round_sums`, carried by
   ``SecureEncoding(layout.length, layout.wide_mask)`` (counts one limb, fixed point three);
 * the decoded sum must count every participant (its ``sites`` slot), or it is not used;
@@ -16,9 +16,9 @@ one SecAgg+ round over **the same sites** that contributed the tally sum:
 Failures never yield a partial fit:
 
 * a site refusing at setup with ``cox_overflow`` (every other loss: none) makes the round
-  raise :class:`~fedsurv.protocol.cox_spec.CoxOverflow`, which the Newton-Raphson treats as a
+  raise :class:`~fedsurv.protocol.cox_wire.CoxOverflow`, which the Newton-Raphson treats as a
   too-long
-  step and halves; ``cox_data_invalid`` raises :class:`~fedsurv.protocol.cox_spec.CoxDataError`: the
+  step and halves; ``cox_data_invalid`` raises :class:`~fedsurv.protocol.cox_wire.CoxDataError`: the
   model is reported ``aborted`` and the next model is tried;
 * any other loss (no reply, a refusal, a lost masked vector; a Cox sum is never unmasked over
   survivors) raises :class:`CoxSiteLost`: the model is ``aborted`` and the remaining models
@@ -55,7 +55,7 @@ from fedsurv.coordinator.secure_sum import (
     request_tag,
     secagg_round,
 )
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_wire import (
     CoxDataError,
     CoxModelSpec,
     CoxOverflow,

@@ -3,7 +3,7 @@
 A Cox round belongs to a request the site accepted in the query round (the spec and its Cox
 models passed the release policy there, ``cox_not_allowed`` included). For each round the
 site rebuilds the round's layout from the accepted spec's model, the grid and the
-coordinator's :class:`~fedsurv.protocol.cox_spec.CoxRoundRequest`, checks the fingerprint, and
+coordinator's :class:`~fedsurv.protocol.cox_wire.CoxRoundRequest`, checks the fingerprint, and
 computes its vector (:func:`fedsurv.site_node.cox_sums.cox_round_sums`). Refusals (never zeros):
 
 ======================== ==================================================================
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_wire import (
     COX_FINGERPRINT,
     COX_MODEL,
     COX_REQUEST,
@@ -71,7 +71,7 @@ class CoxRound:
 def parse_round(spec: AnalysisSpec, tag: Mapping[str, Any]) -> CoxRound:
     """The round named by a round record, checked against the accepted ``spec``."""
     name = str(tag[COX_MODEL])
-    from fedsurv.protocol.cox_spec import FINE_GRAY_KINDS, ZPH_KINDS
+    from fedsurv.protocol.cox_wire import FINE_GRAY_KINDS, ZPH_KINDS
     from fedsurv.protocol.spec import fine_gray_models
 
     fine_gray = fine_gray_models(spec)
@@ -119,7 +119,7 @@ class _OneModel:
 
 def round_vector(spec: AnalysisSpec, cox_round: CoxRound, settings: SiteSettings) -> np.ndarray:
     """The site's int64 vector for the round; raises :class:`Refusal` (never zeros)."""
-    from fedsurv.protocol.cox_spec import CoxDataError, CoxOverflow
+    from fedsurv.protocol.cox_wire import CoxDataError, CoxOverflow
     from fedsurv.site_node.answer import site_endpoints
     from fedsurv.site_node.cox_sums import cox_round_sums
     from fedsurv.site_node.zph_sums import TransformCountsRefused

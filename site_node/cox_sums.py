@@ -1,6 +1,6 @@
 """Site side of federated Cox regression: design matrix and the per-round sums a site sends.
 
-For a round at coefficients ``b`` (standardised units, :mod:`fedsurv.protocol.cox_spec`) a site
+For a round at coefficients ``b`` (standardised units, :mod:`fedsurv.protocol.cox_wire`) a site
 forms
 ``z_i = (x_i - c) / s`` and ``w_i = exp(z_i'b - shift)`` for its patients and, with the grid's
 binning (``bin_i = ceil(min(t_i, H) / w)``, events at ``t >= H`` censored; DESIGN section 5),
@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_wire import (
     CategoricalCovariate,
     CoxDataError,
     CoxModelSpec,

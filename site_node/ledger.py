@@ -14,7 +14,7 @@ crash after the claim errs on the side of refusing. Consequences:
   site's release policy governs: the same analysis again only within
   ``max_releases_per_analysis`` and over the same sites (differencing guard, below).
 
-Cox rounds (:mod:`fedsurv.protocol.cox_spec`) are further secure sums of an accepted request: each
+Cox rounds (:mod:`fedsurv.protocol.cox_wire`) are further secure sums of an accepted request: each
 ``(request_id, model, round index)`` at most once, at most ``cap`` rounds per
 ``(request_id, model)``, and every Cox round of a request over the participant set of its
 first one (pinned in the entries: a coordinator cannot difference two rounds over different

@@ -9,7 +9,7 @@ cohort (:func:`model_tally`), a site sends for each transform either
   rest from the pooled per-bin risk-set sums of a ``pooled`` round at the same coefficients.
 
 Over the federation these travel in the rounds ``zph_counts`` (:func:`zph_count_parts`) and
-``zph`` (:func:`zph_parts`) of :mod:`fedsurv.protocol.cox_spec`. In a ``zph`` round the
+``zph`` (:func:`zph_parts`) of :mod:`fedsurv.protocol.cox_wire`. In a ``zph`` round the
 coordinator sends pooled *counts* at the event bins, never transform values: the site derives
 ``g`` itself (:func:`fedsurv.stats.cox_zph.event_bin_transforms`), after refusing counts that no
 cohort could have (:func:`check_transform_counts`, reason ``zph_counts_invalid``). Counts free
@@ -20,7 +20,7 @@ at-risk count that rises again after bin ``k``) and read the covariates of that 
 from __future__ import annotations
 
 import numpy as np
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_wire import (
     ZPH_TRANSFORMS,
     CoxModelSpec,
     CoxRoundRequest,

@@ -14,7 +14,7 @@ Then (Therneau & Grambsch 2000, section 3.3)
 
 Everything is a sum over bins of sums over subjects, so sites can send the sums and the
 coordinator recovers the pooled fit exactly (up to the fixed-point rounding, bounded in
-:mod:`fedsurv.protocol.cox_spec`). The site-stratified model (a baseline hazard per site) is the sum
+:mod:`fedsurv.protocol.cox_wire`). The site-stratified model (a baseline hazard per site) is the sum
 over sites of each site's own (loglik, U, I).
 
 Newton-Raphson with step halving (:func:`fit_cox`); monotone likelihood (Heinze & Schemper
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_wire import (
     FIXED_POINT_BITS,
     CoxDataError,
     CoxModelSpec,

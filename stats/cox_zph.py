@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_wire import (
     ZPH_TRANSFORMS,
     CategoricalCovariate,
     CoxModelSpec,

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from fedsurv.protocol.cox_spec import CoxRoundRequest, block_size, unpack_tri
+from fedsurv.protocol.cox_wire import CoxRoundRequest, block_size, unpack_tri
 from fedsurv.protocol.spec import FineGrayModelSpec, TimeGrid
 from fedsurv.protocol.tally import EventTally
 from fedsurv.stats.fine_gray_result import FineGrayCoefficient, FineGrayResult
@@ -195,7 +195,7 @@ def run_fine_gray_model(
     event bins; a ``moments`` round the standardisation; ``fine_gray`` rounds the Newton steps;
     one ``fine_gray_meat`` round the sandwich. ``round_fn(request)`` returns the sum of every
     site's :func:`fedsurv.site_node.cox_sums.cox_round_sums` vector (the same sites every round)."""
-    from fedsurv.protocol.cox_spec import CoxDataError, CoxRoundLayout, MomentSums, PartSums
+    from fedsurv.protocol.cox_wire import CoxDataError, CoxRoundLayout, MomentSums, PartSums
     from fedsurv.protocol.layout import INCIDENCE_CAUSE
     from fedsurv.stats.cox import standardisation
     from scipy.stats import norm

@@ -33,7 +33,7 @@ import logging
 
 import numpy as np
 from fedsurv.protocol import secure_prg
-from fedsurv.protocol.cox_spec import is_cox_round
+from fedsurv.protocol.cox_wire import is_cox_round
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.roster import HEAD_RECORD
 from fedsurv.protocol.secure_encoding import (

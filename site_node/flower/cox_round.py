@@ -1,7 +1,7 @@
 """The ClientApp's side of a Cox round: stage checks (from the guard) and the contribution.
 
 Rules, per SecAgg+ stage of a Cox round (the round record carries the fields of
-:mod:`fedsurv.protocol.cox_spec`; the request itself was accepted in this run's query round, which
+:mod:`fedsurv.protocol.cox_wire`; the request itself was accepted in this run's query round, which
 :mod:`fedsurv.site_node.flower.guard` checks first):
 
 * ``setup``: exact SecAgg+ parameters and the site's ``min-participants`` (as for tallies); no

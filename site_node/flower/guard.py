@@ -15,7 +15,7 @@ Per stage (the stage is read from Flower's SecAgg+ config record), the site refu
   every sampled site is a neighbour (the default), at least ``min-participants`` sites are
   active: the site does not help unmask a sum over fewer sites.
 
-Cox rounds (the round record names a Cox model, :mod:`fedsurv.protocol.cox_spec`) have their own
+Cox rounds (the round record names a Cox model, :mod:`fedsurv.protocol.cox_wire`) have their own
 ledger keys and rules: :mod:`fedsurv.site_node.flower.cox_round`.
 
 On every round, tally or Cox (malicious coordinator, issue 11,
@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from fedsurv.protocol.cox_spec import is_cox_round
+from fedsurv.protocol.cox_wire import is_cox_round
 from fedsurv.protocol.secure_encoding import ENCODING_ID, MAX_SITES, ROUND_RECORD, secagg_parameters
 from fedsurv.protocol.secure_prg import PRG_ID
 from fedsurv.protocol.spec import AnalysisSpec

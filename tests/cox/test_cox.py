@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_wire import (
     CategoricalCovariate,
     CoxDataError,
     CoxModelSpec,
@@ -418,7 +418,7 @@ def test_report_section() -> None:
 
 def test_cox_fixed_point_bits_match_the_tally_layout() -> None:
     """One fixed-point scale for Cox sums and tallies (no import cycle: import-linter checks)."""
-    from fedsurv.protocol.cox_spec import FIXED_POINT_BITS as COX_BITS
+    from fedsurv.protocol.cox_wire import FIXED_POINT_BITS as COX_BITS
     from fedsurv.protocol.layout import FIXED_POINT_BITS
 
     assert COX_BITS == FIXED_POINT_BITS

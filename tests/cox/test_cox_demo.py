@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_wire import (
     CategoricalCovariate,
     CoxModelSpec,
     CoxRoundRequest,

@@ -14,7 +14,7 @@ from fedsurv.coordinator.inprocess import federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
 from fedsurv.coordinator.simulation import simulate_plain
-from fedsurv.protocol.cox_spec import CoxModelSpec, NumericCovariate, is_cox_round
+from fedsurv.protocol.cox_wire import CoxModelSpec, NumericCovariate, is_cox_round
 from fedsurv.protocol.secure_encoding import ROUND_RECORD
 from fedsurv.site_node import cox_answer
 from fedsurv.site_node.answer import Refusal
@@ -149,7 +149,7 @@ def test_missing_covariate_aborts_that_model_only(cohort_files):
 def test_a_cox_round_over_a_subset_of_sites_is_refused(tmp_path):
     """Differencing attack: the same round request again over 3 of the 4 sites."""
     from fedsurv.coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost
-    from fedsurv.protocol.cox_spec import CoxRoundRequest
+    from fedsurv.protocol.cox_wire import CoxRoundRequest
 
     from tests.cox_federated.helpers import write_cohort_sites
 

@@ -25,7 +25,7 @@ from fedsurv.coordinator.results import cox_zph_result
 from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
 from fedsurv.coordinator.simulation import simulate_plain
 from fedsurv.protocol.audit import verify_log
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_wire import (
     CoxModelSpec,
     CoxRoundLayout,
     CoxRoundRequest,
