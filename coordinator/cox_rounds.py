@@ -16,10 +16,10 @@ one SecAgg+ round over **the same sites** that contributed the tally sum:
 Failures never yield a partial fit:
 
 * a site refusing at setup with ``cox_overflow`` (every other loss: none) makes the round
-  raise :class:`~fedsurv.protocol.cox_wire.CoxOverflow`, which the Newton-Raphson treats as a
-  too-long
-  step and halves; ``cox_data_invalid`` raises :class:`~fedsurv.protocol.cox_wire.CoxDataError`: the
-  model is reported ``aborted`` and the next model is tried;
+  raise :class:`~fedsurv.protocol.cox_wire.CoxOverflow`, which the Newton-Raphson treats as
+  a too-long step and halves; ``cox_data_invalid`` raises
+  :class:`~fedsurv.protocol.cox_model.CoxDataError`: the model is reported ``aborted`` and the
+  next model is tried;
 * any other loss (no reply, a refusal, a lost masked vector; a Cox sum is never unmasked over
   survivors) raises :class:`CoxSiteLost`: the model is ``aborted`` and the remaining models
   are not attempted (the federation changed), each reported ``aborted`` with the reason.
@@ -55,9 +55,8 @@ from fedsurv.coordinator.secure_sum import (
     request_tag,
     secagg_round,
 )
+from fedsurv.protocol.cox_model import CoxDataError, CoxModelSpec
 from fedsurv.protocol.cox_wire import (
-    CoxDataError,
-    CoxModelSpec,
     CoxOverflow,
     CoxRoundLayout,
     CoxRoundRequest,

@@ -20,7 +20,8 @@ from fedsurv.coordinator.cox_rounds import CoxRoundRunner
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.results import ResultWarning
 from fedsurv.coordinator.secure_sum import RequestOutcome, SecureSumOptions
-from fedsurv.protocol.cox_wire import CoxDataError, CoxOverflow
+from fedsurv.protocol.cox_model import CoxDataError
+from fedsurv.protocol.cox_wire import CoxOverflow
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.layout import COMPETING_BLOCK
 from fedsurv.stats.fine_gray_result import FineGrayResult

@@ -14,7 +14,7 @@ from fedsurv.coordinator.analysis import analyse
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.results import ZPH_FLAG_P, Results, SiteCounts, cox_zph_result
 from fedsurv.coordinator.secure_sum import TooFewSites
-from fedsurv.protocol.cox_wire import CoxModelSpec
+from fedsurv.protocol.cox_model import CoxModelSpec
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec, TimeGrid
 from fedsurv.protocol.tally import TallySet

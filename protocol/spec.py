@@ -12,7 +12,7 @@ import json
 import math
 from typing import Literal
 
-from fedsurv.protocol.cox_wire import Covariate, CoxModelSpec, DesignTerms
+from fedsurv.protocol.cox_model import Covariate, CoxModelSpec, DesignTerms, longest_round
 from fedsurv.protocol.version import PROTOCOL_VERSION
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -134,7 +134,7 @@ class AnalysisSpec(_Strict):
     report: ReportOptions = Field(default_factory=ReportOptions)
     cox: list[CoxModelSpec] = Field(
         default_factory=list,
-        description="Cox models (fedsurv.protocol.cox_wire), fitted over extra secure-sum rounds.",
+        description="Cox models (fedsurv.protocol.cox_model), fitted over extra secure-sum rounds.",
     )
     site_stratified_logrank: bool = Field(
         False, description="Also send per-site log-rank terms (needs strata)."
@@ -167,7 +167,6 @@ class AnalysisSpec(_Strict):
     @model_validator(mode="after")
     def _bounded_vectors(self) -> AnalysisSpec:
         """Size limit: the tally vector, and every Cox round vector, within MAX_VECTOR_LENGTH."""
-        from fedsurv.protocol.cox_wire import longest_round
         from fedsurv.protocol.layout import TallyLayout
 
         limit = f"at most {MAX_VECTOR_LENGTH:,} (MAX_VECTOR_LENGTH)"

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from fedsurv.protocol.cox_model import CoxModelSpec
 from fedsurv.protocol.cox_wire import (
     COX_FINGERPRINT,
     COX_MODEL,
     COX_REQUEST,
     COX_ROUND,
-    CoxModelSpec,
     CoxRoundLayout,
     CoxRoundRequest,
     round_cap,
@@ -119,7 +119,8 @@ class _OneModel:
 
 def round_vector(spec: AnalysisSpec, cox_round: CoxRound, settings: SiteSettings) -> np.ndarray:
     """The site's int64 vector for the round; raises :class:`Refusal` (never zeros)."""
-    from fedsurv.protocol.cox_wire import CoxDataError, CoxOverflow
+    from fedsurv.protocol.cox_model import CoxDataError
+    from fedsurv.protocol.cox_wire import CoxOverflow
     from fedsurv.site_node.answer import site_endpoints
     from fedsurv.site_node.cox_sums import cox_round_sums
     from fedsurv.site_node.zph_sums import TransformCountsRefused

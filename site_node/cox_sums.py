@@ -21,16 +21,13 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from fedsurv.protocol.cox_wire import (
+from fedsurv.protocol.cox_model import (
     CategoricalCovariate,
     CoxDataError,
     CoxModelSpec,
-    CoxOverflow,
-    CoxRoundLayout,
-    CoxRoundRequest,
     NumericCovariate,
-    pack_tri,
 )
+from fedsurv.protocol.cox_wire import CoxOverflow, CoxRoundLayout, CoxRoundRequest, pack_tri
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.site_node.endpoints import NRM, RELAPSE, Endpoints
 from fedsurv.site_node.tally import SURVIVAL_SOURCES, bin_times

@@ -20,13 +20,8 @@ at-risk count that rises again after bin ``k``) and read the covariates of that 
 from __future__ import annotations
 
 import numpy as np
-from fedsurv.protocol.cox_wire import (
-    ZPH_TRANSFORMS,
-    CoxModelSpec,
-    CoxRoundRequest,
-    TransformCounts,
-    pack_tri,
-)
+from fedsurv.protocol.cox_model import ZPH_TRANSFORMS, CoxModelSpec
+from fedsurv.protocol.cox_wire import CoxRoundRequest, TransformCounts, pack_tri
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.protocol.tally import EventTally

@@ -28,10 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from fedsurv.protocol.cox_model import CoxDataError, CoxModelSpec, block_size
 from fedsurv.protocol.cox_wire import (
     FIXED_POINT_BITS,
-    CoxDataError,
-    CoxModelSpec,
     CoxOverflow,
     CoxRoundLayout,
     CoxRoundRequest,
@@ -39,7 +38,6 @@ from fedsurv.protocol.cox_wire import (
     PooledSums,
     RobustSums,
     StratumSums,
-    block_size,
     unpack_tri,
 )
 from fedsurv.protocol.errors import FedsurvError

@@ -40,17 +40,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from fedsurv.protocol.cox_wire import (
+from fedsurv.protocol.cox_model import (
     ZPH_TRANSFORMS,
     CategoricalCovariate,
     CoxModelSpec,
+    block_size,
+    tri_size,
+)
+from fedsurv.protocol.cox_wire import (
     CoxRoundLayout,
     CoxRoundRequest,
     PartSums,
     TransformCounts,
     ZphCountSums,
-    block_size,
-    tri_size,
     unpack_tri,
 )
 from fedsurv.protocol.errors import FedsurvError

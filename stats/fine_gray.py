@@ -46,7 +46,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from fedsurv.protocol.cox_wire import CoxRoundRequest, block_size, unpack_tri
+from fedsurv.protocol.cox_model import block_size
+from fedsurv.protocol.cox_wire import CoxRoundRequest, unpack_tri
 from fedsurv.protocol.spec import FineGrayModelSpec, TimeGrid
 from fedsurv.protocol.tally import EventTally
 from fedsurv.stats.fine_gray_result import FineGrayCoefficient, FineGrayResult
@@ -195,7 +196,8 @@ def run_fine_gray_model(
     event bins; a ``moments`` round the standardisation; ``fine_gray`` rounds the Newton steps;
     one ``fine_gray_meat`` round the sandwich. ``round_fn(request)`` returns the sum of every
     site's :func:`fedsurv.site_node.cox_sums.cox_round_sums` vector (the same sites every round)."""
-    from fedsurv.protocol.cox_wire import CoxDataError, CoxRoundLayout, MomentSums, PartSums
+    from fedsurv.protocol.cox_model import CoxDataError
+    from fedsurv.protocol.cox_wire import CoxRoundLayout, MomentSums, PartSums
     from fedsurv.protocol.layout import INCIDENCE_CAUSE
     from fedsurv.stats.cox import standardisation
     from scipy.stats import norm

@@ -12,16 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fedsurv.protocol.cox_wire import (
+from fedsurv.protocol.cox_model import (
     CategoricalCovariate,
     CoxDataError,
     CoxModelSpec,
-    CoxOverflow,
-    CoxRoundLayout,
-    CoxRoundRequest,
     NumericCovariate,
-    encode_fixed,
 )
+from fedsurv.protocol.cox_wire import CoxOverflow, CoxRoundLayout, CoxRoundRequest, encode_fixed
 from fedsurv.protocol.errors import FedsurvError, ProtocolMismatch
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.site_node.cox_sums import cox_round_sums

@@ -8,12 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fedsurv.protocol.cox_wire import (
-    CategoricalCovariate,
-    CoxModelSpec,
-    CoxRoundRequest,
-    NumericCovariate,
-)
+from fedsurv.protocol.cox_model import CategoricalCovariate, CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_wire import CoxRoundRequest
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.site_node.cox_sums import cox_round_sums, model_cohort
 from fedsurv.site_node.endpoints import Endpoints, derive_endpoints

@@ -104,7 +104,7 @@ def test_random_cohorts(seed: int) -> None:
 
 def test_site_level_covariate_and_an_empty_site() -> None:
     """A covariate constant within each site (scale fallback) and a site with no remitters."""
-    from fedsurv.protocol.cox_wire import CoxModelSpec, NumericCovariate
+    from fedsurv.protocol.cox_model import CoxModelSpec, NumericCovariate
 
     rng = np.random.default_rng(21)
     sites = [make_site(rng, n) for n in (120, 90, 60, 30)]

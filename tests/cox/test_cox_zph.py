@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fedsurv.coordinator.simulation import in_process_cox_zph, site_endpoints
-from fedsurv.protocol.cox_wire import CategoricalCovariate, CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_model import CategoricalCovariate, CoxModelSpec, NumericCovariate
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.site_node.cox_sums import in_process_round_fn
 from fedsurv.site_node.endpoints import Endpoints

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from fedsurv.protocol.cox_wire import CategoricalCovariate, CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_model import CategoricalCovariate, CoxModelSpec, NumericCovariate
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.stats.cox_result import CoxResult
 

@@ -14,7 +14,8 @@ from fedsurv.coordinator.inprocess import federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
 from fedsurv.coordinator.simulation import simulate_plain
-from fedsurv.protocol.cox_wire import CoxModelSpec, NumericCovariate, is_cox_round
+from fedsurv.protocol.cox_model import CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_wire import is_cox_round
 from fedsurv.protocol.secure_encoding import ROUND_RECORD
 from fedsurv.site_node import cox_answer
 from fedsurv.site_node.answer import Refusal

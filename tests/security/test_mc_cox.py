@@ -19,7 +19,8 @@ from fedsurv.coordinator.inprocess import federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
 from fedsurv.protocol.audit import verify_log
-from fedsurv.protocol.cox_wire import CoxModelSpec, CoxRoundRequest, NumericCovariate, is_cox_round
+from fedsurv.protocol.cox_model import CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_wire import CoxRoundRequest, is_cox_round
 from fedsurv.protocol.secure_encoding import ROUND_RECORD
 from fedsurv.protocol.spec import AnalysisSpec
 

@@ -25,11 +25,10 @@ from fedsurv.coordinator.results import cox_zph_result
 from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
 from fedsurv.coordinator.simulation import simulate_plain
 from fedsurv.protocol.audit import verify_log
+from fedsurv.protocol.cox_model import CoxModelSpec, NumericCovariate
 from fedsurv.protocol.cox_wire import (
-    CoxModelSpec,
     CoxRoundLayout,
     CoxRoundRequest,
-    NumericCovariate,
     PartSums,
     PooledSums,
     TransformCounts,
