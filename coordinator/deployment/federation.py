@@ -55,7 +55,7 @@ SUPERNODE_READY = "SuperNode ID:"
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "fedsurv.site_node.flower.client_app", "fedsurv.site_node.answer", "fedsurv.site_node.data",
     "fedsurv.site_node.endpoints", "fedsurv.site_node.tally", "pandas", "fedsurv.protocol.audit",
-    "fedsurv.site_node.flower.cox_round", "fedsurv.site_node.cox_answer",
+    "fedsurv.site_node.flower.cox_stages", "fedsurv.site_node.cox_answer",
     "fedsurv.site_node.cox_sums",
 )
 """fedsurv's ClientApp and the modules it imports lazily when it tallies or answers a Cox
