@@ -17,7 +17,7 @@ the allow-list, never queried),
 seconds), ``site_dropped`` (attempt, stage, site, reason, seconds: into the stage),
 ``attempt_aborted`` (attempt, stage, reason), ``secagg_done`` (attempt, contributed, seconds),
 ``request_done`` (contributed, seconds) and ``request_failed`` (reason; ``required_sites: ...``
-when a required site did not contribute). Cox models (:mod:`fedsurv.coordinator.cox_rounds`)
+when a required site did not contribute). Cox models (:mod:`fedsurv.coordinator.cox_driver`)
 add ``cox_model_started`` (model, kind, sites),
 ``cox_round_started`` / ``cox_round_done`` (model, round, kind[, seconds]),
 ``cox_round_refused`` (model, round, kind, site, reason_code), ``cox_model_done`` (model,

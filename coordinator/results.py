@@ -193,7 +193,7 @@ ZPH_FLAG_P = 0.05
 
 def cox_zph_result(name: str, tables: Mapping[str, Sequence[ZphTest]]) -> CoxZphResult:
     """The results.json form of ``cox.zph`` tables
-    (:func:`fedsurv.stats.cox_zph.run_cox_zph`), p < 0.05 flagged."""
+    (:func:`fedsurv.coordinator.cox_driver.run_cox_zph`), p < 0.05 flagged."""
     flagged = [f"{t.term} ({transform})" for transform, rows in tables.items() for t in rows
                if t.p_value < ZPH_FLAG_P]
     return CoxZphResult(model=name, flagged=flagged, transforms={

@@ -59,11 +59,10 @@ def simulate_plain(
     applied, a fresh ledger per call); refusing sites are left out and reported as
     ``site_refused`` events on ``progress``. Without it every file contributes.
     """
+    from fedsurv.coordinator.cox_driver import run_cox_model, run_fine_gray_model
     from fedsurv.protocol.layout import COMPETING_BLOCK
     from fedsurv.site_node.cox_sums import in_process_round_fn
     from fedsurv.site_node.tally import tally_site
-    from fedsurv.stats.cox import run_cox_model
-    from fedsurv.stats.fine_gray import run_fine_gray_model
 
     refused: dict[str, str] = {}
     if policy_json is not None:
@@ -125,9 +124,9 @@ def in_process_cox_zph(
     sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid, fit: CoxResult
 ) -> dict[str, list[ZphTest]]:
     """``cox.zph`` tables (km, identity, rank) of a converged fit: the ``zph_counts`` and ``zph``
-    rounds a federated run takes (:func:`fedsurv.stats.cox_zph.run_cox_zph`), each site's
+    rounds a federated run takes (:func:`fedsurv.coordinator.cox_driver.run_cox_zph`), each site's
     vector (:mod:`fedsurv.site_node.zph_sums`) added in process."""
+    from fedsurv.coordinator.cox_driver import run_cox_zph
     from fedsurv.site_node.cox_sums import in_process_round_fn
-    from fedsurv.stats.cox_zph import run_cox_zph
 
     return run_cox_zph(model, grid, in_process_round_fn(sites, model, grid), fit)

@@ -279,7 +279,7 @@ cox_site_vector = cox_round_sums
 def in_process_round_fn(
     sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid
 ) -> Callable[[CoxRoundRequest], np.ndarray]:
-    """A round function for :func:`fedsurv.stats.cox.run_cox_model` without a network:
+    """A round function for :func:`fedsurv.coordinator.cox_driver.run_cox_model` without a network:
     the plain int64 sum of every site's vector (what the secure sum returns)."""
 
     def round_fn(request: CoxRoundRequest) -> np.ndarray:

@@ -19,9 +19,9 @@ The score vector of the augmented model at ``(b, 0)`` is ``u = (0, A)`` and its 
 ``u_K' [[I, B], [B, C]]_KK^-1 u_K`` with ``K = (all of I, J of C)`` on ``|J|`` df, and the
 global test uses every column (``p`` df). Tests are invariant to centring and scaling ``z``.
 
-Which sums travel (:func:`run_cox_zph`, two secure-sum rounds after the fit): a ``zph_counts``
-round gives the pooled tally (events and censorings per bin) of the model's cohort; a ``zph``
-round at the final coefficients carries those counts at the event bins, from which every site
+Which sums travel (:func:`fedsurv.coordinator.cox_driver.run_cox_zph`, two secure-sum rounds
+after the fit): a ``zph_counts`` round gives the pooled tally (events and censorings per bin) of
+the model's cohort; a ``zph`` round at the final coefficients carries those counts at the event bins, from which every site
 derives the transforms itself (:func:`event_bin_transforms`). ``A, B, C, I`` per transform are
 sums over strata: for the site-stratified model each site computes them for its own stratum
 (:func:`fedsurv.site_node.zph_sums.stratum_zph_sums`); for the pooled model sites send the
@@ -45,20 +45,13 @@ from fedsurv.protocol.cox_model import (
     CategoricalCovariate,
     CoxModelSpec,
     block_size,
-    tri_size,
 )
 from fedsurv.protocol.cox_wire import (
-    CoxRoundLayout,
-    CoxRoundRequest,
-    PartSums,
     TransformCounts,
-    ZphCountSums,
     unpack_tri,
 )
-from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.spec import TimeGrid
-from fedsurv.stats.cox import RoundFn, _expand_ties
-from fedsurv.stats.cox_result import CoxResult
+from fedsurv.stats.cox import _expand_ties
 from scipy.stats import chi2
 
 TRANSFORMS: tuple[str, ...] = ZPH_TRANSFORMS
@@ -183,72 +176,6 @@ def zph_table(
     """Every transform's table from its summed :class:`ZphSums`."""
     terms = term_columns(model)
     return {name: zph_tests(value, terms) for name, value in sums.items()}
-
-
-def run_cox_zph(
-    model: CoxModelSpec, grid: TimeGrid, round_fn: RoundFn, fit: CoxResult
-) -> dict[str, list[ZphTest]]:
-    """``cox.zph`` tables (km, identity, rank) of a converged fit over two secure-sum rounds.
-
-    ``zph_counts``: the pooled tally of the model's cohort; ``zph`` at the fitted coefficients
-    (standardised as in the fit, ``fit.numerics``) with the pooled counts at the event bins,
-    from which the sites derive the transforms (:func:`event_bin_transforms`); then
-    :func:`zph_table`. ``round_fn`` is the fit's (one secure sum per request); the same sites
-    must answer (checked through the ``sites`` count).
-    """
-    if not fit.converged or fit.numerics is None:
-        raise ValueError(f"model {model.name!r} did not converge: no proportional-hazards tests")
-    p = model.p
-
-    def secure_round(request: CoxRoundRequest) -> ZphCountSums | PartSums:
-        sums = CoxRoundLayout(model, grid, request).decode(round_fn(request))
-        assert isinstance(sums, ZphCountSums | PartSums)
-        if sums.sites != fit.sites:
-            raise FedsurvError(f"Cox model {model.name!r}: {sums.sites} sites answered the "
-                               f"proportional-hazards round, {fit.sites} the fit")
-        return sums
-
-    counts = secure_round(CoxRoundRequest(model=model.name, kind="zph_counts"))
-    assert isinstance(counts, ZphCountSums)
-    risk_bins = np.flatnonzero(counts.events > 0)
-    tie_bins = (np.flatnonzero(counts.events > 1) if model.ties == "efron"
-                else np.zeros(0, dtype=np.int64))
-    leaving = counts.events + counts.censored
-    at_risk = counts.n - np.concatenate(([0], np.cumsum(leaving)[:-1]))
-    transform_counts = TransformCounts(
-        n=counts.n, at_risk=[int(v) for v in at_risk[risk_bins]],
-        events=[int(v) for v in counts.events[risk_bins]],
-        censored=[int(v) for v in counts.censored[risk_bins]])
-    scale = np.asarray(fit.numerics.scale)
-    beta = np.array([fit.coefficients[term].coef for term in model.terms]) * scale
-    request = CoxRoundRequest(
-        model=model.name, kind="zph", beta=[float(b) for b in beta],
-        center=list(fit.numerics.center), scale=[float(s) for s in scale],
-        risk_bins=[int(k) for k in risk_bins],
-        tie_bins=[] if model.stratify_by_site else [int(k) for k in tie_bins],
-        transform_counts=transform_counts)
-    sums = secure_round(request)
-    assert isinstance(sums, PartSums)
-    parts = sums.parts
-    t, tri = len(TRANSFORMS), tri_size(p)
-    if model.stratify_by_site:
-        information = unpack_tri(parts["information"], p)
-        a = parts["a"].reshape(t, p)
-        b = unpack_tri(parts["b"].reshape(t, tri), p)
-        c = unpack_tri(parts["c"].reshape(t, tri), p)
-        table = {name: ZphSums(a[j], b[j], c[j], information)
-                 for j, name in enumerate(TRANSFORMS)}
-        return zph_table(table, model)
-    g = event_bin_transforms(transform_counts, grid_times(grid)[risk_bins])
-    q = block_size(p)
-    risk = parts["risk"].reshape(-1, q)
-    tied = np.zeros_like(risk)
-    if tie_bins.size:
-        tied[np.searchsorted(risk_bins, tie_bins)] = parts["ties"].reshape(-1, q)
-    mean_sum, info = bin_terms(risk, tied, counts.events[risk_bins], model.ties, p)
-    event_gz = parts["event_gz"].reshape(t, p)
-    return zph_table({name: zph_sums(g[name], event_gz[j], mean_sum, info)
-                      for j, name in enumerate(TRANSFORMS)}, model)
 
 
 def grid_times(grid: TimeGrid) -> np.ndarray:

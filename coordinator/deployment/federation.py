@@ -64,7 +64,8 @@ DEFAULT_SERVER_PRELOAD: tuple[str, ...] = (
     "fedsurv.coordinator.flower.server_app", "fedsurv.coordinator.secure_sum",
     "fedsurv.coordinator.analysis", "fedsurv.coordinator.outputs",
     "fedsurv.coordinator.report.warnings", "fedsurv.coordinator.audit_trail",
-    "fedsurv.coordinator.cox_rounds", "fedsurv.stats.cox",
+    "fedsurv.coordinator.flower.cox_secagg", "fedsurv.coordinator.cox_driver",
+    "fedsurv.stats.cox",
 )
 """fedsurv's ServerApp and what it imports lazily (analysis, publication, Cox). Not the report:
 the launcher's runs set ``report = false`` and render on the caller's side."""

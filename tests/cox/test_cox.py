@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fedsurv.coordinator.cox_driver import run_cox_model
 from fedsurv.protocol.cox_model import (
     CategoricalCovariate,
     CoxDataError,
@@ -23,7 +24,6 @@ from fedsurv.protocol.errors import FedsurvError, ProtocolMismatch
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.site_node.cox_sums import cox_round_sums
 from fedsurv.site_node.endpoints import Endpoints
-from fedsurv.stats.cox import run_cox_model
 from fedsurv.stats.cox_result import CoxResult
 from lifelines import CoxPHFitter
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.cox_rounds import fit_cox_models
+from fedsurv.coordinator.flower.cox_secagg import fit_cox_models
 from fedsurv.coordinator.inprocess import federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
@@ -149,7 +149,7 @@ def test_missing_covariate_aborts_that_model_only(cohort_files):
 
 def test_a_cox_round_over_a_subset_of_sites_is_refused(tmp_path):
     """Differencing attack: the same round request again over 3 of the 4 sites."""
-    from fedsurv.coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost
+    from fedsurv.coordinator.flower.cox_secagg import CoxRoundRunner, CoxSiteLost
     from fedsurv.protocol.cox_wire import CoxRoundRequest
 
     from tests.cox_federated.helpers import write_cohort_sites

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from fedsurv.coordinator.audit_provision import provision_audit
 from fedsurv.coordinator.audit_trail import CoordinatorAudit
-from fedsurv.coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost, fit_cox_models
+from fedsurv.coordinator.flower.cox_secagg import CoxRoundRunner, CoxSiteLost, fit_cox_models
 from fedsurv.coordinator.inprocess import federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request

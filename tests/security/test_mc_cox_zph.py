@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from fedsurv.coordinator.audit_provision import provision_audit
 from fedsurv.coordinator.audit_trail import CoordinatorAudit
-from fedsurv.coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost
+from fedsurv.coordinator.cox_driver import run_cox_model, run_cox_zph
+from fedsurv.coordinator.flower.cox_secagg import CoxRoundRunner, CoxSiteLost
 from fedsurv.coordinator.inprocess import federation_grid
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.results import cox_zph_result
@@ -34,8 +35,7 @@ from fedsurv.protocol.cox_wire import (
     TransformCounts,
 )
 from fedsurv.protocol.spec import AnalysisSpec
-from fedsurv.stats.cox import run_cox_model
-from fedsurv.stats.cox_zph import event_bin_transforms, grid_times, run_cox_zph
+from fedsurv.stats.cox_zph import event_bin_transforms, grid_times
 
 from tests.cox_federated.helpers import ANY_COX, assert_zph_equal, pooled_rows, write_cohort_sites
 
