@@ -19,7 +19,7 @@ import numpy as np
 from fedsurv.coordinator.cox_driver import run_cox_model
 from fedsurv.protocol.cox_wire import CoxRoundRequest
 from fedsurv.protocol.spec import TimeGrid
-from fedsurv.site_node.cox_sums import cox_round_sums
+from fedsurv.site_node.cox_answer import cox_round_sums
 from lifelines import CoxPHFitter
 
 from tests.cox.cohorts import make_site, model, pooled_frame

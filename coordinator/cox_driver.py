@@ -2,8 +2,8 @@
 
 A *round function* ``round_fn(request) -> int64 vector`` broadcasts one
 :class:`~fedsurv.protocol.cox_wire.CoxRoundRequest` and returns the (secure) sum of every site's
-vector (:func:`fedsurv.site_node.cox_sums.cox_round_sums`); the engines differ only in it
-(plain numpy: :func:`fedsurv.site_node.cox_sums.in_process_round_fn`; SecAgg+ over Flower:
+vector (:func:`fedsurv.site_node.cox_answer.cox_round_sums`); the engines differ only in it
+(plain numpy: :func:`fedsurv.site_node.cox_answer.in_process_round_fn`; SecAgg+ over Flower:
 :class:`fedsurv.coordinator.flower.cox_secagg.CoxRoundRunner`). Here:
 
 * :func:`run_cox_model`: moments round, Newton-Raphson rounds (and the robust round) of one Cox
@@ -85,7 +85,7 @@ def run_cox_model(
     """A whole federated Cox fit: moments round, then Newton-Raphson rounds.
 
     ``round_fn(request)`` must return the (secure) sum of every site's
-    :func:`fedsurv.site_node.cox_sums.cox_site_vector` for that request; the same sites must answer
+    :func:`fedsurv.site_node.cox_answer.cox_round_sums` for that request; the same sites must answer
     every round (checked through the ``sites`` count).
     """
     p = model.p
@@ -235,7 +235,8 @@ def run_fine_gray_model(
     for Cox: the pooled competing-risks ``tally`` (causes relapse, nrm) gives ``G(t-)`` and the
     event bins; a ``moments`` round the standardisation; ``fine_gray`` rounds the Newton steps;
     one ``fine_gray_meat`` round the sandwich. ``round_fn(request)`` returns the sum of every
-    site's :func:`fedsurv.site_node.cox_sums.cox_round_sums` vector (the same sites every round)."""
+    site's :func:`fedsurv.site_node.cox_answer.cox_round_sums` vector (the same sites every
+    round)."""
 
     cox_model = model.as_cox_model()
     interest = tally.cause(INCIDENCE_CAUSE[model.endpoint])

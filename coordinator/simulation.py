@@ -61,7 +61,7 @@ def simulate_plain(
     """
     from fedsurv.coordinator.cox_driver import run_cox_model, run_fine_gray_model
     from fedsurv.protocol.layout import COMPETING_BLOCK
-    from fedsurv.site_node.cox_sums import in_process_round_fn
+    from fedsurv.site_node.cox_answer import in_process_round_fn
     from fedsurv.site_node.tally import tally_site
 
     refused: dict[str, str] = {}
@@ -127,6 +127,6 @@ def in_process_cox_zph(
     rounds a federated run takes (:func:`fedsurv.coordinator.cox_driver.run_cox_zph`), each site's
     vector (:mod:`fedsurv.site_node.zph_sums`) added in process."""
     from fedsurv.coordinator.cox_driver import run_cox_zph
-    from fedsurv.site_node.cox_sums import in_process_round_fn
+    from fedsurv.site_node.cox_answer import in_process_round_fn
 
     return run_cox_zph(model, grid, in_process_round_fn(sites, model, grid), fit)

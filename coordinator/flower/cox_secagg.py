@@ -8,7 +8,7 @@ that contributed the tally sum:
 * the stage messages carry the request's round record (request id, spec hash, mask
   generator, encoding) plus the Cox fields of :mod:`fedsurv.protocol.cox_wire` (model, round index,
   the :class:`~fedsurv.protocol.cox_wire.CoxRoundRequest` JSON, the layout fingerprint);
-* each site answers the vector of :func:`fedsurv.site_node.cox_sums.cox_round_sums`, carried by
+* each site answers the vector of :func:`fedsurv.site_node.cox_answer.cox_round_sums`, carried by
   ``SecureEncoding(layout.length, layout.wide_mask)`` (counts one limb, fixed point three);
 * the decoded sum must count every participant (its ``sites`` slot), or it is not used;
 * after a converged fit, the proportional-hazards tests take two more rounds of the same

@@ -22,7 +22,7 @@ from fedsurv.protocol.cox_model import (
 from fedsurv.protocol.cox_wire import CoxOverflow, CoxRoundLayout, CoxRoundRequest, encode_fixed
 from fedsurv.protocol.errors import FedsurvError, ProtocolMismatch
 from fedsurv.protocol.spec import TimeGrid
-from fedsurv.site_node.cox_sums import cox_round_sums
+from fedsurv.site_node.cox_answer import cox_round_sums
 from fedsurv.site_node.endpoints import Endpoints
 from fedsurv.stats.cox_result import CoxResult
 from lifelines import CoxPHFitter
@@ -305,7 +305,7 @@ def test_sites_must_be_the_same_every_round() -> None:
 
 
 def test_result_serialises() -> None:
-    from fedsurv.site_node.cox_sums import in_process_round_fn
+    from fedsurv.site_node.cox_answer import in_process_round_fn
 
     sites = cohort(1, [60, 40, 20])
     result = federated(model(), sites)

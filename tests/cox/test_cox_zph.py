@@ -14,7 +14,7 @@ from fedsurv.coordinator.cox_driver import run_cox_model
 from fedsurv.coordinator.simulation import in_process_cox_zph, site_endpoints
 from fedsurv.protocol.cox_model import CategoricalCovariate, CoxModelSpec, NumericCovariate
 from fedsurv.protocol.spec import TimeGrid
-from fedsurv.site_node.cox_sums import in_process_round_fn
+from fedsurv.site_node.cox_answer import in_process_round_fn
 from fedsurv.site_node.endpoints import Endpoints
 
 from tests.cox.cohorts import fixture_sites, model
