@@ -20,13 +20,13 @@ The score vector of the augmented model at ``(b, 0)`` is ``u = (0, A)`` and its 
 global test uses every column (``p`` df). Tests are invariant to centring and scaling ``z``.
 
 Which sums travel (:func:`fedsurv.coordinator.cox_driver.run_cox_zph`, two secure-sum rounds
-after the fit): a ``zph_counts`` round gives the pooled tally (events and censorings per bin) of
-the model's cohort; a ``zph`` round at the final coefficients carries those counts at the event
-bins, from which every site derives the transforms itself (:func:`event_bin_transforms`).
+after the fit): a ``zph_counts`` round gives the pooled tally (events and censorings per bin)
+of the model's cohort; a ``zph`` round at the final coefficients carries those counts at the
+event bins, from which every site derives the transforms itself (:func:`event_bin_transforms`).
 ``A, B, C, I`` per transform are sums over strata: for the site-stratified model each site
-computes them for its own stratum (:func:`fedsurv.site_node.zph_sums.stratum_zph_sums`); for the pooled model sites send the
-pooled round's per-bin risk-set sums, from which the coordinator forms ``I_k`` and the ``zbar``
-part of ``U_k``, and ``sum_events g(t_i) z_i``
+computes them for its own stratum (:func:`fedsurv.site_node.zph_sums.stratum_zph_sums`); for
+the pooled model sites send the pooled round's per-bin risk-set sums, from which the
+coordinator forms ``I_k`` and the ``zbar`` part of ``U_k``, and ``sum_events g(t_i) z_i``
 (:func:`fedsurv.site_node.zph_sums.event_time_sums`).
 
 References: Grambsch P.M., Therneau T.M. (1994) Proportional hazards tests and diagnostics
