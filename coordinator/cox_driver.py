@@ -315,6 +315,19 @@ class CoxRounds(Protocol):
     def __call__(self, request: CoxRoundRequest) -> np.ndarray: ...
 
 
+class CountedRounds:
+    """A plain round function (e.g. :func:`fedsurv.site_node.cox_answer.in_process_round_fn`)
+    that counts its rounds, as :class:`CoxRounds`."""
+
+    def __init__(self, round_fn: RoundFn) -> None:
+        self.round_fn = round_fn
+        self.index = 0
+
+    def __call__(self, request: CoxRoundRequest) -> np.ndarray:
+        self.index += 1
+        return self.round_fn(request)
+
+
 def aborted_result(model: CoxModelSpec, sites: int, rounds: int, reason: str) -> CoxResult:
     """The result of a model that could not be fitted: no estimate, the reason as warning."""
     return CoxResult(

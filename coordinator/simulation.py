@@ -59,8 +59,7 @@ def simulate_plain(
     applied, a fresh ledger per call); refusing sites are left out and reported as
     ``site_refused`` events on ``progress``. Without it every file contributes.
     """
-    from fedsurv.coordinator.cox_driver import run_cox_model, run_fine_gray_model
-    from fedsurv.protocol.layout import COMPETING_BLOCK
+    from fedsurv.coordinator.cox_driver import CountedRounds, fit_cox_models, fit_fine_gray_models
     from fedsurv.site_node.cox_answer import in_process_round_fn
     from fedsurv.site_node.tally import tally_site
 
@@ -79,16 +78,16 @@ def simulate_plain(
                        contributor_ids=[path.stem for path in accepted])
     tallies = sum_vectors(spec, [tally_site(e, spec) for e in endpoints])
     results = analyse(spec, tallies, sites, engine="plain")
-    for model in spec.cox:
-        round_fn = in_process_round_fn(endpoints, model, spec.grid)
-        results.cox[model.name] = fit = run_cox_model(model, spec.grid, round_fn, spec.ci.level)
-        if fit.converged:
-            results.cox_zph[model.name] = cox_zph_result(
-                model.name, in_process_cox_zph(endpoints, model, spec.grid, fit))
-    for fg_model in spec.inference.fine_gray if spec.inference is not None else ():
-        round_fn = in_process_round_fn(endpoints, fg_model.as_cox_model(), spec.grid)
-        results.fine_gray[fg_model.name] = run_fine_gray_model(
-            fg_model, spec.grid, round_fn, tallies.pooled_events(COMPETING_BLOCK), spec.ci.level)
+    progress = progress or Progress()
+
+    def rounds_for(model: CoxModelSpec) -> CountedRounds:
+        return CountedRounds(in_process_round_fn(endpoints, model, spec.grid))
+
+    results.cox.update(fit_cox_models(spec, len(endpoints), rounds_for, progress,
+                                      zph=results.cox_zph))
+    fits, warnings = fit_fine_gray_models(spec, len(endpoints), tallies, rounds_for, progress)
+    results.fine_gray.update(fits)
+    results.warnings.extend(warnings)
     return results
 
 
