@@ -4,7 +4,7 @@ the round-record fields (the model itself: :mod:`fedsurv.protocol.cox_model`).
 A federated Cox fit is a short sequence of *rounds*. In each round the coordinator sends a
 :class:`CoxRoundRequest` (data, never code), every site answers with **one int64 vector** whose
 layout both sides derive from the model spec, the grid and the request alone, and the secure
-aggregation returns the **sum** of those vectors. Three kinds of round exist:
+aggregation returns the **sum** of those vectors. The kinds of round:
 
 ``moments`` (round 0, once)
     ``sites | n | d[bin] for every grid bin | sum x | W`` in raw covariate units, where
@@ -40,6 +40,16 @@ aggregation returns the **sum** of those vectors. Three kinds of round exist:
     stratum's partial log-likelihood, score, information and ``M = sum_i L_i L_i'`` of its
     patients' score residuals (the robust variance's middle term) at ``b`` (standardised
     units). Only their sums travel.
+
+``fine_gray``, ``fine_gray_meat`` (Fine-Gray models, :data:`FINE_GRAY_KINDS`)
+    Weighted risk-set and competing sums per Newton round, then the sandwich's group sums.
+
+``zph_counts``, ``zph`` (proportional-hazards tests after a converged fit, :data:`ZPH_KINDS`)
+    ``sites | n | d[bin] | c[bin]`` (counts: a Kaplan-Meier tally of the model's cohort); then,
+    at the fitted ``b`` with the pooled counts at the event bins (:class:`TransformCounts`, from
+    which each site derives the km, identity and rank transforms ``g``): pooled model
+    ``sites | R_k | T_k | sum_events g z`` (3 transforms), site-stratified model
+    ``sites | A (3 x p) | B (3 x tri) | C (3 x tri) | I (tri)`` of its own stratum.
 
 Fixed point (every float slot; ``sites``, ``n`` and ``d`` are plain counts)
     ``x -> round(x * 2**F)`` as int64 with ``F = FIXED_POINT_BITS = 32`` (the tally layout's
