@@ -16,10 +16,10 @@ import argparse
 import time
 
 import numpy as np
-from fedsurv.protocol.cox_spec import CoxRoundRequest
+from fedsurv.coordinator.cox_driver import run_cox_model
+from fedsurv.protocol.cox_wire import CoxRoundRequest
 from fedsurv.protocol.spec import TimeGrid
-from fedsurv.site_node.cox_sums import cox_round_sums
-from fedsurv.stats.cox import run_cox_model
+from fedsurv.site_node.cox_answer import cox_round_sums
 from lifelines import CoxPHFitter
 
 from tests.cox.cohorts import make_site, model, pooled_frame

@@ -150,7 +150,7 @@ class RequestFailed(EventBase):
     seconds: float | None = None
 
 
-# -- Cox and Fine-Gray models (fedsurv.coordinator.cox_rounds, fine_gray_rounds) -----------
+# -- Cox and Fine-Gray models (fedsurv.coordinator.cox_driver) -------------------------------
 
 
 class _CoxRound(EventBase):

@@ -6,9 +6,11 @@ are additions, never renames.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from fedsurv.stats.cox_result import CoxResult
+from fedsurv.stats.cox_zph import ZphTest
 from fedsurv.stats.fine_gray_result import FineGrayResult
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -183,6 +185,20 @@ class CoxZphResult(_Model):
     model: str
     transforms: dict[str, list[ZphRow]]
     flagged: list[str] = Field(default_factory=list)
+
+
+ZPH_FLAG_P = 0.05
+"""Proportional-hazards tests with p below this are flagged in results and report."""
+
+
+def cox_zph_result(name: str, tables: Mapping[str, Sequence[ZphTest]]) -> CoxZphResult:
+    """The results.json form of ``cox.zph`` tables
+    (:func:`fedsurv.coordinator.cox_driver.run_cox_zph`), p < 0.05 flagged."""
+    flagged = [f"{t.term} ({transform})" for transform, rows in tables.items() for t in rows
+               if t.p_value < ZPH_FLAG_P]
+    return CoxZphResult(model=name, flagged=flagged, transforms={
+        transform: [ZphRow(term=t.term, statistic=t.statistic, df=t.df, p_value=t.p_value)
+                    for t in rows] for transform, rows in tables.items()})
 
 
 class ResultWarning(_Model):

@@ -55,7 +55,7 @@ SUPERNODE_READY = "SuperNode ID:"
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "fedsurv.site_node.flower.client_app", "fedsurv.site_node.answer", "fedsurv.site_node.data",
     "fedsurv.site_node.endpoints", "fedsurv.site_node.tally", "pandas", "fedsurv.protocol.audit",
-    "fedsurv.site_node.flower.cox_round", "fedsurv.site_node.cox_answer",
+    "fedsurv.site_node.flower.cox_stages", "fedsurv.site_node.cox_answer",
     "fedsurv.site_node.cox_sums",
 )
 """fedsurv's ClientApp and the modules it imports lazily when it tallies or answers a Cox
@@ -64,7 +64,8 @@ DEFAULT_SERVER_PRELOAD: tuple[str, ...] = (
     "fedsurv.coordinator.flower.server_app", "fedsurv.coordinator.flower.federation",
     "fedsurv.coordinator.analysis", "fedsurv.coordinator.outputs",
     "fedsurv.coordinator.report.warnings", "fedsurv.coordinator.audit_trail",
-    "fedsurv.coordinator.cox_rounds", "fedsurv.stats.cox",
+    "fedsurv.coordinator.flower.cox_secagg", "fedsurv.coordinator.cox_driver",
+    "fedsurv.stats.cox",
 )
 """fedsurv's ServerApp and what it imports lazily (analysis, publication, Cox). Not the report:
 the launcher's runs set ``report = false`` and render on the caller's side."""

@@ -13,13 +13,8 @@ import numpy as np
 from fedsurv.coordinator.analysis import analyse
 from fedsurv.coordinator.progress import Progress
 from fedsurv.coordinator.request.errors import TooFewSites
-from fedsurv.coordinator.results import (
-    CoxZphResult,
-    Results,
-    SiteCounts,
-    ZphRow,
-)
-from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundRequest
+from fedsurv.coordinator.results import ZPH_FLAG_P, Results, SiteCounts, cox_zph_result
+from fedsurv.protocol.cox_model import CoxModelSpec
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec, TimeGrid
 from fedsurv.protocol.tally import TallySet
@@ -27,8 +22,7 @@ from fedsurv.site_node.endpoints import Endpoints
 from fedsurv.stats.cox_result import CoxResult
 from fedsurv.stats.cox_zph import ZphTest
 
-ZPH_FLAG_P = 0.05
-"""Proportional-hazards tests with p below this are flagged in results and report."""
+__all__ = ["ZPH_FLAG_P", "cox_zph_result", "in_process_cox_zph", "simulate_plain"]
 
 
 def site_endpoints(path: Path) -> Endpoints:
@@ -65,11 +59,9 @@ def simulate_plain(
     applied, a fresh ledger per call); refusing sites are left out and reported as
     ``site_refused`` events on ``progress``. Without it every file contributes.
     """
-    from fedsurv.protocol.layout import COMPETING_BLOCK
-    from fedsurv.site_node.cox_sums import in_process_round_fn
+    from fedsurv.coordinator.cox_driver import CountedRounds, fit_cox_models, fit_fine_gray_models
+    from fedsurv.site_node.cox_answer import in_process_round_fn
     from fedsurv.site_node.tally import tally_site
-    from fedsurv.stats.cox import run_cox_model
-    from fedsurv.stats.fine_gray import run_fine_gray_model
 
     refused: dict[str, str] = {}
     if policy_json is not None:
@@ -86,26 +78,17 @@ def simulate_plain(
                        contributor_ids=[path.stem for path in accepted])
     tallies = sum_vectors(spec, [tally_site(e, spec) for e in endpoints])
     results = analyse(spec, tallies, sites, engine="plain")
-    for model in spec.cox:
-        round_fn = in_process_round_fn(endpoints, model, spec.grid)
-        results.cox[model.name] = fit = run_cox_model(model, spec.grid, round_fn, spec.ci.level)
-        if fit.converged:
-            results.cox_zph[model.name] = cox_zph_result(
-                model.name, in_process_cox_zph(endpoints, model, spec.grid, fit))
-    for fg_model in spec.inference.fine_gray if spec.inference is not None else ():
-        round_fn = in_process_round_fn(endpoints, fg_model.as_cox_model(), spec.grid)
-        results.fine_gray[fg_model.name] = run_fine_gray_model(
-            fg_model, spec.grid, round_fn, tallies.pooled_events(COMPETING_BLOCK), spec.ci.level)
+    progress = progress or Progress()
+
+    def rounds_for(model: CoxModelSpec) -> CountedRounds:
+        return CountedRounds(in_process_round_fn(endpoints, model, spec.grid))
+
+    results.cox.update(fit_cox_models(spec, len(endpoints), rounds_for, progress,
+                                      zph=results.cox_zph))
+    fits, warnings = fit_fine_gray_models(spec, len(endpoints), tallies, rounds_for, progress)
+    results.fine_gray.update(fits)
+    results.warnings.extend(warnings)
     return results
-
-
-def cox_zph_result(name: str, tables: dict[str, list[ZphTest]]) -> CoxZphResult:
-    """The results.json form of :func:`in_process_cox_zph`, p < 0.05 flagged."""
-    flagged = [f"{t.term} ({transform})" for transform, rows in tables.items() for t in rows
-               if t.p_value < ZPH_FLAG_P]
-    return CoxZphResult(model=name, flagged=flagged, transforms={
-        transform: [ZphRow(term=t.term, statistic=t.statistic, df=t.df, p_value=t.p_value)
-                    for t in rows] for transform, rows in tables.items()})
 
 
 def _query_round(
@@ -139,43 +122,10 @@ def _query_round(
 def in_process_cox_zph(
     sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid, fit: CoxResult
 ) -> dict[str, list[ZphTest]]:
-    """``cox.zph`` tables (km, identity, rank) of a converged fit, from the sums each site would
-    send at the final coefficients (:mod:`fedsurv.site_node.zph_sums`), added in process.
+    """``cox.zph`` tables (km, identity, rank) of a converged fit: the ``zph_counts`` and ``zph``
+    rounds a federated run takes (:func:`fedsurv.coordinator.cox_driver.run_cox_zph`), each site's
+    vector (:mod:`fedsurv.site_node.zph_sums`) added in process."""
+    from fedsurv.coordinator.cox_driver import run_cox_zph
+    from fedsurv.site_node.cox_answer import in_process_round_fn
 
-    Steps, as a federated run would take them: the pooled tally of the model's cohort gives the
-    centred time transforms; at ``beta = `` the fitted coefficients (raw units, centred at the
-    pooled mean) the sites' sums are added; :func:`fedsurv.stats.cox_zph.zph_table`.
-    """
-    import functools
-    import operator
-
-    from fedsurv.site_node.cox_sums import model_cohort, risk_set_sums
-    from fedsurv.site_node.zph_sums import event_time_sums, model_tally, stratum_zph_sums
-    from fedsurv.stats.cox_zph import bin_terms, time_transforms, zph_sums, zph_table
-
-    tally = functools.reduce(operator.add, (model_tally(s, model, grid) for s in sites))
-    g = time_transforms(tally)
-    designs = [model_cohort(s, model, grid)[0] for s in sites]
-    total = np.vstack(designs)
-    request = CoxRoundRequest(
-        model=model.name, kind="stratum" if model.stratify_by_site else "pooled",
-        beta=[fit.coefficients[term].coef for term in model.terms],
-        center=[float(v) for v in total.mean(axis=0)], scale=[1.0] * model.p)
-    if model.stratify_by_site:
-        parts = [stratum_zph_sums(s, model, grid, request, g) for s in sites]
-        sums = {name: functools.reduce(operator.add, (part[name] for part in parts)) for name in g}
-        return zph_table(sums, model)
-    rows = np.flatnonzero(tally.total_events > 0)
-    d = tally.total_events[rows]
-    risk = tied = 0.0
-    for site in sites:
-        x, bins, event = model_cohort(site, model, grid)
-        z = x - np.asarray(request.center)
-        w = np.exp(z @ np.asarray(request.beta))
-        site_risk, site_tied = risk_set_sums(z, w, bins, event, rows, rows)
-        risk, tied = risk + site_risk, tied + site_tied
-    mean_sum, info = bin_terms(np.asarray(risk), np.asarray(tied), d, model.ties, model.p)
-    event_gz = [event_time_sums(s, model, grid, request, g) for s in sites]
-    sums = {name: zph_sums(values[rows], sum(part[name] for part in event_gz), mean_sum, info)
-            for name, values in g.items()}
-    return zph_table(sums, model)
+    return run_cox_zph(model, grid, in_process_round_fn(sites, model, grid), fit)

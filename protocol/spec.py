@@ -12,7 +12,7 @@ import json
 import math
 from typing import Literal
 
-from fedsurv.protocol.cox_spec import Covariate, CoxModelSpec, DesignTerms
+from fedsurv.protocol.cox_model import Covariate, CoxModelSpec, DesignTerms, longest_round
 from fedsurv.protocol.endpoints import (  # noqa: F401  (re-exported: the spec's vocabulary)
     ALL_INCIDENCE,
     ALL_PROPORTIONS,
@@ -127,7 +127,7 @@ class AnalysisSpec(_Strict):
     report: ReportOptions = Field(default_factory=ReportOptions)
     cox: list[CoxModelSpec] = Field(
         default_factory=list,
-        description="Cox models (fedsurv.protocol.cox_spec), fitted over extra secure-sum rounds.",
+        description="Cox models (fedsurv.protocol.cox_model), fitted over extra secure-sum rounds.",
     )
     site_stratified_logrank: bool = Field(
         False, description="Also send per-site log-rank terms (needs strata)."
@@ -160,7 +160,6 @@ class AnalysisSpec(_Strict):
     @model_validator(mode="after")
     def _bounded_vectors(self) -> AnalysisSpec:
         """Size limit: the tally vector, and every Cox round vector, within MAX_VECTOR_LENGTH."""
-        from fedsurv.protocol.cox_spec import longest_round
         from fedsurv.protocol.layout import TallyLayout
 
         limit = f"at most {MAX_VECTOR_LENGTH:,} (MAX_VECTOR_LENGTH)"

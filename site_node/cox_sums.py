@@ -1,6 +1,6 @@
 """Site side of federated Cox regression: design matrix and the per-round sums a site sends.
 
-For a round at coefficients ``b`` (standardised units, :mod:`fedsurv.protocol.cox_spec`) a site
+For a round at coefficients ``b`` (standardised units, :mod:`fedsurv.protocol.cox_wire`) a site
 forms
 ``z_i = (x_i - c) / s`` and ``w_i = exp(z_i'b - shift)`` for its patients and, with the grid's
 binning (``bin_i = ceil(min(t_i, H) / w)``, events at ``t >= H`` censored; docs/design.md §5),
@@ -16,21 +16,17 @@ cohort's, which is why the coordinator recovers the pooled partial likelihood ex
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_model import (
     CategoricalCovariate,
     CoxDataError,
     CoxModelSpec,
-    CoxOverflow,
-    CoxRoundLayout,
-    CoxRoundRequest,
     NumericCovariate,
-    pack_tri,
 )
+from fedsurv.protocol.cox_wire import CoxOverflow, CoxRoundRequest, pack_tri
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.site_node.endpoints import NRM, RELAPSE, Endpoints
 from fedsurv.site_node.tally import SURVIVAL_SOURCES, bin_times
@@ -237,55 +233,6 @@ def cox_moment_sums(endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid) -
     }
 
 
-def cox_round_sums(
-    endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid, request: CoxRoundRequest
-) -> np.ndarray:
-    """This site's int64 vector for any Cox round request (moments, pooled or stratum)."""
-    layout = CoxRoundLayout(model, grid, request)
-    if request.kind == "moments":
-        return layout.encode(cox_moment_sums(endpoints, model, grid))
-    if request.kind in ("fine_gray", "fine_gray_meat"):  # issue 14
-        from fedsurv.site_node.fine_gray_sums import fine_gray_parts
-
-        return layout.encode(fine_gray_parts(endpoints, model, grid, request))
-    if request.kind == "stratum":
-        terms = cox_stratum_terms(endpoints, model, grid, request)
-        meat = terms.meat if terms.meat is not None else np.zeros((model.p, model.p))
-        return layout.encode({
-            "sites": 1, "loglik": [terms.loglik], "score": terms.score,
-            "information": pack_tri(terms.information), "meat": pack_tri(meat),
-        })
-    x, bins, event = model_cohort(endpoints, model, grid)
-    z, w = _standardised(x, request)
-    if request.kind == "pooled_robust":
-        return layout.encode(robust_group_sums(z, w, bins, event, np.asarray(request.risk_bins)))
-    at_risk, tied = risk_set_sums(z, w, bins, event, np.asarray(request.risk_bins),
-                                  np.asarray(request.tie_bins))
-    return layout.encode({
-        "sites": 1,
-        "risk": at_risk,
-        "ties": tied,
-        "event_z": z[event].sum(axis=0),
-    })
-
-
-cox_site_vector = cox_round_sums
-"""Alias: what a site's ClientApp answers to a Cox round request."""
-
-
-def in_process_round_fn(
-    sites: Sequence[Endpoints], model: CoxModelSpec, grid: TimeGrid
-) -> Callable[[CoxRoundRequest], np.ndarray]:
-    """A round function for :func:`fedsurv.stats.cox.run_cox_model` without a network:
-    the plain int64 sum of every site's vector (what the secure sum returns)."""
-
-    def round_fn(request: CoxRoundRequest) -> np.ndarray:
-        vectors = [cox_round_sums(site, model, grid, request) for site in sites]
-        return np.sum(vectors, axis=0, dtype=np.int64)
-
-    return round_fn
-
-
 def cox_stratum_terms(
     endpoints: Endpoints, model: CoxModelSpec, grid: TimeGrid, request: CoxRoundRequest
 ) -> CoxTerms:
@@ -314,11 +261,8 @@ def cox_stratum_terms(
 
 __all__ = [
     "cox_moment_sums",
-    "cox_round_sums",
-    "cox_site_vector",
     "cox_stratum_terms",
     "design_matrix",
-    "in_process_round_fn",
     "model_cohort",
     "risk_set_sums",
     "robust_group_sums",

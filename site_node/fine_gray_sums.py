@@ -9,7 +9,8 @@ coordinator (the latter two from the pooled competing-risks tally). New function
 from __future__ import annotations
 
 import numpy as np
-from fedsurv.protocol.cox_spec import CoxDataError, CoxModelSpec, CoxRoundRequest
+from fedsurv.protocol.cox_model import CoxDataError, CoxModelSpec
+from fedsurv.protocol.cox_wire import CoxRoundRequest
 from fedsurv.protocol.spec import FineGrayModelSpec, TimeGrid
 from fedsurv.site_node.cox_sums import _group_sums, _weighted_blocks, design_matrix, risk_set_sums
 from fedsurv.site_node.endpoints import NRM, RELAPSE, Endpoints

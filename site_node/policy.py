@@ -39,7 +39,7 @@ reason code                 refused when
 
 Why ``cox_models`` defaults to ``"site_stratified"``: a pooled Cox model's rounds reveal
 pooled per-bin risk-set sums, and on a fine grid the difference of two consecutive sums can be
-one patient's covariates (:mod:`fedsurv.protocol.cox_spec`, "Disclosure"). The site-stratified model
+one patient's covariates (:mod:`fedsurv.protocol.cox_wire`, "Disclosure"). The site-stratified model
 sends only ``2 + p + p(p+1)`` aggregate numbers per round. Allow ``"any"`` only where the
 pooled model's disclosure is acceptable (coarse grids, large cohorts, or a study agreement).
 """

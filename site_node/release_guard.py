@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from fedsurv.protocol.cox_spec import CoxModelSpec
+from fedsurv.protocol.cox_model import CoxModelSpec
 from fedsurv.protocol.layout import TallyLayout
 from fedsurv.protocol.spec import AnalysisSpec
 

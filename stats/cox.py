@@ -14,7 +14,7 @@ Then (Therneau & Grambsch 2000, section 3.3)
 
 Everything is a sum over bins of sums over subjects, so sites can send the sums and the
 coordinator recovers the pooled fit exactly (up to the fixed-point rounding, bounded in
-:mod:`fedsurv.protocol.cox_spec`). The site-stratified model (a baseline hazard per site) is the sum
+:mod:`fedsurv.protocol.cox_wire`). The site-stratified model (a baseline hazard per site) is the sum
 over sites of each site's own (loglik, U, I).
 
 Newton-Raphson with step halving (:func:`fit_cox`); monotone likelihood (Heinze & Schemper
@@ -25,25 +25,21 @@ finite estimate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
-from fedsurv.protocol.cox_spec import (
+from fedsurv.protocol.cox_model import CoxDataError, CoxModelSpec, block_size
+from fedsurv.protocol.cox_wire import (
     FIXED_POINT_BITS,
-    CoxDataError,
-    CoxModelSpec,
     CoxOverflow,
-    CoxRoundLayout,
     CoxRoundRequest,
     MomentSums,
     PooledSums,
     RobustSums,
     StratumSums,
-    block_size,
     unpack_tri,
 )
 from fedsurv.protocol.errors import FedsurvError
-from fedsurv.protocol.spec import TimeGrid
 from fedsurv.stats.cox_result import CoxCoefficient, CoxNumerics, CoxResult, CoxTest
 from scipy import linalg, stats
 
@@ -486,11 +482,6 @@ def summarize_fit(
     return result
 
 
-RoundSums = MomentSums | PooledSums | StratumSums | RobustSums
-RoundFn = Callable[[CoxRoundRequest], np.ndarray]
-"""The federated round: broadcast a request, return the secure sum of the sites' vectors."""
-
-
 def standardisation(moments: MomentSums) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pooled centre ``c = sum x / n``, scale ``s`` and covariance of ``z`` (moments round).
 
@@ -510,85 +501,3 @@ def standardisation(moments: MomentSums) -> tuple[np.ndarray, np.ndarray, np.nda
     z_cov[:, ~ok] = 0.0
     z_cov[np.diag_indices_from(z_cov)] = 1.0
     return center, scale, z_cov
-
-
-def run_cox_model(
-    model: CoxModelSpec, grid: TimeGrid, round_fn: RoundFn, level: float = 0.95
-) -> CoxResult:
-    """A whole federated Cox fit: moments round, then Newton-Raphson rounds.
-
-    ``round_fn(request)`` must return the (secure) sum of every site's
-    :func:`fedsurv.site_node.cox_sums.cox_site_vector` for that request; the same sites must answer
-    every round (checked through the ``sites`` count).
-    """
-    p = model.p
-    request0 = CoxRoundRequest(model=model.name, kind="moments")
-    layout0 = CoxRoundLayout(model, grid, request0)
-    moments = layout0.decode(round_fn(request0))
-    assert isinstance(moments, MomentSums)
-    events = int(moments.events.sum())
-    if moments.n == 0 or events == 0:
-        raise CoxDataError(f"model {model.name!r}: the pooled cohort has "
-                           f"{moments.n} patients and {events} events; nothing to fit")
-    center, scale, z_cov = standardisation(moments)
-    risk_bins = [int(k) for k in np.flatnonzero(moments.events > 0)]
-    tie_bins = ([int(k) for k in np.flatnonzero(moments.events > 1)]
-                if model.ties == "efron" else [])
-    d = moments.events[risk_bins]
-    kind = "stratum" if model.stratify_by_site else "pooled"
-    lengths: list[int] = []
-    last: dict[str, object] = {}
-
-    def request_for(beta: np.ndarray, round_kind: str) -> CoxRoundRequest:
-        pooled = round_kind != "stratum"
-        return CoxRoundRequest(
-            model=model.name, kind=round_kind, beta=[float(b) for b in beta],
-            center=[float(c) for c in center], scale=[float(s) for s in scale],
-            risk_bins=risk_bins if pooled else [],
-            tie_bins=tie_bins if round_kind == "pooled" else [],
-        )
-
-    def secure_round(request: CoxRoundRequest) -> RoundSums:
-        layout = CoxRoundLayout(model, grid, request)
-        lengths.append(layout.length)
-        sums = layout.decode(round_fn(request))
-        if sums.sites != moments.sites:
-            raise FedsurvError(
-                f"Cox model {model.name!r}: {sums.sites} sites answered this round but "
-                f"{moments.sites} the moments round; every round must sum the same sites"
-            )
-        return sums
-
-    def evaluate(beta: np.ndarray) -> CoxTerms:
-        request = request_for(beta, kind)
-        sums = secure_round(request)
-        if isinstance(sums, PooledSums):
-            last.update(beta=beta.copy(), sums=sums, request=request)
-            return pooled_terms(sums, request, d, model.ties)
-        assert isinstance(sums, StratumSums)
-        return stratum_terms_from_sums(sums)
-
-    fit = fit_cox(evaluate, p, model.max_rounds, model.tol, z_cov, model.terms)
-    rounds = fit.rounds + 1
-    newton_length = lengths[-1] if lengths else 0
-    if model.robust and kind == "pooled" and fit.converged:
-        if not np.array_equal(last.get("beta"), fit.beta):
-            evaluate(fit.beta)
-            rounds += 1
-        rounds += 1
-        try:
-            robust = secure_round(request_for(fit.beta, "pooled_robust"))
-        except CoxOverflow as exc:
-            fit.warnings.append(f"robust SEs not available: a site refused the robust round "
-                                f"({exc}); model-based SEs are reported")
-        else:
-            assert isinstance(robust, RobustSums)
-            pooled = last["sums"]
-            assert isinstance(pooled, PooledSums)
-            tied = np.zeros_like(pooled.risk)
-            if tie_bins:
-                tied[np.searchsorted(risk_bins, tie_bins)] = pooled.ties
-            fit.terms = replace(fit.terms, meat=robust_meat(robust, pooled.risk, tied, d,
-                                                            model.ties, p))
-    return summarize_fit(model, fit, center, scale, moments.n, events, moments.sites,
-                         rounds, level, newton_length)

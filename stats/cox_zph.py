@@ -19,14 +19,15 @@ The score vector of the augmented model at ``(b, 0)`` is ``u = (0, A)`` and its 
 ``u_K' [[I, B], [B, C]]_KK^-1 u_K`` with ``K = (all of I, J of C)`` on ``|J|`` df, and the
 global test uses every column (``p`` df). Tests are invariant to centring and scaling ``z``.
 
-Which sums travel: ``A, B, C, I`` per transform are sums over strata; for the site-stratified
-model each site computes them for its own stratum
-(:func:`fedsurv.site_node.zph_sums.stratum_zph_sums`);
-for the pooled model the coordinator forms ``I_k`` and the ``zbar`` part of ``U_k`` from the
-pooled per-bin risk-set sums of a ``pooled`` round at the final coefficients and sites add only
-``sum_events g(t_i) z_i`` (:func:`fedsurv.site_node.zph_sums.event_time_sums`). The transforms need
-the
-pooled tally (events and censorings per bin) of the model's cohort.
+Which sums travel (:func:`fedsurv.coordinator.cox_driver.run_cox_zph`, two secure-sum rounds
+after the fit): a ``zph_counts`` round gives the pooled tally (events and censorings per bin)
+of the model's cohort; a ``zph`` round at the final coefficients carries those counts at the
+event bins, from which every site derives the transforms itself (:func:`event_bin_transforms`).
+``A, B, C, I`` per transform are sums over strata: for the site-stratified model each site
+computes them for its own stratum (:func:`fedsurv.site_node.zph_sums.stratum_zph_sums`); for
+the pooled model sites send the pooled round's per-bin risk-set sums, from which the
+coordinator forms ``I_k`` and the ``zbar`` part of ``U_k``, and ``sum_events g(t_i) z_i``
+(:func:`fedsurv.site_node.zph_sums.event_time_sums`).
 
 References: Grambsch P.M., Therneau T.M. (1994) Proportional hazards tests and diagnostics
 based on weighted residuals. Biometrika 81:515-526. Therneau T.M., Grambsch P.M. (2000)
@@ -39,12 +40,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from fedsurv.protocol.cox_spec import CategoricalCovariate, CoxModelSpec, block_size, unpack_tri
-from fedsurv.protocol.tally import EventTally
+from fedsurv.protocol.cox_model import (
+    ZPH_TRANSFORMS,
+    CategoricalCovariate,
+    CoxModelSpec,
+    block_size,
+)
+from fedsurv.protocol.cox_wire import (
+    TransformCounts,
+    unpack_tri,
+)
+from fedsurv.protocol.spec import TimeGrid
 from fedsurv.stats.cox import _expand_ties
 from scipy.stats import chi2
 
-TRANSFORMS: tuple[str, ...] = ("km", "identity", "rank")
+TRANSFORMS: tuple[str, ...] = ZPH_TRANSFORMS
 
 
 @dataclass(frozen=True)
@@ -71,25 +81,37 @@ class ZphTest:
     p_value: float
 
 
-def time_transforms(tally: EventTally) -> dict[str, np.ndarray]:
-    """Centred ``g`` per grid bin for each of :data:`TRANSFORMS` (only event bins matter).
+def event_bin_transforms(
+    counts: TransformCounts, times: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Centred ``g`` at the event bins ``k`` (times ``times``) for each of :data:`TRANSFORMS`,
+    from the pooled counts at those bins (only event bins matter: a bin without events leaves
+    the KM product unchanged).
 
     ``km``: ``1 - S(t_k-)``; ``identity``: the bin time ``t_k``; ``rank``: ``(N - n_k) +
     (d_k + c_k + 1) / 2`` (R's ``rank`` with ties averaged: subjects before ``t_k`` plus the
-    mid-rank among those ending in bin ``k``); each minus its mean over the events.
+    mid-rank among those ending in bin ``k``); each minus its mean over the events, then divided
+    by its largest ``|g|`` (the tests are invariant to a scale of ``g``, and ``|g| <= 1`` keeps
+    ``sum g^2 I_k`` inside the fixed-point range whatever the time unit or cohort size).
     """
-    n = tally.at_risk.astype(np.float64)
-    d = tally.total_events.astype(np.float64)
-    ending = d + tally.censored
+    n = np.asarray(counts.at_risk, dtype=np.float64)
+    d = np.asarray(counts.events, dtype=np.float64)
+    ending = d + np.asarray(counts.censored, dtype=np.float64)
     factor = 1.0 - np.divide(d, n, out=np.zeros_like(n), where=n > 0)
     before = np.concatenate(([1.0], np.cumprod(factor)[:-1]))
     raw = {
         "km": 1.0 - before,
-        "identity": tally.time.astype(np.float64),
-        "rank": (tally.n - n) + (ending + 1.0) / 2.0,
+        "identity": np.asarray(times, dtype=np.float64),
+        "rank": (counts.n - n) + (ending + 1.0) / 2.0,
     }
     events = d.sum()
-    return {name: h - (d * h).sum() / events for name, h in raw.items()}
+    centred = {name: h - (d * h).sum() / events for name, h in raw.items()}
+    return {name: g / _largest(g) for name, g in centred.items()}
+
+
+def _largest(g: np.ndarray) -> float:
+    top = float(np.max(np.abs(g))) if g.size else 0.0
+    return top if top > 0 else 1.0
 
 
 def bin_terms(
@@ -154,3 +176,8 @@ def zph_table(
     """Every transform's table from its summed :class:`ZphSums`."""
     terms = term_columns(model)
     return {name: zph_tests(value, terms) for name, value in sums.items()}
+
+
+def grid_times(grid: TimeGrid) -> np.ndarray:
+    """The time of every grid bin, as an :class:`EventTally` of the grid carries it."""
+    return np.arange(grid.n_bins, dtype=np.float64) * grid.bin_days

@@ -46,10 +46,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from fedsurv.protocol.cox_spec import CoxRoundRequest, block_size, unpack_tri
-from fedsurv.protocol.spec import FineGrayModelSpec, TimeGrid
+from fedsurv.protocol.cox_model import block_size
+from fedsurv.protocol.cox_wire import unpack_tri
 from fedsurv.protocol.tally import EventTally
-from fedsurv.stats.fine_gray_result import FineGrayCoefficient, FineGrayResult
 
 TYPES = 3
 """Subject types: 0 censored, 1 the cause of interest, 2 the competing cause."""
@@ -184,82 +183,3 @@ def sandwich_meat(
               + np.einsum("b,bij->ij", a * a, q2))
         meat += aa + ab + ab.T + bb
     return (meat + meat.T) / 2
-
-
-def run_fine_gray_model(
-    model: FineGrayModelSpec, grid: TimeGrid, round_fn: Callable[[CoxRoundRequest], np.ndarray],
-    tally: EventTally, level: float = 0.95,
-) -> FineGrayResult:
-    """A whole Fine-Gray fit over secure sums, as :func:`fedsurv.stats.cox.run_cox_model`
-    for Cox: the pooled competing-risks ``tally`` (causes relapse, nrm) gives ``G(t-)`` and the
-    event bins; a ``moments`` round the standardisation; ``fine_gray`` rounds the Newton steps;
-    one ``fine_gray_meat`` round the sandwich. ``round_fn(request)`` returns the sum of every
-    site's :func:`fedsurv.site_node.cox_sums.cox_round_sums` vector (the same sites every round)."""
-    from fedsurv.protocol.cox_spec import CoxDataError, CoxRoundLayout, MomentSums, PartSums
-    from fedsurv.protocol.layout import INCIDENCE_CAUSE
-    from fedsurv.stats.cox import standardisation
-    from scipy.stats import norm
-
-    cox_model = model.as_cox_model()
-    interest = tally.cause(INCIDENCE_CAUSE[model.endpoint])
-    other = tally.total_events - interest
-    pooled = EventTally(tally.time, np.vstack([interest, other]), tally.censored,
-                        ("interest", "competing"))
-    g_before = censoring_before(pooled)
-    event_bins = np.flatnonzero(interest > 0)
-    if event_bins.size == 0:
-        raise CoxDataError(f"Fine-Gray model {model.name!r}: no event of the cause of interest")
-    d = interest[event_bins].astype(np.float64)
-    request0 = CoxRoundRequest(model=model.name, kind="moments")
-    moments = CoxRoundLayout(cox_model, grid, request0).decode(round_fn(request0))
-    assert isinstance(moments, MomentSums)
-    if moments.n != pooled.n:
-        raise CoxDataError(f"Fine-Gray model {model.name!r}: {moments.n} patients in the model, "
-                           f"{pooled.n} in the competing-risks tally")
-    center, scale, _ = standardisation(moments)
-    rounds = 1
-
-    def secure(kind: str, beta: np.ndarray, bins: np.ndarray) -> PartSums:
-        nonlocal rounds
-        rounds += 1
-        request = CoxRoundRequest(
-            model=model.name, kind=kind, beta=[float(b) for b in beta],
-            center=[float(c) for c in center], scale=[float(v) for v in scale],
-            risk_bins=[int(k) for k in bins],
-            weights=[float(g) for g in g_before] if kind == "fine_gray" else [])
-        sums = CoxRoundLayout(cox_model, grid, request).decode(round_fn(request))
-        assert isinstance(sums, PartSums)
-        if sums.sites != moments.sites:
-            raise CoxDataError(f"Fine-Gray model {model.name!r}: {sums.sites} sites answered a "
-                               f"round, {moments.sites} the first")
-        return sums
-
-    def evaluate(beta: np.ndarray) -> FineGraySums:
-        parts = secure("fine_gray", beta, event_bins).parts
-        return FineGraySums(parts["risk"], parts["competing"], parts["event_z"])
-
-    p = model.p
-    beta, _, converged, terms = fit_fine_gray(evaluate, p, d, g_before[event_bins])
-    _, _, info, s0, mean = terms
-    listed = np.flatnonzero(pooled.total_events + pooled.censored > 0)
-    q = block_size(p)
-    groups = np.zeros((TYPES, grid.n_bins, 3, q))
-    groups[:, listed] = secure("fine_gray_meat", beta, listed).parts["groups"].reshape(
-        TYPES, listed.size, 3, q)
-    meat = sandwich_meat(groups, pooled, event_bins, d, s0, mean, g_before, p)
-    inverse = np.linalg.inv(info)
-    covariance = (inverse @ meat @ inverse) / np.outer(scale, scale)
-    coef = beta / scale
-    z = float(norm.ppf(0.5 + level / 2))
-    coefficients = {}
-    for j, term in enumerate(model.terms):
-        se = float(np.sqrt(covariance[j, j]))
-        coefficients[term] = FineGrayCoefficient(
-            coef=float(coef[j]), se=se, shr=float(np.exp(coef[j])),
-            shr_lower=float(np.exp(coef[j] - z * se)), shr_upper=float(np.exp(coef[j] + z * se)),
-            p_value=float(2 * norm.sf(abs(coef[j]) / se)))
-    return FineGrayResult(
-        name=model.name, endpoint=model.endpoint, n=pooled.n, events=int(interest.sum()),
-        competing=int(other.sum()), sites=moments.sites, terms=model.terms,
-        converged=converged, rounds=rounds, coefficients=coefficients,
-        covariance=covariance.tolist(), level=level)

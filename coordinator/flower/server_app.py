@@ -1,5 +1,5 @@
 """fedsurv's Flower ServerApp: one request per run (its tally sum, then its Cox models'
-rounds over the same sites, :mod:`fedsurv.coordinator.cox_rounds`).
+rounds over the same sites, :mod:`fedsurv.coordinator.cox_driver`).
 
 Run config: :class:`fedsurv.coordinator.run_config.RunConfig`, parsed once here (an unknown
 key or a bad value stops the run before anything is sent). Without ``audit-log`` and
@@ -52,11 +52,12 @@ def run_request_and_publish(grid: Grid, run_config: Mapping[str, Any]) -> Path:
     outcome = run_request(grid, spec, options, progress, audit=audit)
     results = analyse(outcome.spec, outcome.tallies, outcome.sites, engine="secagg+")
     if outcome.spec.cox:  # Cox rounds over the same contributors, before anything is written
-        from fedsurv.coordinator.cox_rounds import fit_cox_models
+        from fedsurv.coordinator.flower.cox_secagg import fit_cox_models
 
-        results.cox.update(fit_cox_models(grid, outcome, options, progress, audit))
+        results.cox.update(fit_cox_models(grid, outcome, options, progress, audit,
+                                          zph=results.cox_zph))
     if outcome.spec.inference is not None and outcome.spec.inference.fine_gray:
-        from fedsurv.coordinator.fine_gray_rounds import fit_fine_gray_models  # issue 14
+        from fedsurv.coordinator.flower.cox_secagg import fit_fine_gray_models  # issue 14
 
         fits, warnings = fit_fine_gray_models(grid, outcome, options, progress, audit)
         results.fine_gray.update(fits)

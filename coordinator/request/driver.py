@@ -32,7 +32,7 @@ is returned: a required site that did not contribute raises :class:`RequiredSite
 
 :func:`secagg_round` is one SecAgg+ round of any encoded vector over given nodes (step 4
 without the retry), :func:`decode_secure_sum` step 5: the Cox rounds of a request reuse both
-over the tally sum's contributors (:mod:`fedsurv.coordinator.cox_rounds`).
+over the tally sum's contributors (:mod:`fedsurv.coordinator.cox_driver`).
 
 With ``audit`` (:class:`fedsurv.coordinator.audit_trail.CoordinatorAudit`) the request is logged
 before the query leaves (``request_received``), the query carries the log's signed head (each

@@ -2,7 +2,7 @@
 
 A request is one query round then one SecAgg+ round (docs/design.md §5, issue 3), then, for
 each Cox model of the spec, further SecAgg+ rounds whose round record names the model
-(:mod:`fedsurv.site_node.flower.cox_round`: own ledger keys, round cap, ``cox_*`` refusals):
+(:mod:`fedsurv.site_node.flower.cox_stages`: own ledger keys, round cap, ``cox_*`` refusals):
 
 * ``query`` (``MessageType.QUERY``): the record ``fedsurv.query`` carries the spec JSON, the
   layout fingerprint, the protocol version, the announced participant count, the mask
@@ -117,8 +117,8 @@ def query(msg: Message, context: Context) -> Message:
 def train(msg: Message, context: Context) -> Message:
     """Collect stage: the site's encoded tally vector (the mod masks it before it leaves)."""
     tag = round_tag(msg)
-    if is_cox_round(tag):  # a Cox round of the accepted request: fedsurv.site_node.flower.cox_round
-        from fedsurv.site_node.flower.cox_round import cox_train
+    if is_cox_round(tag):  # a Cox round of the accepted request: flower.cox_stages
+        from fedsurv.site_node.flower.cox_stages import cox_train
 
         return cox_train(msg, context, tag)
     accepted = get_record(context, ACCEPTED_STATE)

@@ -16,7 +16,7 @@ Per stage (the stage is read from Flower's SecAgg+ config record), the site refu
   active: the site does not help unmask a sum over fewer sites.
 
 Cox rounds (the round record names a Cox model, :mod:`fedsurv.protocol.cox_wire`) have their own
-ledger keys and rules: :mod:`fedsurv.site_node.flower.cox_round`.
+ledger keys and rules: :mod:`fedsurv.site_node.flower.cox_stages`.
 
 On every round, tally or Cox (malicious coordinator, issue 11,
 :mod:`fedsurv.site_node.flower.secagg_auth`): ``setup`` refuses a threshold of at most half the
@@ -38,11 +38,12 @@ import logging
 from typing import cast
 
 from fedsurv.protocol.cox_wire import is_cox_round
-from fedsurv.protocol.secure_encoding import ENCODING_ID, MAX_SITES, ROUND_RECORD, secagg_parameters
+from fedsurv.protocol.secure_encoding import ENCODING_ID, ROUND_RECORD
 from fedsurv.protocol.secure_prg import PRG_ID
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node.answer import SiteSettings
 from fedsurv.site_node.flower import secagg_auth
+from fedsurv.site_node.flower.secagg_setup import check_setup
 from fedsurv.site_node.flower.state import (
     ACCEPTED_STATE,
     SESSION_STATE,
@@ -113,7 +114,7 @@ def _guarded(msg: Message, context: Context, call_next: ClientAppCallable,
         secagg_auth.check_unmask(configs, [int(n) for n in cast(list[int], session.get(
             "neighbours", []))], node_id, bool(session.get("unmasked", False)))
     if cox:
-        from fedsurv.site_node.flower.cox_round import check_cox_stage
+        from fedsurv.site_node.flower.cox_stages import check_cox_stage
 
         check_cox_stage(stage, configs, context, tag, settings, request_id)
     else:
@@ -223,23 +224,3 @@ def _check_accepted(context: Context, tag: ConfigRecord) -> str:
                                                 f"{tag['encoding']}; this site uses "
                                                 f"{PRG_ID}/{ENCODING_ID}")
     return request_id
-
-
-def check_setup(configs: ConfigRecord, min_participants: int) -> None:
-    expected = secagg_parameters()
-    announced = {
-        "max_weight": configs.get(Key.MAX_WEIGHT),
-        "clipping_range": configs.get(Key.CLIPPING_RANGE),
-        "quantization_range": configs.get(Key.TARGET_RANGE),
-        "modulus_range": configs.get(Key.MOD_RANGE),
-    }
-    if announced != expected:
-        raise RoundRefused("protocol_mismatch", f"SecAgg+ parameters {announced} would not give an "
-                                                f"exact sum; expected {expected}")
-    sample = int(cast(int, configs[Key.SAMPLE_NUMBER]))
-    if sample < min_participants:
-        raise RoundRefused("too_few_participants", f"{sample} participant(s) announced; this "
-                                                   f"site requires {min_participants}")
-    if sample > MAX_SITES:
-        raise RoundRefused("value_out_of_range", f"{sample} participants exceed the encoding's "
-                                                 f"{MAX_SITES}")

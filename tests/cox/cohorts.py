@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from fedsurv.protocol.cox_spec import CategoricalCovariate, CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_model import CategoricalCovariate, CoxModelSpec, NumericCovariate
 from fedsurv.site_node.endpoints import Endpoints
 
 DONORS = ["sibling", "unrelated", "haplo"]

@@ -12,21 +12,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fedsurv.protocol.cox_spec import (
+from fedsurv.coordinator.cox_driver import run_cox_model
+from fedsurv.protocol.cox_model import (
     CategoricalCovariate,
     CoxDataError,
     CoxModelSpec,
-    CoxOverflow,
-    CoxRoundLayout,
-    CoxRoundRequest,
     NumericCovariate,
-    encode_fixed,
 )
+from fedsurv.protocol.cox_wire import CoxOverflow, CoxRoundLayout, CoxRoundRequest, encode_fixed
 from fedsurv.protocol.errors import FedsurvError, ProtocolMismatch
 from fedsurv.protocol.spec import TimeGrid
-from fedsurv.site_node.cox_sums import cox_round_sums
+from fedsurv.site_node.cox_answer import cox_round_sums
 from fedsurv.site_node.endpoints import Endpoints
-from fedsurv.stats.cox import run_cox_model
 from fedsurv.stats.cox_result import CoxResult
 from lifelines import CoxPHFitter
 
@@ -308,7 +305,7 @@ def test_sites_must_be_the_same_every_round() -> None:
 
 
 def test_result_serialises() -> None:
-    from fedsurv.site_node.cox_sums import in_process_round_fn
+    from fedsurv.site_node.cox_answer import in_process_round_fn
 
     sites = cohort(1, [60, 40, 20])
     result = federated(model(), sites)
@@ -418,7 +415,7 @@ def test_report_section() -> None:
 
 def test_cox_fixed_point_bits_match_the_tally_layout() -> None:
     """One fixed-point scale for Cox sums and tallies (no import cycle: import-linter checks)."""
-    from fedsurv.protocol.cox_spec import FIXED_POINT_BITS as COX_BITS
+    from fedsurv.protocol.cox_wire import FIXED_POINT_BITS as COX_BITS
     from fedsurv.protocol.layout import FIXED_POINT_BITS
 
     assert COX_BITS == FIXED_POINT_BITS

@@ -8,16 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fedsurv.protocol.cox_spec import (
-    CategoricalCovariate,
-    CoxModelSpec,
-    CoxRoundRequest,
-    NumericCovariate,
-)
+from fedsurv.coordinator.cox_driver import run_cox_model
+from fedsurv.protocol.cox_model import CategoricalCovariate, CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_wire import CoxRoundRequest
 from fedsurv.protocol.spec import TimeGrid
-from fedsurv.site_node.cox_sums import cox_round_sums, model_cohort
+from fedsurv.site_node.cox_answer import cox_round_sums
+from fedsurv.site_node.cox_sums import model_cohort
 from fedsurv.site_node.endpoints import Endpoints, derive_endpoints
-from fedsurv.stats.cox import run_cox_model
 from lifelines import CoxPHFitter
 
 DEMO = Path(__file__).parents[2] / "examples" / "demo_sites"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fedsurv.protocol.cox_spec import CoxOverflow
+from fedsurv.protocol.cox_wire import CoxOverflow
 from fedsurv.stats.cox import CoxTerms, fit_cox
 from lifelines import CoxPHFitter
 
@@ -104,7 +104,7 @@ def test_random_cohorts(seed: int) -> None:
 
 def test_site_level_covariate_and_an_empty_site() -> None:
     """A covariate constant within each site (scale fallback) and a site with no remitters."""
-    from fedsurv.protocol.cox_spec import CoxModelSpec, NumericCovariate
+    from fedsurv.protocol.cox_model import CoxModelSpec, NumericCovariate
 
     rng = np.random.default_rng(21)
     sites = [make_site(rng, n) for n in (120, 90, 60, 30)]
@@ -126,9 +126,10 @@ def test_site_level_covariate_and_an_empty_site() -> None:
 
 def test_common_weight_shift_leaves_terms_unchanged() -> None:
     """``w = exp(z'b - shift)``: a common factor on every site's weights cancels exactly."""
-    from fedsurv.protocol.cox_spec import CoxRoundLayout, CoxRoundRequest
+    from fedsurv.protocol.cox_wire import CoxRoundLayout, CoxRoundRequest
     from fedsurv.protocol.spec import TimeGrid
-    from fedsurv.site_node.cox_sums import cox_moment_sums, cox_round_sums
+    from fedsurv.site_node.cox_answer import cox_round_sums
+    from fedsurv.site_node.cox_sums import cox_moment_sums
     from fedsurv.stats.cox import pooled_terms
 
     rng = np.random.default_rng(5)

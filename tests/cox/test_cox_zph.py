@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fedsurv.coordinator.cox_driver import run_cox_model
 from fedsurv.harness.simulation import in_process_cox_zph, site_endpoints
-from fedsurv.protocol.cox_spec import CategoricalCovariate, CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_model import CategoricalCovariate, CoxModelSpec, NumericCovariate
 from fedsurv.protocol.spec import TimeGrid
-from fedsurv.site_node.cox_sums import in_process_round_fn
+from fedsurv.site_node.cox_answer import in_process_round_fn
 from fedsurv.site_node.endpoints import Endpoints
-from fedsurv.stats.cox import run_cox_model
 
 from tests.cox.cohorts import fixture_sites, model
 from tests.estimators.cohorts import read_csv

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from fedsurv.protocol.cox_spec import CategoricalCovariate, CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_model import CategoricalCovariate, CoxModelSpec, NumericCovariate
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.stats.cox_result import CoxResult
 
@@ -91,3 +91,18 @@ def deviations(result: CoxResult | dict, fitter) -> dict[str, float]:
         "se": rel(se, fitter.standard_errors_.to_numpy()),
         "loglik": rel(np.array([result.loglik]), np.array([fitter.log_likelihood_])),
     }
+
+
+def assert_zph_equal(federated: dict, plain, tol: float = 1e-6) -> None:
+    """``cox.zph`` tables over SecAgg+ equal the plain engine's (itself equal to R, 1e-6:
+    tests/cox/test_cox_zph.py)."""
+    expected = plain.model_dump(mode="json")
+    assert set(federated["transforms"]) == {"km", "identity", "rank"}
+    assert federated["flagged"] == expected["flagged"]
+    for transform, rows in expected["transforms"].items():
+        got = federated["transforms"][transform]
+        assert [r["term"] for r in got] == [r["term"] for r in rows]
+        for mine, theirs in zip(got, rows, strict=True):
+            assert mine["df"] == theirs["df"]
+            assert abs(mine["statistic"] - theirs["statistic"]) <= tol * max(
+                1.0, abs(theirs["statistic"])), (transform, mine, theirs)

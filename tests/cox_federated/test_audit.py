@@ -23,18 +23,21 @@ def test_cox_releases_are_logged_and_cross_check(cohort_files: list[Path], tmp_p
     out = tmp_path / "out"
     run_request_and_publish(grid, {"spec": spec.model_dump_json(), "out-dir": str(out),
                                    "node-wait-timeout": 0.0, **audit.run_config()})
-    fit = json.loads((out / "results.json").read_text())["cox"]["efs_by_site"]
+    results = json.loads((out / "results.json").read_text())
+    fit = results["cox"]["efs_by_site"]
     assert fit["status"] == "converged"
+    assert "efs_by_site" in results["cox_zph"]
+    sums = 1 + fit["rounds"] + 2  # the tally sum, every Cox round, the two zph rounds
     for site in SITES:
         party = audit.sites[site]
         report = verify_log(party.log, party.public)
         assert report.ok
         released = [r for r in report.records if r.kind.value == "tally_released"]
-        assert len(released) == 1 + fit["rounds"]  # the tally sum, then every Cox round
-        assert len({r.body["layout_fingerprint"] for r in released}) == 1 + fit["rounds"]
+        assert len(released) == sums
+        assert len({r.body["layout_fingerprint"] for r in released}) == sums
     coordinator = verify_log(audit.coordinator.log, audit.coordinator.public)
     rounds = [r for r in coordinator.records if r.kind.value == "round_completed"]
-    assert len(rounds) == 1 + fit["rounds"]
+    assert len(rounds) == sums
     assert all(set(r.body["site_receipts"]) == set(SITES) for r in rounds)
     verdict = audit.verify()
     assert verdict.ok and verdict.cross is not None and verdict.cross.findings == []

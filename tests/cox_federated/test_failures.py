@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fedsurv.coordinator.cox_rounds import fit_cox_models
+from fedsurv.coordinator.flower.cox_secagg import fit_cox_models
+from fedsurv.coordinator.flower.federation import run_request
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
+from fedsurv.coordinator.request.options import SecureSumOptions
 from fedsurv.harness.inprocess import federation_grid
 from fedsurv.harness.simulation import simulate_plain
-from fedsurv.protocol.cox_spec import CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_model import CoxModelSpec, NumericCovariate
 from fedsurv.protocol.cox_wire import is_cox_round
 from fedsurv.protocol.secure_encoding import ROUND_RECORD
 from fedsurv.site_node import cox_answer
@@ -80,8 +81,8 @@ def test_round_cap_refuses_further_rounds(cohort_files, tmp_path):
     spec = cox_spec(cox_models(max_rounds=2)[:1], request_id="cox-cap")
     root = tmp_path / "state"
     ledger = ContributionLedger(root / "site3")
-    for k in range(5):  # cap = max_rounds + 3 = 5 rounds already claimed at site3
-        ledger.claim_cox_round("cox-cap", "os_pooled", 100 + k, "x", "f", [], cap=5)
+    for k in range(7):  # cap = max_rounds + 5 = 7 rounds already claimed at site3
+        ledger.claim_cox_round("cox-cap", "os_pooled", 100 + k, "x", "f", [], cap=7)
     grid = _grid(cohort_files, root)
     progress = Progress()
     outcome = run_request(grid, spec, OPTIONS, progress)
@@ -149,8 +150,8 @@ def test_missing_covariate_aborts_that_model_only(cohort_files):
 
 def test_a_cox_round_over_a_subset_of_sites_is_refused(tmp_path):
     """Differencing attack: the same round request again over 3 of the 4 sites."""
-    from fedsurv.coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost
-    from fedsurv.protocol.cox_spec import CoxRoundRequest
+    from fedsurv.coordinator.flower.cox_secagg import CoxRoundRunner, CoxSiteLost
+    from fedsurv.protocol.cox_wire import CoxRoundRequest
 
     from tests.cox_federated.helpers import write_cohort_sites
 

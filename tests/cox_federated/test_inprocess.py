@@ -15,6 +15,7 @@ from fedsurv.harness.simulation import simulate_plain
 
 from tests.cox_federated.helpers import (
     ANY_COX,
+    assert_zph_equal,
     cox_models,
     cox_spec,
     deviations,
@@ -50,13 +51,15 @@ def test_inprocess_fits_equal_plain_and_lifelines(cohort_files, tmp_path):
         dev = deviations(fed, lifelines_fit(cohort_files, model, spec))
         assert max(dev.values()) < 1e-6, (model.name, dev)
         done = [e for e in events if e["event"] == "cox_round_done" and e["model"] == model.name]
-        assert len(done) == fed["rounds"]
-        assert [e["round"] for e in done] == list(range(fed["rounds"]))
+        # the fit's rounds, then the two rounds of the proportional-hazards tests (issue 14)
+        assert len(done) == fed["rounds"] + 2
+        assert [e["round"] for e in done] == list(range(fed["rounds"] + 2))
+        assert_zph_equal(results["cox_zph"][model.name], plain.cox_zph[model.name])
     assert (tmp_path / "out" / "cox_os_pooled.csv").exists()
 
 
 def test_default_policy_refuses_a_pooled_model(cohort_files, tmp_path):
-    from fedsurv.coordinator.secure_sum import TooFewSites
+    from fedsurv.coordinator.request.errors import TooFewSites
 
     spec = cox_spec(cox_models(), request_id="cox-default-policy")
     with pytest.raises(TooFewSites):
@@ -76,7 +79,7 @@ def test_default_policy_allows_the_site_stratified_model(cohort_files, tmp_path)
 
 
 def test_none_policy_refuses_every_cox_model(cohort_files, tmp_path):
-    from fedsurv.coordinator.secure_sum import TooFewSites
+    from fedsurv.coordinator.request.errors import TooFewSites
 
     spec = cox_spec(cox_models()[1:], request_id="cox-none")
     with pytest.raises(TooFewSites):

@@ -4,7 +4,8 @@ federation (TLS SuperLink, 3 authenticated SuperNodes, real ServerApp/ClientApp 
 A generated cohort with tied times (7-day grid) and 4 covariates (5 design columns); a pooled
 Efron model and a site-stratified one. Coefficients, SEs and the log-likelihood equal
 lifelines' ``CoxPHFitter`` (tight options) on the pooled rows, and its ``strata=['site']`` fit,
-to 1e-6 relative.
+to 1e-6 relative; the proportional-hazards tests (``cox.zph``, two more SecAgg+ rounds per
+model) equal the plain engine's, itself equal to R (tests/cox/test_cox_zph.py), to 1e-6.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from fedsurv.harness.federation import LocalFederation
 from fedsurv.harness.local_run import run_analysis, sites_from_files
+from fedsurv.harness.simulation import simulate_plain
 
 from tests.cox_federated.helpers import (
     cox_models,
@@ -25,6 +27,7 @@ from tests.cox_federated.helpers import (
     lifelines_fit,
     write_cohort_sites,
 )
+from tests.cox_federated.test_inprocess import assert_zph_equal
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +57,7 @@ def test_cox_fits_over_secagg_equal_lifelines(cox_federation: LocalFederation, t
     results = json.loads((out / "results.json").read_text())
     events = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
     assert results["sites"]["contributed"] == 3
+    plain = simulate_plain(spec, cox_federation.data_files)  # cox.zph equal to R: tests/cox
     report = {"seconds": round(seconds, 1)}
     for model in spec.cox:
         fit = results["cox"][model.name]
@@ -63,7 +67,8 @@ def test_cox_fits_over_secagg_equal_lifelines(cox_federation: LocalFederation, t
         assert max(dev.values()) < 1e-6, (model.name, dev)
         rounds = [e for e in events if e["event"] == "cox_round_done"
                   and e["model"] == model.name]
-        assert len(rounds) == fit["rounds"]
+        assert len(rounds) == fit["rounds"] + 2  # + zph_counts and zph (issue 14)
+        assert_zph_equal(results["cox_zph"][model.name], plain.cox_zph[model.name])
         report[model.name] = {"rounds": fit["rounds"], **dev,
                               "round_seconds": [e["seconds"] for e in rounds]}
     print(json.dumps(report, indent=1))
@@ -73,7 +78,6 @@ def test_fine_gray_over_secagg_equals_in_process(cox_federation: LocalFederation
                                                  tmp_path: Path):
     """Issue 14: a Fine-Gray model (relapse, NRM competing; 7-day grid, ties) over SecAgg+
     rounds of the real Flower path equals the in-process fit of the same site files."""
-    from fedsurv.harness.simulation import simulate_plain
     from fedsurv.protocol.spec import AnalysisSpec
 
     covariates = [c.model_dump() for c in cox_models()[0].covariates]

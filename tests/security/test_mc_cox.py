@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from fedsurv.coordinator.audit_provision import provision_audit
 from fedsurv.coordinator.audit_trail import CoordinatorAudit
-from fedsurv.coordinator.cox_rounds import CoxRoundRunner, CoxSiteLost, fit_cox_models
+from fedsurv.coordinator.flower.cox_secagg import CoxRoundRunner, CoxSiteLost, fit_cox_models
+from fedsurv.coordinator.flower.federation import run_request
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import SecureSumOptions, run_request
+from fedsurv.coordinator.request.options import SecureSumOptions
 from fedsurv.harness.inprocess import federation_grid
 from fedsurv.protocol.audit import verify_log
-from fedsurv.protocol.cox_spec import CoxModelSpec, CoxRoundRequest, NumericCovariate
-from fedsurv.protocol.cox_wire import is_cox_round
+from fedsurv.protocol.cox_model import CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_wire import CoxRoundRequest, is_cox_round
 from fedsurv.protocol.secure_encoding import ROUND_RECORD
 from fedsurv.protocol.spec import AnalysisSpec
 

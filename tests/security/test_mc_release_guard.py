@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from fedsurv.protocol.cox_spec import CoxModelSpec, NumericCovariate
+from fedsurv.protocol.cox_model import CoxModelSpec, NumericCovariate
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node.ledger import release_conflict
 from fedsurv.site_node.release_guard import components, cox_component

@@ -1,23 +1,27 @@
-"""Cox models over the real federation: each round is one SecAgg+ secure sum.
+"""Cox (and Fine-Gray) rounds over the real federation: each round is one SecAgg+ secure sum.
 
-After a request's tally sum (:func:`fedsurv.coordinator.secure_sum.run_request`), every Cox model of
-the spec is fitted by :func:`fedsurv.stats.cox.run_cox_model`, whose ``round_fn`` is
-one SecAgg+ round over **the same sites** that contributed the tally sum:
+After a request's tally sum (:func:`fedsurv.coordinator.flower.federation.run_request`), every Cox
+model of the spec is fitted by the Flower-free driver :mod:`fedsurv.coordinator.cox_driver`,
+whose round function (:class:`CoxRoundRunner`) is one SecAgg+ round over **the same sites**
+that contributed the tally sum:
 
 * the stage messages carry the request's round record (request id, spec hash, mask
   generator, encoding) plus the Cox fields of :mod:`fedsurv.protocol.cox_wire` (model, round index,
-  the :class:`~fedsurv.protocol.cox_spec.CoxRoundRequest` JSON, the layout fingerprint);
-* each site answers the vector of :func:`fedsurv.site_node.cox_sums.cox_round_sums`, carried by
+  the :class:`~fedsurv.protocol.cox_wire.CoxRoundRequest` JSON, the layout fingerprint);
+* each site answers the vector of :func:`fedsurv.site_node.cox_answer.cox_round_sums`, carried by
   ``SecureEncoding(layout.length, layout.wide_mask)`` (counts one limb, fixed point three);
-* the decoded sum must count every participant (its ``sites`` slot), or it is not used.
+* the decoded sum must count every participant (its ``sites`` slot), or it is not used;
+* after a converged fit, the proportional-hazards tests take two more rounds of the same
+  runner (``zph_counts``, ``zph``: :func:`fedsurv.coordinator.cox_driver.run_cox_zph`);
+* Fine-Gray models use the same runner, the model in its Cox-round form.
 
 Failures never yield a partial fit:
 
 * a site refusing at setup with ``cox_overflow`` (every other loss: none) makes the round
-  raise :class:`~fedsurv.protocol.cox_spec.CoxOverflow`, which the Newton-Raphson treats as a
-  too-long
-  step and halves; ``cox_data_invalid`` raises :class:`~fedsurv.protocol.cox_spec.CoxDataError`: the
-  model is reported ``aborted`` and the next model is tried;
+  raise :class:`~fedsurv.protocol.cox_wire.CoxOverflow`, which the Newton-Raphson treats as
+  a too-long step and halves; ``cox_data_invalid`` raises
+  :class:`~fedsurv.protocol.cox_model.CoxDataError`: the model is reported ``aborted`` and the
+  next model is tried;
 * any other loss (no reply, a refusal, a lost masked vector; a Cox sum is never unmasked over
   survivors) raises :class:`CoxSiteLost`: the model is ``aborted`` and the remaining models
   are not attempted (the federation changed), each reported ``aborted`` with the reason.
@@ -41,39 +45,35 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
+from fedsurv.coordinator import cox_driver
+from fedsurv.coordinator.cox_driver import CoxSiteLost
+from fedsurv.coordinator.flower.federation import secagg_round
 from fedsurv.coordinator.progress import Progress
-from fedsurv.coordinator.secure_sum import (
-    ContributorsLost,
-    RequestOutcome,
-    RoundInfo,
-    SecureSumOptions,
-    SetupAborted,
-    decode_secure_sum,
-    request_tag,
-    secagg_round,
-)
-from fedsurv.protocol.cox_spec import (
-    CoxDataError,
-    CoxModelSpec,
+from fedsurv.coordinator.request.driver import decode_secure_sum, request_tag
+from fedsurv.coordinator.request.errors import ContributorsLost, SetupAborted
+from fedsurv.coordinator.request.options import SecureSumOptions
+from fedsurv.coordinator.request.trace import RequestOutcome, RoundInfo
+from fedsurv.coordinator.results import CoxZphResult, ResultWarning
+from fedsurv.protocol.cox_model import CoxDataError, CoxModelSpec
+from fedsurv.protocol.cox_wire import (
     CoxOverflow,
     CoxRoundLayout,
     CoxRoundRequest,
+    cox_attempt,
+    cox_round_fields,
+    round_cap,
 )
-from fedsurv.protocol.cox_wire import cox_attempt, cox_round_fields, round_cap
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.secure_encoding import SecureEncoding
 from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.stats.cox_result import CoxResult
+from fedsurv.stats.fine_gray_result import FineGrayResult
 from flwr.serverapp import Grid
 
 if TYPE_CHECKING:
     from fedsurv.coordinator.audit_trail import CoordinatorAudit
 
 _CODE = re.compile(r"\[([a-z][a-z0-9_]{0,63})\]")
-
-
-class CoxSiteLost(FedsurvError):
-    """A participant was lost or refused during a Cox round: the fit stops, nothing is shown."""
 
 
 def reason_code(text: str) -> str:
@@ -168,55 +168,37 @@ class CoxRoundRunner:
             logging.getLogger("fedsurv.server").error("%s", audit_error)
 
 
-def aborted_result(model: CoxModelSpec, sites: int, rounds: int, reason: str) -> CoxResult:
-    """The result of a model that could not be fitted: no estimate, the reason as warning."""
-    return CoxResult(
-        name=model.name, endpoint=model.endpoint, ties=model.ties,
-        stratified_by_site=model.stratify_by_site, n=0, events=0, sites=sites,
-        terms=model.terms, status="aborted", converged=False, rounds=rounds,
-        warnings=[reason],
-    )
-
-
 def fit_cox_models(
     grid: Grid, outcome: RequestOutcome, options: SecureSumOptions | None = None,
     progress: Progress | None = None, audit: CoordinatorAudit | None = None,
+    zph: dict[str, CoxZphResult] | None = None,
 ) -> dict[str, CoxResult]:
-    """Fit every Cox model of ``outcome.spec`` over the tally sum's contributors.
+    """Every Cox model of ``outcome.spec`` over the tally sum's contributors
+    (:func:`fedsurv.coordinator.cox_driver.fit_cox_models`, one :class:`CoxRoundRunner` per model).
 
     With ``audit`` every Cox round is logged like the tally sum: ``round_completed`` (its
     layout fingerprint, the sites' receipts, the aggregate's hash) before the sum is used, or
     ``round_failed``; a log that cannot be written stops the fitting (model ``aborted``).
     """
-    from fedsurv.stats.cox import run_cox_model
-
-    spec = outcome.spec
     options = options or SecureSumOptions()
     progress = progress or Progress()
     nodes = dict(outcome.nodes)
-    results: dict[str, CoxResult] = {}
-    stopped: str | None = None
-    for model in spec.cox:
-        if stopped is not None:
-            results[model.name] = aborted_result(model, len(nodes), 0,
-                                                 f"not fitted: {stopped}")
-            progress.emit("cox_model_failed", model=model.name, reason="not attempted")
-            continue
-        kind = "site_stratified" if model.stratify_by_site else "pooled"
-        progress.emit("cox_model_started", model=model.name, kind=kind, sites=len(nodes))
-        runner = CoxRoundRunner(grid, spec, model, nodes, options, progress, audit)
-        started = time.monotonic()
-        try:
-            result = run_cox_model(model, spec.grid, runner, spec.ci.level)
-        except (CoxDataError, CoxOverflow) as exc:
-            result = aborted_result(model, len(nodes), runner.index, f"{exc}")
-        except FedsurvError as exc:  # a lost site, a corrupt sum: stop fitting altogether
-            stopped = f"{type(exc).__name__}: {exc}"
-            result = aborted_result(model, len(nodes), runner.index, stopped)
-        results[model.name] = result
-        if result.status == "aborted":
-            progress.emit("cox_model_failed", model=model.name, reason=result.warnings[0])
-        else:
-            progress.emit("cox_model_done", model=model.name, status=result.status,
-                          rounds=runner.index, seconds=round(time.monotonic() - started, 3))
-    return results
+    return cox_driver.fit_cox_models(
+        outcome.spec, len(nodes),
+        lambda model: CoxRoundRunner(grid, outcome.spec, model, nodes, options, progress, audit),
+        progress, zph)
+
+
+def fit_fine_gray_models(
+    grid: Grid, outcome: RequestOutcome, options: SecureSumOptions | None = None,
+    progress: Progress | None = None, audit: CoordinatorAudit | None = None,
+) -> tuple[dict[str, FineGrayResult], list[ResultWarning]]:
+    """Every Fine-Gray model of ``outcome.spec`` over the tally sum's contributors
+    (:func:`fedsurv.coordinator.cox_driver.fit_fine_gray_models`, the Cox runner per model)."""
+    options = options or SecureSumOptions()
+    progress = progress or Progress()
+    nodes = dict(outcome.nodes)
+    return cox_driver.fit_fine_gray_models(
+        outcome.spec, len(nodes), outcome.tallies,
+        lambda model: CoxRoundRunner(grid, outcome.spec, model, nodes, options, progress, audit),
+        progress)

@@ -39,6 +39,7 @@ from fedsurv.protocol.spec import AnalysisSpec
 from fedsurv.site_node import cox_answer
 from fedsurv.site_node.answer import Refusal, SiteSettings
 from fedsurv.site_node.flower.release import release_reply, site_audit
+from fedsurv.site_node.flower.secagg_setup import check_setup
 from fedsurv.site_node.flower.state import ACCEPTED_STATE, SESSION_STATE, RoundRefused, get_record
 from fedsurv.site_node.ledger import (
     AlreadyContributed,
@@ -79,8 +80,6 @@ def check_cox_stage(
     settings: SiteSettings, request_id: str,
 ) -> None:
     """The site's rules for one stage of a Cox round (see module docstring)."""
-    from fedsurv.site_node.flower.guard import check_setup
-
     spec, cox_round = _round(context, tag)
     ledger = settings.ledger
     model = cox_round.model.name
