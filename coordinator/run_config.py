@@ -12,7 +12,7 @@ Keys: ``spec`` (spec JSON/YAML text) or ``spec-path`` (a spec file; ``spec`` win
 publishing); the :class:`~fedsurv.coordinator.request.options.SecureSumOptions`
 (``query-timeout``, ``stage-timeout``, ``node-wait-timeout``, ``expected-sites``,
 ``share-fraction``, ``reconstruction-threshold``, ``max-retries``, ``approval-wait``);
-``roster`` (JSON ``{"<node id>": "<name>"}``, :mod:`fedsurv.coordinator.roster`);
+``roster`` (JSON ``{"<node id>": "<name>"}``, :mod:`fedsurv.coordinator.node_names`);
 ``audit-log``, ``audit-key`` and ``requester`` (:mod:`fedsurv.coordinator.audit_trail`).
 """
 
@@ -83,7 +83,7 @@ class RunConfig(BaseModel):
 
     def options(self) -> SecureSumOptions:
         """Timeouts, SecAgg+ settings and roster of the request."""
-        from fedsurv.coordinator.roster import parse_roster
+        from fedsurv.coordinator.node_names import parse_roster
 
         return SecureSumOptions(
             query_timeout=self.query_timeout, stage_timeout=self.stage_timeout,

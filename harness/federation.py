@@ -276,8 +276,8 @@ class LocalFederation:
         return run_app(self.supervisor, bundle, run_config, **kwargs)
 
     def roster(self) -> dict[int, str]:
-        """Node id -> enrolled site name (:mod:`fedsurv.coordinator.roster`): every node registered
-        by :meth:`start` (or added to ``node_ids``), under its site id."""
+        """Node id -> enrolled site name (:mod:`fedsurv.coordinator.node_names`): every node
+        registered by :meth:`start` (or added to ``node_ids``), under its site id."""
         return {node_id: name for name, node_id in self.node_ids.items() if node_id > 0}
 
     def submission_wake(self) -> Path | None:

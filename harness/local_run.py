@@ -66,7 +66,7 @@ def run_analysis(
     ``on_event`` receives every new line of ``<out_dir>/progress.jsonl`` as it appears, then
     the local ``report_written`` / ``report_failed`` event (see :func:`submit_analysis`).
     """
-    from fedsurv.coordinator.roster import ROSTER_KEY, roster_json
+    from fedsurv.coordinator.node_names import ROSTER_KEY, roster_json
 
     options = {ROSTER_KEY: roster_json(federation.roster()), **(options or {})}
     return submit_analysis(federation.supervisor, federation.workdir, spec, out_dir,

@@ -37,6 +37,6 @@ class SecureSumOptions:
     max_retries: int = 1
     approval_wait: float = 0.0
     roster: Mapping[int, str] | None = None
-    """Node id -> enrolled site name [``roster``, :mod:`fedsurv.coordinator.roster`]; ``None``:
+    """Node id -> enrolled site name [``roster``, :mod:`fedsurv.coordinator.node_names`]; ``None``:
     names
     as the sites report them (in-process harnesses only)."""

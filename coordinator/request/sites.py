@@ -44,7 +44,7 @@ def enrolled_only(nodes: list[int], roster: Mapping[int, str] | None,
     SuperLink but not on the allow-list) is never queried nor summed, and is reported."""
     if roster is None:
         return nodes
-    from fedsurv.coordinator.roster import NOT_ENROLLED
+    from fedsurv.coordinator.node_names import NOT_ENROLLED
 
     for nid in nodes:
         if nid not in roster:
@@ -68,7 +68,7 @@ def as_enrolled(nid: int, answer: Answer, roster: Mapping[int, str] | None) -> A
     its name."""
     if roster is None:
         return answer
-    from fedsurv.coordinator.roster import NAME_MISMATCH
+    from fedsurv.coordinator.node_names import NAME_MISMATCH
 
     enrolled = roster[nid]
     if answer.accept and answer.site != enrolled:

@@ -112,7 +112,7 @@ class RunProgress:
                                               f"{code}: {message.removeprefix(code + ': ')}")
             case ev.SiteNoAnswer(site=site):
                 self.sites[site] = SiteStatus("no answer", "no reply to the query")
-            case ev.SiteExcluded(site=site):  # a node not on the allow-list (coordinator.roster)
+            case ev.SiteExcluded(site=site):  # a node not on the allow-list
                 self.sites[site] = SiteStatus("excluded", event.message)
             case ev.SecaggStarted():
                 self.secagg_started = True
@@ -301,7 +301,7 @@ def submit(config: CoordinatorConfig, workdir: Path, spec: AnalysisSpec, out_dir
     from fedsurv.coordinator.deployment.processes import Supervisor, flower_env
     from fedsurv.coordinator.deployment.runner import RunFailed
     from fedsurv.coordinator.deployment.submit import submit_analysis
-    from fedsurv.coordinator.roster import ROSTER_KEY, roster_from_registrations, roster_json
+    from fedsurv.coordinator.node_names import ROSTER_KEY, roster_from_registrations, roster_json
 
     # sites are named by the enrolled names of their node keys, never by what they report
     roster = roster_from_registrations(config.registrations)

@@ -2,9 +2,9 @@
 checks that name against its own configuration before anything else is decided.
 
 The coordinator's query carries ``site-name``: the name this node's key is enrolled under on
-the coordinator's allow-list (:mod:`fedsurv.coordinator.roster`). A site configured under another
-``site_id`` refuses with ``site_name_mismatch`` (the ClientApp logs the refusal in the site's
-audit log like any other): results, progress and audit logs must never carry a site under
+the coordinator's allow-list (:mod:`fedsurv.coordinator.node_names`). A site configured under
+another ``site_id`` refuses with ``site_name_mismatch`` (the ClientApp logs the refusal in the
+site's audit log like any other): results, progress and audit logs must never carry a site under
 two names, and a node that is not what its site IT configured does not release anything.
 A query without ``site-name`` (a coordinator without a roster) is not checked here; the
 coordinator then names sites as they report themselves.

@@ -1,4 +1,5 @@
-"""Site identity on the in-process grid: the roster names sites (:mod:`fedsurv.coordinator.roster`).
+"""Site identity on the in-process grid: enrolled names name the sites
+(:mod:`fedsurv.coordinator.node_names`).
 
 The process-level attack tests are in ``tests/security/test_site_identity.py``.
 """
@@ -10,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from fedsurv.coordinator.flower.server_app import app as server_app
-from fedsurv.coordinator.request.sites import Answer, as_enrolled
-from fedsurv.coordinator.roster import (
+from fedsurv.coordinator.node_names import (
     RosterError,
     parse_roster,
     roster_from_registrations,
     roster_json,
 )
+from fedsurv.coordinator.request.sites import Answer, as_enrolled
 from fedsurv.harness.inprocess import federation_grid
 from fedsurv.protocol.spec import AnalysisSpec
 from flwr.app import Context, RecordDict

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from fedsurv.coordinator.deployment.runner import RunFailed
 from fedsurv.coordinator.deployment.submit import ProgressTail
-from fedsurv.coordinator.roster import ROSTER_KEY, roster_json
+from fedsurv.coordinator.node_names import ROSTER_KEY, roster_json
 from fedsurv.harness.audit_setup import audited_sites
 from fedsurv.harness.federation import LocalFederation
 from fedsurv.harness.local_run import run_analysis, sites_from_files

@@ -1,4 +1,6 @@
-"""The roster: which Flower node is which enrolled site (docs/design.md §6, issue 10).
+"""Node names: which Flower node is which enrolled site (docs/design.md §6, issue 10). Carried
+as the run-config key ``roster``; not the study roster of signed site keys
+(:mod:`fedsurv.protocol.roster`).
 
 A site's name everywhere (results, progress, audit, report) is the name its node key was
 enrolled under on the coordinator's allow-list (``fedsurv keys enrol``), never a name the
