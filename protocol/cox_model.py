@@ -19,7 +19,7 @@ WIDE_WORDS = 3
 ZPH_TRANSFORMS: tuple[str, ...] = ("km", "identity", "rank")
 """Time transforms of the proportional-hazards tests every converged model gets (R ``cox.zph``)."""
 CoxEndpoint = Literal["os", "efs", "os_remission", "efs_remission", "cir", "nrm"]
-"""Survival endpoints (DESIGN section 4), or a cause-specific hazard among remitters: ``cir``
+"""Survival endpoints (docs/design.md §4), or a cause-specific hazard among remitters: ``cir``
 (relapse; death without relapse censors) and ``nrm`` (death without relapse; relapse censors),
 as in Prentice et al. (1978). These are cause-specific, not Fine-Gray subdistribution, models."""
 
