@@ -69,6 +69,8 @@ DEFAULT_SERVER_PRELOAD: tuple[str, ...] = (
 )
 """fedsurv's ServerApp and what it imports lazily (analysis, publication, Cox). Not the report:
 the launcher's runs set ``report = false`` and render on the caller's side."""
+HEARTBEAT_INTERVAL = 10.0
+"""The co-hosted SuperNodes' heartbeat (flwr's shortest; production keeps flwr's 30 s)."""
 SUPERNODE_REFUSED = ("Failed to activate SuperNode", "PERMISSION_DENIED", "Unauthenticated")
 
 
@@ -152,6 +154,8 @@ class LocalFederation:
             wake = self.workdir / "wake"
             wake.mkdir(exist_ok=True)
             overrides[fastpoll.WAKE_ENV] = str(wake)
+        if self.fast_poll:  # a killed site is seen in at most 20 s (fastpoll.HEARTBEAT_ENV)
+            overrides[fastpoll.HEARTBEAT_ENV] = str(HEARTBEAT_INTERVAL)
         if self.use_zygote or self.fast_poll:
             extra.append(bin_dir)
         return flower_env(extra, **overrides)

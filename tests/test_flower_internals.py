@@ -133,3 +133,22 @@ def test_task_identity_keeps_its_settable_class_properties() -> None:
     for name in ("run_id", "node_id", "task_id"):
         prop = getattr(meta, name, None)
         assert isinstance(prop, property) and prop.fset is not None, name
+
+
+@pytest.mark.parametrize("module_name", fastpoll.HEARTBEAT_MODULES)
+def test_heartbeat_interval_is_read_from_the_module_fastpoll_sets(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert isinstance(module.HEARTBEAT_DEFAULT_INTERVAL, int | float)
+    assert "HEARTBEAT_DEFAULT_INTERVAL" in inspect.getsource(module).split("import", 1)[1]
+
+
+def test_heartbeat_interval_is_set_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    modules = [importlib.import_module(name) for name in fastpoll.HEARTBEAT_MODULES]
+    for module in modules:
+        monkeypatch.setattr(module, "HEARTBEAT_DEFAULT_INTERVAL", 30)
+    monkeypatch.delenv(fastpoll.HEARTBEAT_ENV, raising=False)
+    fastpoll._set_heartbeat_interval()
+    assert [m.HEARTBEAT_DEFAULT_INTERVAL for m in modules] == [30, 30]
+    monkeypatch.setenv(fastpoll.HEARTBEAT_ENV, "2")  # below flwr's minimum: clamped to 10
+    fastpoll._set_heartbeat_interval()
+    assert [m.HEARTBEAT_DEFAULT_INTERVAL for m in modules] == [10.0, 10.0]

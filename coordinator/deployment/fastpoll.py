@@ -59,6 +59,14 @@ from typing import Any
 
 POLL_ENV = "FEDSURV_POLL_INTERVAL"
 WAKE_ENV = "FEDSURV_WAKE_DIR"
+HEARTBEAT_ENV = "FEDSURV_HEARTBEAT_INTERVAL"
+"""SuperNode heartbeat interval in seconds (flwr's default 30, the SuperLink accepts 10 to
+1800). The SuperLink declares a node offline ``HEARTBEAT_PATIENCE`` (2) intervals after its
+last heartbeat, and only then fails the messages sent to it: a killed site is seen after up
+to a minute with the default, 20 s at 10. Unset: flwr's default."""
+HEARTBEAT_MODULES = ("flwr.supernode.fleet_http_connection", "flwr.supercore.heartbeat")
+"""The modules that read ``HEARTBEAT_DEFAULT_INTERVAL`` (the interval announced to the
+SuperLink, and the sender's period)."""
 WAKE_CHECK = 0.02
 DEFAULT_POLL_INTERVAL = 0.2
 IDLE_INTERVAL = 1.0
@@ -206,6 +214,8 @@ def patch(component: str, argv: list[str] | None = None) -> CappedTime:
         address = _option(argv or [], "--runtime-api-address") or ""
         proxy = WakeTime(wake / f"task-{address.rsplit(':', 1)[-1]}")
     module.time = proxy  # type: ignore[attr-defined]
+    if component == "flower-supernode":
+        _set_heartbeat_interval()
     if component in ("flwr-serverapp", "flower-supernode"):
         _shorten_object_retries(module)
     if component == "flwr-serverapp":
@@ -219,6 +229,18 @@ def patch(component: str, argv: list[str] | None = None) -> CappedTime:
 
         module._handle_launch_result = handle_launch_result
     return proxy
+
+
+def _set_heartbeat_interval() -> None:
+    """``HEARTBEAT_ENV`` (clamped to flwr's accepted 10..1800 s) in :data:`HEARTBEAT_MODULES`."""
+    import importlib
+
+    raw = os.environ.get(HEARTBEAT_ENV, "")
+    if not raw:
+        return
+    interval = min(max(float(raw), 10.0), 1800.0)
+    for name in HEARTBEAT_MODULES:
+        importlib.import_module(name).HEARTBEAT_DEFAULT_INTERVAL = interval
 
 
 def _shorten_object_retries(module: ModuleType) -> None:
