@@ -156,52 +156,60 @@ def _run(console: Any, work: Path, files: list[Path], spec: AnalysisSpec, out: P
 
 
 class _ProgressView:
-    """Turns progress events into a status line and a few printed milestones."""
+    """Turns progress events into a status line and a few printed milestones (typed events,
+    :mod:`fedsurv.coordinator.progress_events`: an unknown event name or field raises)."""
 
     def __init__(self, console: Any, status: Any, sites: int) -> None:
         self.console, self.status, self.sites = console, status, sites
         self.answers = 0
 
-    def show(self, event: dict[str, Any]) -> None:
-        name = event.get("event", "")
-        at = f"[dim]{event.get('elapsed', 0):6.1f} s[/dim]"
-        if name == "query_sent":
-            self.status.update(f"query sent to {event.get('sites')} sites, waiting for answers")
-        elif name in ("site_accepted", "site_refused", "site_no_answer"):
-            self.answers += 1
-            verdict = {"site_accepted": "[green]accepted[/green]",
-                       "site_refused": "[red]refused[/red]",
-                       "site_no_answer": "[yellow]no answer[/yellow]"}[name]
-            reason = f" ({event.get('reason_code')}: {event.get('message')})" \
-                if name == "site_refused" else ""
-            self.console.print(f"{at} site {event.get('site')} {verdict}{reason}")
-            self.status.update(f"answers {self.answers}/{self.sites}")
-        elif name == "secagg_started":
-            self.console.print(f"{at} SecAgg+ with {event.get('participants')} sites")
-            self.status.update("SecAgg+ 1/4 setup")
-        elif name == "stage_done":
-            stage = str(event.get("stage"))
-            self.console.print(f"{at} SecAgg+ {STAGE_LABELS.get(stage, stage)}: "
-                               f"{event.get('replied')}/{event.get('sent')} replied "
-                               f"({float(event.get('seconds', 0)):.1f} s)")
-            self.status.update(f"SecAgg+ after {STAGE_LABELS.get(stage, stage)}")
-        elif name in ("site_dropped", "attempt_aborted", "request_failed"):
-            self.console.print(f"{at} [yellow]{name.replace('_', ' ')}[/yellow]: "
-                               f"{event.get('site', '')} {event.get('reason', '')}")
-        elif name == "request_done":
-            self.console.print(f"{at} secure sum over {event.get('contributed')} sites done")
-            self.status.update("pooled estimates...")
-        elif name == "results_published":
-            self.console.print(f"{at} results published")
-            self.status.update("finishing the run...")
-        elif name == "report_written":
-            self.console.print(f"report rendered ({float(event.get('seconds', 0)):.1f} s)")
-        elif name == "report_failed":
-            from rich.markup import escape
+    def show(self, record: dict[str, Any]) -> None:
+        from rich.markup import escape
 
-            self.console.print(f"[yellow]the report could not be rendered[/yellow] "
-                               f"({escape(str(event.get('reason')))}); retry with `fedsurv "
-                               f"report {escape(str(event.get('out_dir')))}`", highlight=False)
+        from fedsurv.coordinator import progress_events as ev
+
+        event = ev.parse_event(record)
+        at = f"[dim]{event.elapsed or 0:6.1f} s[/dim]"
+        match event:
+            case ev.QuerySent(sites=sites):
+                self.status.update(f"query sent to {sites} sites, waiting for answers")
+            case ev.SiteAccepted(site=site):
+                self._answer(at, site, "[green]accepted[/green]")
+            case ev.SiteRefused(site=site, reason_code=code, message=message):
+                self._answer(at, site, f"[red]refused[/red] ({escape(code)}: {escape(message)})")
+            case ev.SiteNoAnswer(site=site):
+                self._answer(at, site, "[yellow]no answer[/yellow]")
+            case ev.SecaggStarted(participants=participants):
+                self.console.print(f"{at} SecAgg+ with {participants} sites")
+                self.status.update("SecAgg+ 1/4 setup")
+            case ev.StageDone(stage=stage):
+                label = STAGE_LABELS.get(stage, stage)
+                self.console.print(f"{at} SecAgg+ {label}: {event.replied}/{event.sent} replied "
+                                   f"({event.seconds:.1f} s)")
+                self.status.update(f"SecAgg+ after {label}")
+            case ev.SiteDropped() | ev.AttemptAborted() | ev.RequestFailed():
+                site = event.site if isinstance(event, ev.SiteDropped) else ""
+                self.console.print(f"{at} [yellow]{event.event.replace('_', ' ')}[/yellow]: "
+                                   f"{escape(site)} {escape(event.reason)}")
+            case ev.RequestDone(contributed=contributed):
+                self.console.print(f"{at} secure sum over {contributed} sites done")
+                self.status.update("pooled estimates...")
+            case ev.ResultsPublished():
+                self.console.print(f"{at} results published")
+                self.status.update("finishing the run...")
+            case ev.ReportWritten(seconds=seconds):
+                self.console.print(f"report rendered ({seconds:.1f} s)")
+            case ev.ReportFailed(reason=reason, out_dir=out_dir):
+                self.console.print(f"[yellow]the report could not be rendered[/yellow] "
+                                   f"({escape(reason)}); retry with `fedsurv report "
+                                   f"{escape(str(out_dir))}`", highlight=False)
+
+    def _answer(self, at: str, site: str, verdict: str) -> None:
+        from rich.markup import escape
+
+        self.answers += 1
+        self.console.print(f"{at} site {escape(site)} {verdict}")
+        self.status.update(f"answers {self.answers}/{self.sites}")
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
