@@ -53,12 +53,12 @@ from fedsurv.protocol.secure_encoding import SecureEncoding, ValueOutOfRange
 from fedsurv.protocol.spec import AnalysisSpec, TimeGrid
 from fedsurv.site_node.answer import Refusal, SiteSettings
 from fedsurv.site_node.cox_sums import (
-    _standardised,
     cox_moment_sums,
     cox_stratum_terms,
     model_cohort,
     risk_set_sums,
     robust_group_sums,
+    standardised,
 )
 from fedsurv.site_node.endpoints import Endpoints
 from fedsurv.site_node.fine_gray_sums import fine_gray_parts
@@ -154,7 +154,7 @@ def cox_round_sums(
             "information": pack_tri(terms.information), "meat": pack_tri(meat),
         })
     x, bins, event = model_cohort(endpoints, model, grid)
-    z, w = _standardised(x, request)
+    z, w = standardised(x, request)
     if request.kind == "pooled_robust":
         return layout.encode(robust_group_sums(z, w, bins, event, np.asarray(request.risk_bins)))
     at_risk, tied = risk_set_sums(z, w, bins, event, np.asarray(request.risk_bins),

@@ -139,13 +139,13 @@ def model_cohort(
     return x, bins, event.astype(bool)
 
 
-def _weighted_blocks(z: np.ndarray, w: np.ndarray) -> np.ndarray:
+def weighted_blocks(z: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Per-patient ``(w, w z, w triu(z z'))``, shape ``(n, q)``."""
     rows, cols = np.triu_indices(z.shape[1])
     return np.hstack([w[:, None], w[:, None] * z, w[:, None] * z[:, rows] * z[:, cols]])
 
 
-def _group_sums(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+def group_sums(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
     """``(n_groups, q)`` column sums of ``values`` per group index (one bincount per column)."""
     out = np.empty((n_groups, values.shape[1]))
     for j in range(values.shape[1]):
@@ -169,15 +169,15 @@ def risk_set_sums(
     """
     risk_bins = np.asarray(risk_bins, dtype=np.int64)
     tie_bins = np.asarray(tie_bins, dtype=np.int64)
-    values = _weighted_blocks(z, w)
+    values = weighted_blocks(z, w)
     slot = np.searchsorted(risk_bins, bins, side="right") - 1
     keep = slot >= 0
-    leaving = _group_sums(slot[keep], values[keep], risk_bins.size)
+    leaving = group_sums(slot[keep], values[keep], risk_bins.size)
     at_risk = np.cumsum(leaving[::-1], axis=0)[::-1]
     tie_slot = np.searchsorted(tie_bins, bins)
     in_tie = event & (tie_slot < tie_bins.size)
     in_tie[in_tie] = tie_bins[tie_slot[in_tie]] == bins[in_tie]
-    tied = _group_sums(tie_slot[in_tie], values[in_tie], tie_bins.size)
+    tied = group_sums(tie_slot[in_tie], values[in_tie], tie_bins.size)
     return at_risk, tied
 
 
@@ -197,19 +197,19 @@ def robust_group_sums(
     own = position < k
     own[own] = risk_bins[position[own]] == bins[own]
     events, censored, between = own & event, own & ~event, ~own
-    w2 = _weighted_blocks(z, w * w)
+    w2 = weighted_blocks(z, w * w)
     return {
         "sites": 1,
-        "event0": _group_sums(position[events], _weighted_blocks(z[events],
+        "event0": group_sums(position[events], weighted_blocks(z[events],
                                                                  np.ones(int(events.sum()))), k),
-        "event1": _group_sums(position[events], _weighted_blocks(z[events], w[events]), k),
-        "event2": _group_sums(position[events], w2[events], k),
-        "censored2": _group_sums(position[censored], w2[censored], k),
-        "between2": _group_sums(position[between], w2[between], k + 1),
+        "event1": group_sums(position[events], weighted_blocks(z[events], w[events]), k),
+        "event2": group_sums(position[events], w2[events], k),
+        "censored2": group_sums(position[censored], w2[censored], k),
+        "between2": group_sums(position[between], w2[between], k + 1),
     }
 
 
-def _standardised(
+def standardised(
     x: np.ndarray, request: CoxRoundRequest
 ) -> tuple[np.ndarray, np.ndarray]:
     """``z = (x - c) / s`` and ``w = exp(z'b - shift)`` for one round request."""
@@ -246,7 +246,7 @@ def cox_stratum_terms(
     x, bins, event = model_cohort(endpoints, model, grid)
     if not np.any(event):
         return CoxTerms(0.0, np.zeros(p), np.zeros((p, p)))
-    z, w = _standardised(x, request)
+    z, w = standardised(x, request)
     rows, d = np.unique(bins[event], return_counts=True)
     at_risk, tied = risk_set_sums(z, w, bins, event, rows, rows)
     terms = partial_likelihood_terms(

@@ -12,7 +12,7 @@ import numpy as np
 from fedsurv.protocol.cox_model import CoxDataError, CoxModelSpec
 from fedsurv.protocol.cox_wire import CoxRoundRequest
 from fedsurv.protocol.spec import FineGrayModelSpec, TimeGrid
-from fedsurv.site_node.cox_sums import _group_sums, _weighted_blocks, design_matrix, risk_set_sums
+from fedsurv.site_node.cox_sums import design_matrix, group_sums, risk_set_sums, weighted_blocks
 from fedsurv.site_node.endpoints import NRM, RELAPSE, Endpoints
 from fedsurv.site_node.tally import bin_times
 
@@ -43,11 +43,11 @@ def fine_gray_round_sums(
     event = kind == 1
     risk, _ = risk_set_sums(z, w, bins, event, event_bins, event_bins[:0])
     competing = kind == 2
-    values = _weighted_blocks(z[competing], w[competing] / g_before[bins[competing]])
+    values = weighted_blocks(z[competing], w[competing] / g_before[bins[competing]])
     # a type-2 patient of bin b weighs in at every event bin k > b
     slot = np.searchsorted(event_bins, bins[competing], side="right")
     keep = slot < event_bins.size
-    entering = _group_sums(slot[keep], values[keep], event_bins.size)
+    entering = group_sums(slot[keep], values[keep], event_bins.size)
     return {"risk": risk, "competing": np.cumsum(entering, axis=0),
             "event_z": z[event].sum(axis=0)}
 
@@ -59,12 +59,12 @@ def fine_gray_group_sums(
     """``(3, n_bins, 3, q)``: per type and bin the ``(1, z, zz')`` blocks weighted by 1, w, w^2."""
     z = x - center
     w = np.exp(z @ beta)
-    q = _weighted_blocks(z[:0], w[:0]).shape[1]
+    q = weighted_blocks(z[:0], w[:0]).shape[1]
     out = np.zeros((3, n_bins, 3, q))
     for t in range(3):
         rows = kind == t
         for power in range(3):
-            out[t, :, power] = _group_sums(bins[rows], _weighted_blocks(z[rows], w[rows]**power),
+            out[t, :, power] = group_sums(bins[rows], weighted_blocks(z[rows], w[rows]**power),
                                            n_bins)
     return out
 

@@ -25,7 +25,7 @@ from fedsurv.protocol.cox_wire import CoxRoundRequest, TransformCounts, pack_tri
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.spec import TimeGrid
 from fedsurv.protocol.tally import EventTally
-from fedsurv.site_node.cox_sums import _standardised, model_cohort, risk_set_sums
+from fedsurv.site_node.cox_sums import model_cohort, risk_set_sums, standardised
 from fedsurv.site_node.endpoints import Endpoints
 from fedsurv.site_node.tally import event_tally
 from fedsurv.stats.cox_zph import ZphSums, bin_terms, event_bin_transforms, grid_times, zph_sums
@@ -49,7 +49,7 @@ def event_time_sums(
 ) -> dict[str, np.ndarray]:
     """``sum_events g(bin_i) z_i`` per transform (pooled model)."""
     x, bins, event = model_cohort(endpoints, model, grid)
-    z, _ = _standardised(x, request)
+    z, _ = standardised(x, request)
     return {name: (values[bins[event]][:, None] * z[event]).sum(axis=0)
             for name, values in g.items()}
 
@@ -64,7 +64,7 @@ def stratum_zph_sums(
     if not np.any(event):
         zero = ZphSums(np.zeros(p), np.zeros((p, p)), np.zeros((p, p)), np.zeros((p, p)))
         return dict.fromkeys(g, zero)
-    z, w = _standardised(x, request)
+    z, w = standardised(x, request)
     rows, d = np.unique(bins[event], return_counts=True)
     at_risk, tied = risk_set_sums(z, w, bins, event, rows, rows)
     mean_sum, info = bin_terms(at_risk, tied, d, model.ties, p)
@@ -136,7 +136,7 @@ def zph_parts(
                 "c": [pack_tri(sums[t].c) for t in ZPH_TRANSFORMS],
                 "information": pack_tri(sums[ZPH_TRANSFORMS[0]].information)}
     x, bins, event = model_cohort(endpoints, model, grid)
-    z, w = _standardised(x, request)
+    z, w = standardised(x, request)
     at_risk, tied = risk_set_sums(z, w, bins, event, risk_bins,
                                   np.asarray(request.tie_bins, dtype=np.int64))
     gz = event_time_sums(endpoints, model, grid, request, g)

@@ -77,7 +77,7 @@ class CoxTerms:
         return inverse @ self.score_error
 
 
-def _expand_ties(d: np.ndarray, ties: str) -> tuple[np.ndarray, np.ndarray]:
+def expand_ties(d: np.ndarray, ties: str) -> tuple[np.ndarray, np.ndarray]:
     """Bin index and Efron fraction ``l / d_k`` of every (bin, l) pair, vectorised."""
     d = np.asarray(d, dtype=np.int64)
     index = np.repeat(np.arange(d.size), d)
@@ -95,7 +95,7 @@ def _residual_coefficients(
     weights ``1 - f_kl`` (a subject among the bin's events), the cumulative sums of
     ``(a, b)`` over the bins before each bin (``K + 1`` rows), and ``c_k = mean_l zbar_kl``."""
     k = np.asarray(d).size
-    index, frac = _expand_ties(d, ties)
+    index, frac = expand_ties(d, ties)
     blocks = risk[index] - frac[:, None] * tied[index]
     s0 = blocks[:, 0]
     mean = blocks[:, 1:1 + p] / s0[:, None]
@@ -221,7 +221,7 @@ def partial_likelihood_terms(
     p = beta.size
     risk = np.asarray(risk, dtype=np.float64).reshape(-1, block_size(p))
     tied = np.asarray(tied, dtype=np.float64).reshape(-1, block_size(p))
-    index, frac = _expand_ties(d, ties)
+    index, frac = expand_ties(d, ties)
     blocks = risk[index] - frac[:, None] * tied[index]
     s0 = blocks[:, 0]
     if np.any(s0 <= 0):

@@ -51,7 +51,7 @@ from fedsurv.protocol.cox_wire import (
     unpack_tri,
 )
 from fedsurv.protocol.spec import TimeGrid
-from fedsurv.stats.cox import _expand_ties
+from fedsurv.stats.cox import expand_ties
 from scipy.stats import chi2
 
 TRANSFORMS: tuple[str, ...] = ZPH_TRANSFORMS
@@ -121,7 +121,7 @@ def bin_terms(
     at-risk blocks ``risk`` and tied-event blocks ``tied`` ((K, q), as in a ``pooled`` round)."""
     risk = np.asarray(risk, dtype=np.float64).reshape(-1, block_size(p))
     tied = np.asarray(tied, dtype=np.float64).reshape(-1, block_size(p))
-    index, frac = _expand_ties(d, ties)
+    index, frac = expand_ties(d, ties)
     blocks = risk[index] - frac[:, None] * tied[index]
     s0 = blocks[:, 0]
     mean = blocks[:, 1:1 + p] / s0[:, None]
