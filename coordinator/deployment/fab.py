@@ -13,13 +13,14 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from fedsurv.coordinator.run_config import RunConfig, RunConfigValue
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.version import SOFTWARE_VERSION
 
 SERVER_APP = "fedsurv.coordinator.flower.server_app:app"
 CLIENT_APP = "fedsurv.site_node.flower.client_app:app"
-RunConfigValue = str | int | float | bool
-RUN_CONFIG_DEFAULTS: dict[str, RunConfigValue] = {"spec": "", "spec-path": "", "out-dir": ""}
+RUN_CONFIG_DEFAULTS: dict[str, RunConfigValue] = RunConfig(spec="", spec_path="",
+                                                            out_dir="").flower()
 
 
 class BundleError(FedsurvError):

@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedsurv.coordinator.deployment.fab import RunConfigValue, toml_value
+from fedsurv.coordinator.deployment.fab import toml_value
 from fedsurv.coordinator.deployment.fastpoll import touch
 from fedsurv.coordinator.deployment.processes import Supervisor, venv_bin
+from fedsurv.coordinator.run_config import RunConfigValue
 
 CONNECTION = "fedsurv-local"
 EXISTING_OK = "--existing-ok"

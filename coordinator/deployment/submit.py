@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedsurv.coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, RunConfigValue, write_bundle
+from fedsurv.coordinator.deployment.fab import RUN_CONFIG_DEFAULTS, write_bundle
 from fedsurv.coordinator.deployment.processes import Supervisor
 from fedsurv.coordinator.deployment.runner import RunOutcome, run_app
+from fedsurv.coordinator.run_config import RunConfigValue
 from fedsurv.protocol.spec import AnalysisSpec
 
 PROGRESS_FILE = "progress.jsonl"
