@@ -34,7 +34,7 @@ def test_protocol_imports_no_flower() -> None:
 def test_request_core_imports_neither_flower_nor_its_adapter() -> None:
     core = sorted((ROOT / "coordinator" / "request").rglob("*.py"))
     core += [ROOT / "coordinator" / name for name in
-             ("progress.py", "progress_events.py", "run_config.py", "roster.py",
+             ("progress.py", "progress_events.py", "run_config.py", "node_names.py",
               "audit_trail.py", "results.py", "analysis.py")]
     assert _offenders(core, ("flwr", "fedsurv.coordinator.flower")) == {}
 
