@@ -53,7 +53,7 @@ from fedsurv.stats.cox import (
     stratum_terms_from_sums,
     summarize_fit,
 )
-from fedsurv.stats.cox_result import CoxResult
+from fedsurv.stats.cox_result import CoxResult, FineGrayCoefficient, FineGrayResult
 from fedsurv.stats.cox_zph import (
     TRANSFORMS,
     ZphSums,
@@ -71,7 +71,6 @@ from fedsurv.stats.fine_gray import (
     fit_fine_gray,
     sandwich_meat,
 )
-from fedsurv.stats.fine_gray_result import FineGrayCoefficient, FineGrayResult
 from scipy.stats import norm
 
 RoundSums = MomentSums | PooledSums | StratumSums | RobustSums

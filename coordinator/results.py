@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from fedsurv.stats.cox_result import CoxResult
+from fedsurv.stats.cox_result import CoxResult, FineGrayResult
 from fedsurv.stats.cox_zph import ZphTest
-from fedsurv.stats.fine_gray_result import FineGrayResult
 from pydantic import BaseModel, ConfigDict, Field
 
 Engine = Literal["secagg+", "plain"]

@@ -1,4 +1,5 @@
-"""Result model of one federated Cox fit: ``results.json`` holds ``"cox": {NAME: CoxResult}``."""
+"""Result models of the federated regressions: ``results.json`` holds
+``"cox": {NAME: CoxResult}`` and ``"fine_gray": {NAME: FineGrayResult}``."""
 
 from __future__ import annotations
 
@@ -95,3 +96,32 @@ class CoxResult(_Model):
     def table_rows(self) -> list[dict[str, float | str]]:
         """One row per term (term, coef, se, HR, CI, p): for the report and CSV tables."""
         return [{"term": term, **c.model_dump()} for term, c in self.coefficients.items()]
+
+
+class FineGrayCoefficient(_Model):
+    """One design column: log subdistribution hazard ratio, crr's sandwich SE, Wald CI, p."""
+
+    coef: float
+    se: float
+    shr: float
+    shr_lower: float
+    shr_upper: float
+    p_value: float
+
+
+class FineGrayResult(_Model):
+    """A Fine-Gray model (R ``cmprsk::crr``): ``events`` of the cause of interest, ``competing``
+    events of the other cause, among ``n`` remitters."""
+
+    name: str
+    endpoint: str
+    n: int
+    events: int
+    competing: int
+    sites: int
+    terms: list[str]
+    converged: bool
+    rounds: int
+    coefficients: dict[str, FineGrayCoefficient] = Field(default_factory=dict)
+    covariance: list[list[float]] = Field(default_factory=list, description="sandwich")
+    level: float = 0.95

@@ -232,13 +232,16 @@ def patch(component: str, argv: list[str] | None = None) -> CappedTime:
 
 
 def _set_heartbeat_interval() -> None:
-    """``HEARTBEAT_ENV`` (clamped to flwr's accepted 10..1800 s) in :data:`HEARTBEAT_MODULES`."""
+    """``HEARTBEAT_ENV`` (clamped to the interval the SuperLink accepts) in
+    :data:`HEARTBEAT_MODULES`."""
     import importlib
+
+    from flwr.common.constant import HEARTBEAT_MAX_INTERVAL, HEARTBEAT_MIN_INTERVAL
 
     raw = os.environ.get(HEARTBEAT_ENV, "")
     if not raw:
         return
-    interval = min(max(float(raw), 10.0), 1800.0)
+    interval = min(max(float(raw), HEARTBEAT_MIN_INTERVAL), HEARTBEAT_MAX_INTERVAL)
     for name in HEARTBEAT_MODULES:
         importlib.import_module(name).HEARTBEAT_DEFAULT_INTERVAL = interval
 

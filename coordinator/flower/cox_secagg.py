@@ -66,8 +66,7 @@ from fedsurv.protocol.cox_wire import (
 from fedsurv.protocol.errors import FedsurvError
 from fedsurv.protocol.secure_encoding import SecureEncoding
 from fedsurv.protocol.spec import AnalysisSpec
-from fedsurv.stats.cox_result import CoxResult
-from fedsurv.stats.fine_gray_result import FineGrayResult
+from fedsurv.stats.cox_result import CoxResult, FineGrayResult
 from flwr.serverapp import Grid
 
 if TYPE_CHECKING:
